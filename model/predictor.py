@@ -1,0 +1,83 @@
+"""The one object that serves predictions: load once, compile once, classify batches of bytes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from model.answers import Answer, imagenet_breed_probs, imagenet_breeds, make_answer
+from model.efficientnet import from_pretrained
+from model.preprocess import ImageError, load_image
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VARIANT = "lite0"
+BATCH_SIZES = (1, 8, 32)  # compiled shapes; a batch is padded up to the next one
+
+
+class Predictor:
+    """Classifies photos with the frozen backbone and the zero-training ImageNet breed head.
+
+    Thread-safe: the compiled function holds no state, and each call works on its own arrays,
+    so the bot may call ``classify`` from several worker threads at once.
+    """
+
+    def __init__(self, variant: str = DEFAULT_VARIANT, top_k: int = 5, warm_up: bool = True):
+        started = time.perf_counter()
+        self.variant = variant
+        self.top_k = top_k
+        self.backbone, self._params = from_pretrained(variant)
+        self.resolution = self.backbone.resolution
+        self.breeds = imagenet_breeds()
+        self.version = f"efficientnet-{variant}-imagenet"
+        self._forward = jax.jit(self._probabilities)
+        self._decoders = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
+        if warm_up:
+            for size in BATCH_SIZES:
+                self._run(np.zeros((size, self.resolution, self.resolution, 3), np.uint8))
+        log.info("predictor %s ready in %.1f s", self.version, time.perf_counter() - started)
+
+    def _probabilities(self, params: dict, pixels: jax.Array) -> tuple[jax.Array, jax.Array]:
+        _features, logits = self.backbone.apply(params, pixels)  # (B, 1280), (B, 1000)
+        imagenet_probs = jax.nn.softmax(logits)
+        return imagenet_probs, imagenet_breed_probs(imagenet_probs)
+
+    def _run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pad to a compiled batch size, run, and cut the padding off again."""
+        count = len(pixels)
+        size = next((s for s in BATCH_SIZES if s >= count), BATCH_SIZES[-1])
+        if count > size:
+            parts = [self._run(pixels[i : i + size]) for i in range(0, count, size)]
+            return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
+        padded = np.zeros((size, *pixels.shape[1:]), np.uint8)
+        padded[:count] = pixels
+        imagenet_probs, breed_probs = self._forward(self._params, jnp.asarray(padded))
+        return np.asarray(imagenet_probs)[:count], np.asarray(breed_probs)[:count]
+
+    def classify_pixels(self, pixels: np.ndarray) -> list[Answer]:
+        """Answers for preprocessed photos (B, S, S, 3) uint8."""
+        imagenet_probs, breed_probs = self._run(pixels)
+        return [make_answer(i, b, self.breeds, self.top_k)
+                for i, b in zip(imagenet_probs, breed_probs, strict=True)]
+
+    def classify(self, photos: Sequence[bytes]) -> list[Answer | ImageError]:
+        """One answer per photo, or the ImageError that says why it could not be read."""
+        decoded = list(self._decoders.map(self._decode, photos))
+        good = [i for i, d in enumerate(decoded) if not isinstance(d, ImageError)]
+        if good:
+            answers = self.classify_pixels(np.stack([decoded[i] for i in good]))
+            for i, answer in zip(good, answers, strict=True):
+                decoded[i] = answer
+        return decoded
+
+    def _decode(self, photo_bytes: bytes) -> np.ndarray | ImageError:
+        try:
+            return load_image(photo_bytes, self.resolution)
+        except ImageError as error:
+            return error
