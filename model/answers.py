@@ -12,7 +12,7 @@ import numpy as np
 from model.labels import BREED_CLASSES, CANID_CLASSES, imagenet_classes
 
 # Chosen with scripts/choose_thresholds.py on dogs-dev val and non-dog photos (see README).
-DOG_THRESHOLD = 0.5  # below this mass on the dog classes the photo is "not a dog"
+DOG_THRESHOLD = 0.3  # below this mass on the dog classes the photo is "not a dog"
 MIX_THRESHOLD = 0.5  # below this top-breed probability the dog is "probably a mix"
 MIX_BREEDS = 3  # how many breeds a "mix of …" answer names at most
 
@@ -39,7 +39,11 @@ class Answer:
     looks_like: str | None = None  # for non-dogs: the likeliest ImageNet class, e.g. "tabby"
 
     def to_json(self) -> dict:
-        return asdict(self) | {"predictions": [asdict(p) for p in self.predictions]}
+        """Plain JSON types, probabilities rounded to 4 places."""
+        predictions = [asdict(p) | {"probability": round(p.probability, 4)}
+                       for p in self.predictions]
+        return asdict(self) | {"dog_probability": round(self.dog_probability, 4),
+                               "predictions": predictions}
 
 
 def imagenet_breeds() -> tuple[Breed, ...]:
@@ -71,3 +75,17 @@ def make_answer(imagenet_probs: np.ndarray, breed_probs: np.ndarray,
         best_other = int(others[np.argmax(imagenet_probs[others])])
         return Answer(False, dog_mass, False, predictions, imagenet_classes()[best_other].name)
     return Answer(True, dog_mass, predictions[0].probability < MIX_THRESHOLD, predictions)
+
+
+def _name_list(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def headline(answer: Answer) -> str:
+    """One line for people: the breed, a likely mix, or what the photo shows instead."""
+    if not answer.is_dog:
+        return f"that doesn't look like a dog (looks like: {answer.looks_like})"
+    if answer.mixed:
+        names = [p.name for p in answer.predictions[:MIX_BREEDS] if p.probability >= 0.05]
+        return f"probably a mix of {_name_list(names or [answer.predictions[0].name])}"
+    return answer.predictions[0].name

@@ -157,6 +157,23 @@ class EfficientNetLite(nn.Module):
         return features, nn.Dense(self.num_classes, name="classifier")(features)
 
 
+CHUNK = 4  # photos per step in ``run_backbone``; measured best of 1, 2, 4, 8 on a 2-core CPU
+
+
+def run_backbone(model: EfficientNetLite, params: dict,
+                 pixels: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``model.apply`` a few photos at a time (jittable); (B, S, S, 3) -> (B, 1280), (B, 1000).
+
+    At batch 32 the early activations (32×112×112×96 floats, 150 MB) spill out of the CPU
+    caches and every layer waits on memory; chunks of 4 stay in cache and run ~1.5× faster.
+    """
+    def one_photo(photo: jax.Array) -> tuple[jax.Array, jax.Array]:
+        features, logits = model.apply(params, photo[None])
+        return features[0], logits[0]
+
+    return jax.lax.map(one_photo, pixels, batch_size=CHUNK)
+
+
 VARIANTS = {
     "lite0": functools.partial(EfficientNetLite, lite_blocks(1.0, 1.0), 224),
     "lite1": functools.partial(EfficientNetLite, lite_blocks(1.0, 1.1), 240),

@@ -12,12 +12,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from model.answers import Answer, imagenet_breed_probs, imagenet_breeds, make_answer
-from model.efficientnet import from_pretrained
+from model.efficientnet import from_pretrained, run_backbone
 from model.preprocess import ImageError, load_image
 
 log = logging.getLogger(__name__)
 
 DEFAULT_VARIANT = "lite0"
+MODELS = ("lite0", "lite1", "lite2")  # zero-training models, one per backbone variant
 BATCH_SIZES = (1, 8, 32)  # compiled shapes; a batch is padded up to the next one
 
 
@@ -36,24 +37,25 @@ class Predictor:
         self.resolution = self.backbone.resolution
         self.breeds = imagenet_breeds()
         self.version = f"efficientnet-{variant}-imagenet"
-        self._forward = jax.jit(self._probabilities)
+        self._forward = jax.jit(self._forward_fn)
         self._decoders = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
         if warm_up:
             for size in BATCH_SIZES:
-                self._run(np.zeros((size, self.resolution, self.resolution, 3), np.uint8))
+                self.probabilities(np.zeros((size, self.resolution, self.resolution, 3), np.uint8))
         log.info("predictor %s ready in %.1f s", self.version, time.perf_counter() - started)
 
-    def _probabilities(self, params: dict, pixels: jax.Array) -> tuple[jax.Array, jax.Array]:
-        _features, logits = self.backbone.apply(params, pixels)  # (B, 1280), (B, 1000)
+    def _forward_fn(self, params: dict, pixels: jax.Array) -> tuple[jax.Array, jax.Array]:
+        _features, logits = run_backbone(self.backbone, params, pixels)  # (B, 1280), (B, 1000)
         imagenet_probs = jax.nn.softmax(logits)
         return imagenet_probs, imagenet_breed_probs(imagenet_probs)
 
-    def _run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pad to a compiled batch size, run, and cut the padding off again."""
+    def probabilities(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, S, S, 3) uint8 -> ImageNet softmax (B, 1000) and breed probabilities (B, N)."""
+        # Pad to a compiled batch size, run, and cut the padding off again.
         count = len(pixels)
         size = next((s for s in BATCH_SIZES if s >= count), BATCH_SIZES[-1])
         if count > size:
-            parts = [self._run(pixels[i : i + size]) for i in range(0, count, size)]
+            parts = [self.probabilities(pixels[i : i + size]) for i in range(0, count, size)]
             return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
         padded = np.zeros((size, *pixels.shape[1:]), np.uint8)
         padded[:count] = pixels
@@ -62,13 +64,13 @@ class Predictor:
 
     def classify_pixels(self, pixels: np.ndarray) -> list[Answer]:
         """Answers for preprocessed photos (B, S, S, 3) uint8."""
-        imagenet_probs, breed_probs = self._run(pixels)
+        imagenet_probs, breed_probs = self.probabilities(pixels)
         return [make_answer(i, b, self.breeds, self.top_k)
                 for i, b in zip(imagenet_probs, breed_probs, strict=True)]
 
     def classify(self, photos: Sequence[bytes]) -> list[Answer | ImageError]:
         """One answer per photo, or the ImageError that says why it could not be read."""
-        decoded = list(self._decoders.map(self._decode, photos))
+        decoded = self.decode(photos)
         good = [i for i, d in enumerate(decoded) if not isinstance(d, ImageError)]
         if good:
             answers = self.classify_pixels(np.stack([decoded[i] for i in good]))
@@ -76,7 +78,11 @@ class Predictor:
                 decoded[i] = answer
         return decoded
 
-    def _decode(self, photo_bytes: bytes) -> np.ndarray | ImageError:
+    def decode(self, photos: Sequence[bytes]) -> list[np.ndarray | ImageError]:
+        """Preprocess photos in parallel: (S, S, 3) uint8 each, or the ImageError."""
+        return list(self._decoders.map(self._decode_one, photos))
+
+    def _decode_one(self, photo_bytes: bytes) -> np.ndarray | ImageError:
         try:
             return load_image(photo_bytes, self.resolution)
         except ImageError as error:

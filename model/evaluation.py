@@ -1,0 +1,101 @@
+"""Scoring the zero-training model on labelled photos: ImageNet accuracy and threshold sweeps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from model.labels import BREED_CLASSES, imagenet_classes
+from model.predictor import Predictor
+from model.preprocess import ImageError
+
+CHUNK = 64  # photos decoded and classified per step, to bound memory
+
+
+@dataclass(frozen=True)
+class LabelledPhoto:
+    path: Path
+    wnid: str
+
+
+def labelled_photos(folder: Path, split: str = "val", limit: int | None = None
+                    ) -> list[LabelledPhoto]:
+    """Photos named ``<wnid>-<Name>.jpg`` in ``folder``, or a Stanford-layout folder's split
+    (``Images/<wnid>-<Name>/…`` listed by ``splits/<split>.txt``); every n-th to honour limit."""
+    if (folder / "Images").is_dir():
+        lines = (folder / "splits" / f"{split}.txt").read_text().split()
+        photos = [LabelledPhoto(folder / "Images" / line, line.split("-", 1)[0]) for line in lines]
+    else:
+        photos = [LabelledPhoto(p, p.name.split("-", 1)[0]) for p in sorted(folder.glob("*.jpg"))]
+    if limit and limit < len(photos):
+        photos = photos[:: len(photos) // limit][:limit]
+    return photos
+
+
+def imagenet_probabilities(predictor: Predictor, paths: list[Path]) -> np.ndarray:
+    """(N, 1000) ImageNet softmax for photos that must all be readable."""
+    chunks = []
+    for start in range(0, len(paths), CHUNK):
+        pixels = predictor.decode([p.read_bytes() for p in paths[start : start + CHUNK]])
+        if bad := [str(p) for p in pixels if isinstance(p, ImageError)]:
+            raise ImageError(f"unreadable evaluation photos: {bad}")
+        chunks.append(predictor.probabilities(np.stack(pixels))[0])
+    return np.concatenate(chunks)
+
+
+def imagenet_accuracy(imagenet_probs: np.ndarray, wnids: list[str]) -> dict[str, float]:
+    """Top-1 over all 1000 classes, and over the dog classes only (argmax among breeds)."""
+    index = {c.wnid: c.index for c in imagenet_classes()}
+    truth = np.array([index[w] for w in wnids])
+    breeds = np.array(BREED_CLASSES)
+    dog_top1 = breeds[imagenet_probs[:, breeds].argmax(1)]
+    return {"count": len(wnids),
+            "top1": float((imagenet_probs.argmax(1) == truth).mean()),
+            "dog_top1": float((dog_top1 == truth).mean())}
+
+
+def dog_threshold_sweep(dog_probs: np.ndarray, other_probs: np.ndarray,
+                        thresholds: np.ndarray) -> list[dict[str, float]]:
+    """For each threshold: share of dogs kept, share of non-dogs refused."""
+    return [{"threshold": float(t),
+             "dogs_kept": float((dog_probs >= t).mean()),
+             "others_refused": float((other_probs < t).mean())} for t in thresholds]
+
+
+def _mean(hits: np.ndarray) -> float:
+    return float(hits.mean()) if hits.size else float("nan")
+
+
+def mix_threshold_sweep(breed_probs: np.ndarray, truth: np.ndarray,
+                        thresholds: np.ndarray) -> list[dict[str, float]]:
+    """For each threshold: share answered with one breed, and how often that breed is right;
+    for the rest ("a mix"), how often the true breed is among the three named."""
+    top1 = breed_probs.argmax(1)
+    top3 = np.argsort(-breed_probs, 1)[:, :3]
+    confident_p = breed_probs.max(1)
+    rows = []
+    for t in thresholds:
+        sure = confident_p >= t
+        rows.append({"threshold": float(t), "single_breed": float(sure.mean()),
+                     "single_right": _mean(top1[sure] == truth[sure]),
+                     "mix_has_truth": _mean((top3[~sure] == truth[~sure, None]).any(1))})
+    return rows
+
+
+
+def photos_as_bytes(arrays: dict[str, np.ndarray]) -> dict[str, bytes]:
+    """Encode arrays (any of bool, grey, RGB, RGBA) as PNG, so they take the real decode path."""
+    import io
+
+    from PIL import Image
+
+    encoded = {}
+    for name, array in arrays.items():
+        if array.dtype != np.uint8:
+            array = (array / max(array.max(), 1) * 255).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, "PNG")
+        encoded[name] = buffer.getvalue()
+    return encoded

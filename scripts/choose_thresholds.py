@@ -1,0 +1,74 @@
+"""Sweep the "not a dog" and "probably a mix" thresholds on dogs-dev val and non-dog photos.
+
+    python scripts/choose_thresholds.py [--data ../shared/datasets/dogs-dev] [--limit 1000]
+
+Non-dogs are scikit-image's sample photos (needs the dev extra) plus synthetic ones.
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import skimage.data
+
+from model.answers import dog_probability, imagenet_breed_probs, imagenet_breeds
+from model.evaluation import (
+    dog_threshold_sweep,
+    imagenet_probabilities,
+    labelled_photos,
+    mix_threshold_sweep,
+    photos_as_bytes,
+)
+from model.predictor import Predictor
+
+SKIMAGE_PHOTOS = ("astronaut", "brick", "camera", "chelsea", "clock", "coffee", "coins",
+                  "colorwheel", "grass", "gravel", "horse", "hubble_deep_field",
+                  "immunohistochemistry", "logo", "moon", "page", "retina", "rocket", "text")
+
+
+def non_dog_arrays(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    arrays = {name: getattr(skimage.data, name)() for name in SKIMAGE_PHOTOS}
+    ramp = np.linspace(0, 255, 256, dtype=np.uint8)
+    arrays |= {
+        "noise": rng.integers(0, 256, (256, 256, 3), dtype=np.uint8),
+        "black": np.zeros((256, 256, 3), np.uint8),
+        "white": np.full((256, 256, 3), 255, np.uint8),
+        "grey ramp": np.tile(ramp, (256, 1)),
+        "colour ramp": np.stack([np.tile(ramp, (256, 1)), np.tile(ramp, (256, 1)).T,
+                                 np.full((256, 256), 128, np.uint8)], -1),
+    }
+    return arrays
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, default=Path("../shared/datasets/dogs-dev"))
+    parser.add_argument("--limit", type=int, default=None, help="at most this many val photos")
+    args = parser.parse_args()
+    predictor = Predictor()
+    photos = labelled_photos(args.data, "val", args.limit)
+    dog_probs = imagenet_probabilities(predictor, [p.path for p in photos])
+    others = photos_as_bytes(non_dog_arrays())
+    other_answers = predictor.classify(list(others.values()))
+    other_probs = np.array([a.dog_probability for a in other_answers])
+
+    print(f"dogs: {len(photos)} dogs-dev val photos; non-dogs: {len(others)}")
+    for name, answer in zip(others, other_answers, strict=True):
+        print(f"  {name:<22} dog {answer.dog_probability:6.1%}  looks like {answer.looks_like}")
+    print("\nthreshold  dogs kept  non-dogs refused")
+    for row in dog_threshold_sweep(dog_probability(dog_probs), other_probs,
+                                   np.arange(0.05, 0.96, 0.05)):
+        print(f"  {row['threshold']:.2f}     {row['dogs_kept']:7.1%}  {row['others_refused']:7.1%}")
+
+    index = {b.label: i for i, b in enumerate(imagenet_breeds())}
+    truth = np.array([index[p.wnid] for p in photos])
+    print("\nthreshold  one breed named  it is right  true breed among a mix's three")
+    for row in mix_threshold_sweep(imagenet_breed_probs(dog_probs), truth,
+                                   np.arange(0.2, 0.91, 0.05)):
+        print(f"  {row['threshold']:.2f}     {row['single_breed']:7.1%}"
+              f"  {row['single_right']:12.1%}  {row['mix_has_truth']:12.1%}")
+
+
+if __name__ == "__main__":
+    main()

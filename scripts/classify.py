@@ -1,0 +1,35 @@
+"""Classify dog photos: python scripts/classify.py PATH_OR_DIR_OR_URL... [--top-k 5] [--json]"""
+
+import argparse
+import logging
+import os
+import sys
+
+from model.classify import classify_sources
+from model.photo_sources import expand
+from model.predictor import MODELS, Predictor
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("photos", nargs="+", help="photo files, folders or http(s) URLs")
+    parser.add_argument("--top-k", type=int, default=5, help="breeds to list per photo")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--model", default=os.environ.get("WHATBREED_MODEL", "lite0"),
+                        choices=MODELS, help="model to use (default: $WHATBREED_MODEL or lite0)")
+    args = parser.parse_args()
+    if args.top_k < 1:
+        parser.error("--top-k must be at least 1")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    predictor = Predictor(args.model, top_k=args.top_k, warm_up=False)  # compile on demand
+    try:
+        failures = classify_sources(expand(args.photos), predictor, args.json,
+                                    sys.stdout, sys.stderr)
+    except BrokenPipeError:  # e.g. piped into `head`: stop quietly, like any Unix tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The classify command end to end: real photos, a bad file, a missing file and a URL."""
+
+import functools
+import http.server
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from model.answers import Answer, BreedGuess
+from model.classify import format_table
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def photo_server(shared_datasets: Path):
+    """Serve imagenet-dogs-121 over HTTP on 127.0.0.1."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                directory=str(shared_datasets / "imagenet-dogs-121"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def run_classify(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "classify.py"), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_json_lines_for_files_urls_and_failures(shared_datasets: Path, photo_server: str,
+                                                tmp_path: Path) -> None:
+    dogs = shared_datasets / "imagenet-dogs-121"
+    not_a_photo = tmp_path / "notes.jpg"
+    not_a_photo.write_text("this is not a photo")
+    result = run_classify("--json", "--top-k", "3", str(dogs / "n02085620-Chihuahua.jpg"),
+                          str(not_a_photo), str(tmp_path / "missing.jpg"),
+                          f"{photo_server}/n02111277-Newfoundland.jpg", f"{photo_server}/nope.jpg")
+
+    assert result.returncode == 1  # some inputs failed, the rest still ran
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["path"] for line in lines] == [str(dogs / "n02085620-Chihuahua.jpg"),
+                                               f"{photo_server}/n02111277-Newfoundland.jpg"]
+    assert [line["predictions"][0]["label"] for line in lines] == ["n02085620", "n02111277"]
+    for line in lines:
+        assert set(line) >= {"path", "is_dog", "dog_probability", "mixed", "predictions"}
+        assert line["is_dog"] is True and len(line["predictions"]) == 3
+        probabilities = [p["probability"] for p in line["predictions"]]
+        assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1
+    errors = result.stderr.splitlines()
+    assert any("notes.jpg" in e and "not an image" in e for e in errors)
+    assert any("missing.jpg" in e and "No such file" in e for e in errors)
+    assert any("nope.jpg" in e and "404" in e for e in errors)
+    assert "Traceback" not in result.stderr
+
+
+def test_folder_gives_a_table(shared_datasets: Path, tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes((shared_datasets / "imagenet-dogs-121" /
+                                      "n02110958-pug.jpg").read_bytes())
+    result = run_classify(str(tmp_path))
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"{tmp_path / 'a.jpg'}: pug")
+    assert "█" in result.stdout
+
+
+def test_table_says_mix_and_not_a_dog() -> None:
+    guesses = (BreedGuess("n02088364", "beagle", 0.4), BreedGuess("n02089973",
+                                                                   "English foxhound", 0.3))
+    assert "probably a mix of beagle and English foxhound" in format_table(
+        "x.jpg", Answer(True, 0.9, True, guesses))
+    assert "doesn't look like a dog (looks like: tabby)" in format_table(
+        "x.jpg", Answer(False, 0.01, False, guesses, "tabby"))
