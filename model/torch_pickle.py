@@ -77,23 +77,33 @@ class _Unpickler(pickle.Unpickler):
         raise TorchPickleError(f"unexpected global {module}.{name} in a state_dict file")
 
     def persistent_load(self, pid):
-        kind, storage_type, key, _location, _numel = pid[:5]
-        if kind != "storage":
-            raise TorchPickleError(f"unexpected persistent id {kind!r}")
-        return _StorageRef(str(key), _STORAGE_DTYPES[storage_type.name])
+        # ('storage', type, key, location, numel[, view_metadata]); views predate torch 1.0
+        if (len(pid) not in (5, 6) or pid[0] != "storage" or not isinstance(pid[1], _StorageType)
+                or pid[5:] not in ((), (None,))):
+            raise TorchPickleError(f"unexpected persistent id {pid!r:.80}")
+        return _StorageRef(str(pid[2]), _STORAGE_DTYPES[pid[1].name])
+
+
+def _read_exactly(stream: BinaryIO, count: int) -> bytes:
+    data = stream.read(count)
+    if len(data) != count:
+        raise TorchPickleError("file is truncated")
+    return data
 
 
 def _read_storage(stream: BinaryIO, dtype: type) -> np.ndarray:
-    (count,) = struct.unpack("<q", stream.read(8))
-    itemsize = np.dtype(dtype).itemsize
-    data = stream.read(count * itemsize)
-    if len(data) != count * itemsize:
-        raise TorchPickleError("file is truncated")
+    (count,) = struct.unpack("<q", _read_exactly(stream, 8))
+    data = _read_exactly(stream, count * np.dtype(dtype).itemsize)
     return np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<"))
 
 
 def _as_array(ref: _TensorRef, storages: dict[str, np.ndarray]) -> np.ndarray:
     flat = storages[ref.storage.key]
+    # as_strided trusts its arguments: check the view stays inside its storage.
+    last = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride, strict=True))
+    if ref.offset < 0 or min(ref.stride, default=0) < 0 or (
+            0 not in ref.size and last >= len(flat)):
+        raise TorchPickleError("a tensor lies outside its storage")
     itemsize = flat.itemsize
     view = np.lib.stride_tricks.as_strided(
         flat[ref.offset :],
@@ -107,17 +117,22 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     """Return the state_dict in ``path`` as ``{name: numpy array}``, in file order."""
     with open(path, "rb") as stream:
         try:
-            magic = pickle.load(stream)
-        except Exception as error:
-            raise TorchPickleError(f"{path} is not a torch pickle: {error}") from error
-        if magic != LEGACY_MAGIC:
-            raise TorchPickleError(f"{path} is not a legacy (pre-1.6) torch file")
-        pickle.load(stream)  # protocol version
-        sys_info = pickle.load(stream)
-        if not sys_info.get("little_endian", True):
-            raise TorchPickleError("big-endian torch files are not supported")
-        tensors = _Unpickler(stream).load()
-        storage_keys = pickle.load(stream)
-        dtypes = {t.storage.key: t.storage.dtype for t in tensors.values()}
-        storages = {key: _read_storage(stream, dtypes[key]) for key in storage_keys}
+            return _load(stream)
+        except TorchPickleError:
+            raise
+        except Exception as error:  # a damaged pickle can fail with almost any exception
+            raise TorchPickleError(f"{path} is not a readable torch state_dict: {error!r}") \
+                from error
+
+
+def _load(stream: BinaryIO) -> dict[str, np.ndarray]:
+    if pickle.load(stream) != LEGACY_MAGIC:
+        raise TorchPickleError("not a legacy (pre-1.6) torch file")
+    pickle.load(stream)  # protocol version
+    if not pickle.load(stream).get("little_endian", True):  # sys info
+        raise TorchPickleError("big-endian torch files are not supported")
+    tensors = _Unpickler(stream).load()
+    storage_keys = pickle.load(stream)
+    dtypes = {t.storage.key: t.storage.dtype for t in tensors.values()}
+    storages = {key: _read_storage(stream, dtypes[key]) for key in storage_keys}
     return {name: _as_array(ref, storages) for name, ref in tensors.items()}

@@ -10,7 +10,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def shared_datasets() -> Path:
-    """``../shared/datasets`` next to the repository; tests that need real photos skip without it."""
+    """``../shared/datasets`` beside the repository; tests needing real photos skip without it."""
     path = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
     if not path.is_dir():
         pytest.skip("../shared/datasets is absent: real photos are needed for this test")
