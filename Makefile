@@ -1,9 +1,8 @@
 # `make run` and `make test` each build .venv on their own, so either works first on a fresh clone.
 VENV := .venv
 PY := $(VENV)/bin/python
-SHARED := ../shared/datasets
 
-.PHONY: run test lint
+.PHONY: run test lint chromium
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -17,11 +16,18 @@ $(VENV)/.test-deps: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.run-deps
 
+# The bot with $$TELEGRAM_BOT_TOKEN; without one, the local playground on http://127.0.0.1:8080
 run: $(VENV)/.run-deps
-	$(PY) scripts/classify.py $(if $(wildcard $(SHARED)),$(SHARED)/imagenet-dogs-121,tests/photos)
+	$(PY) -m bot
 
 lint: $(VENV)/.test-deps
 	$(VENV)/bin/ruff check .
 
-test: lint
+# The browser test drives Debian's Chromium; without root to install it, that one test skips.
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+		echo "chromium is not installed: the browser test will skip"
+
+test: lint chromium
 	$(PY) -m pytest

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_VARIANT = "lite0"
 MODELS = ("lite0", "lite1", "lite2")  # zero-training models, one per backbone variant
+# Dog top-1 of the zero-training models on dogs-dev val, from scripts/evaluate_backbone.py.
+MEASURED_DOG_TOP1 = {"lite0": 0.736, "lite1": 0.754, "lite2": 0.756}
 BATCH_SIZES = (1, 8, 32)  # compiled shapes; a batch is padded up to the next one
 
 
@@ -37,6 +39,9 @@ class Predictor:
         self.resolution = self.backbone.resolution
         self.breeds = imagenet_breeds()
         self.version = f"efficientnet-{variant}-imagenet"
+        self.description = (f"EfficientNet-{variant.capitalize()} with its ImageNet head "
+                            f"(no training yet): right on {MEASURED_DOG_TOP1[variant]:.0%} of "
+                            "3,764 photos of 10 breeds (dogs-dev val)")
         self._forward = jax.jit(self._forward_fn)
         self._decoders = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
         if warm_up:

@@ -1,0 +1,64 @@
+"""python -m bot: the Telegram bot with $TELEGRAM_BOT_TOKEN, else the local playground."""
+
+import argparse
+import asyncio
+import logging
+import os
+
+from bot.app import build_application, make_services, serve
+from bot.config import Settings
+from bot.fake_telegram import FakeTelegram
+
+log = logging.getLogger("bot")
+
+
+class RedactToken(logging.Filter):
+    """Keep the bot token out of every log line (httpx logs request URLs, which contain it)."""
+
+    def __init__(self, token: str):
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.token in message:
+            record.msg, record.args = message.replace(self.token, "<token>"), None
+        return True
+
+
+async def run(settings: Settings, port: int) -> None:
+    stop = asyncio.Event()
+    services = make_services(settings)
+    if settings.token:
+        api = settings.api_url
+        application = build_application(settings.token, services, api and f"{api}/bot",
+                                        api and f"{api}/file/bot")
+        await serve(application, stop)
+        return
+    fake = FakeTelegram()
+    await fake.start(port=port)
+    print(f"No TELEGRAM_BOT_TOKEN: playground at {fake.url} (Ctrl-C stops)", flush=True)
+    try:
+        await serve(build_application(fake.token, services, fake.base_url, fake.base_file_url),
+                    stop)
+    finally:
+        await fake.stop()
+        services.classifier.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)),
+                        help="playground port on 127.0.0.1 (without a token)")
+    args = parser.parse_args()
+    settings = Settings.from_env()
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactToken(settings.token or "\0"))
+    asyncio.run(run(settings, args.port))
+
+
+if __name__ == "__main__":
+    main()

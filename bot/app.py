@@ -1,0 +1,95 @@
+"""All the wiring in one place: services, handlers, commands, and the two ways to run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from telegram import BotCommand
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot import handlers
+from bot.breeds import BreedIndex
+from bot.config import Settings
+from bot.handlers import Services
+from bot.inference import BatchingClassifier
+from bot.ratelimit import RateLimiter
+from bot.storage import Store
+from model.predictor import Predictor
+
+log = logging.getLogger(__name__)
+
+COMMANDS = [
+    ("start", "what I do"),
+    ("help", "how to use me"),
+    ("correct", "reply to my answer: /correct breed"),
+    ("breeds", "the breeds I know: /breeds [filter]"),
+    ("about", "the model and its accuracy"),
+    ("forget", "delete your photos and corrections"),
+    ("event", "host an adoption event: /event name"),
+    ("stats", "numbers for your event"),
+    ("export", "a CSV of your event"),
+]
+
+PHOTO = filters.PHOTO | filters.Document.IMAGE
+NOT_A_PHOTO = (filters.Document.ALL | filters.Sticker.ALL | filters.VIDEO | filters.ANIMATION
+               | filters.VIDEO_NOTE) & ~filters.Document.IMAGE
+
+
+def make_services(settings: Settings) -> Services:
+    store = Store(settings.database_url, settings.photo_dir, settings.user_salt)
+    classifier = BatchingClassifier(lambda: Predictor(settings.model))
+    return Services(store, classifier, BreedIndex.build(store.known_new_breeds()), RateLimiter())
+
+
+async def _post_init(application: Application) -> None:
+    await application.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+
+
+def build_application(token: str, services: Services, base_url: str | None = None,
+                      base_file_url: str | None = None) -> Application:
+    """The bot: python-telegram-bot Application with every handler registered."""
+    builder = (ApplicationBuilder().token(token).rate_limiter(AIORateLimiter())
+               .concurrent_updates(True).post_init(_post_init))
+    if base_url:
+        builder = builder.base_url(base_url).base_file_url(base_file_url or base_url)
+    application = builder.build()
+    application.bot_data["services"] = services
+    for name, callback in [("start", handlers.start), ("help", handlers.help_command),
+                           ("correct", handlers.correct), ("breeds", handlers.breeds_command),
+                           ("about", handlers.about), ("forget", handlers.forget),
+                           ("event", handlers.event), ("stats", handlers.stats),
+                           ("export", handlers.export)]:
+        application.add_handler(CommandHandler(name, callback))
+    application.add_handler(MessageHandler(PHOTO, handlers.photo))
+    application.add_handler(MessageHandler(NOT_A_PHOTO, handlers.not_a_photo))
+    application.add_handler(MessageHandler(
+        filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE, handlers.text_message))
+    application.add_handler(CallbackQueryHandler(handlers.button))
+    application.add_error_handler(handlers.error)
+    return application
+
+
+async def serve(application: Application, stop: asyncio.Event) -> None:
+    """Poll for updates until ``stop`` is set; SIGHUP reloads the model without a restart."""
+    loop = asyncio.get_running_loop()
+    classifier = application.bot_data["services"].classifier
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, classifier.reload))
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with application:
+        await application.start()
+        await application.updater.start_polling(allowed_updates=["message", "callback_query"])
+        log.info("bot @%s is running", application.bot.username)
+        await stop.wait()
+        await application.updater.stop()
+        await application.stop()

@@ -1,0 +1,313 @@
+"""Telegram handlers: each one a few lines; storage and inference run off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from dataclasses import dataclass
+from html import escape
+
+import segno
+from telegram import InputFile, Message, Update
+from telegram.constants import ChatAction, ParseMode
+from telegram.ext import ContextTypes
+from telegram.helpers import create_deep_linked_url
+
+from bot.breeds import BreedIndex, slug
+from bot.inference import BatchingClassifier
+from bot.ratelimit import RateLimiter
+from bot.replies import (
+    HELP,
+    answer_text,
+    confirm_new_breed_keyboard,
+    correction_keyboard,
+    feedback_keyboard,
+)
+from bot.storage import PredictionInfo, Store
+from model.preprocess import ImageError
+
+log = logging.getLogger(__name__)
+
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # the Bot API's getFile limit
+SORRY = "Sorry, something went wrong on my side. Please try again in a moment."
+
+
+@dataclass
+class Services:
+    """Everything the handlers share; lives in ``application.bot_data["services"]``."""
+
+    store: Store
+    classifier: BatchingClassifier
+    breeds: BreedIndex
+    limiter: RateLimiter
+
+    async def refresh_breeds(self) -> None:
+        self.breeds = BreedIndex.build(await asyncio.to_thread(self.store.known_new_breeds))
+
+
+def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
+    return context.application.bot_data["services"]
+
+
+async def reply(update: Update, text: str, **kwargs) -> Message:
+    """Answer as a reply to the message, so it is clear which photo it is about in groups."""
+    return await update.effective_message.reply_text(text, parse_mode=ParseMode.HTML,
+                                                     do_quote=True, **kwargs)
+
+
+# Commands
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Greet; with a code from an event's share link, join that event."""
+    if context.args:
+        event = await asyncio.to_thread(services(context).store.join_event,
+                                        update.effective_user.id, context.args[0])
+        if event is None:
+            await reply(update, "That event link isn't valid (any more), but I can still help.")
+        else:
+            await reply(update, f"Welcome to <b>{escape(event.name)}</b>! 🐾")
+    await reply(update, HELP)
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Explain what the bot does and its commands."""
+    await reply(update, HELP)
+
+
+async def breeds_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """List the known breeds, optionally only those whose name contains a filter."""
+    query = " ".join(context.args)
+    found = services(context).breeds.search(query)
+    if not found:
+        await reply(update, f"I don't know a breed matching “{escape(query)}”.")
+        return
+    names = ", ".join(escape(b.name) for b in found)
+    text = f"I know {len(found)} breed{'s' * (len(found) != 1)}: {names}"
+    await reply(update, text[:4000] + ("…" if len(text) > 4000 else ""))
+
+
+async def about(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Show the model version and its measured accuracy."""
+    predictor = services(context).classifier.predictor
+    await reply(update, f"Model <code>{escape(predictor.version)}</code>\n"
+                        f"{escape(predictor.description)}.")
+
+
+async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Delete the user's stored photos, predictions and corrections."""
+    report = await asyncio.to_thread(services(context).store.forget_user,
+                                     update.effective_user.id)
+    await reply(update, f"Done: I deleted {report.predictions} photo answers, "
+                        f"{report.photos} stored photos and {report.corrections} corrections.")
+
+
+# Photos
+
+
+def _photo_and_suffix(message: Message):
+    if message.photo:
+        return message.photo[-1], ".jpg"  # the largest size Telegram made
+    suffix = "." + (message.document.mime_type or "image/jpeg").split("/")[-1]
+    return message.document, suffix.replace("jpeg", "jpg")
+
+
+async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Answer a photo (or an image sent as a file) with the likeliest breeds."""
+    message, user, svc = update.effective_message, update.effective_user, services(context)
+    media, suffix = _photo_and_suffix(message)
+    if (media.file_size or 0) > MAX_DOWNLOAD_BYTES:
+        await reply(update, f"That file is too big ({media.file_size / 2**20:.0f} MB): "
+                            "I can read photos up to 20 MB. Could you send a smaller one?")
+        return
+    if not svc.limiter.allow(user.id):
+        if svc.limiter.first_refusal(user.id):
+            await reply(update, "That's a lot of dogs at once! 🐕 "
+                                "Give me a minute, then send more.")
+        return
+    await context.bot.send_chat_action(message.chat_id, ChatAction.TYPING)
+    photo_bytes = bytes(await (await media.get_file()).download_as_bytearray())
+    result, version = await svc.classifier.classify(photo_bytes)
+    if isinstance(result, ImageError):
+        await reply(update, f"Sorry, I couldn't read that: {escape(str(result))}. "
+                            "Could you send it again as a photo?")
+        return
+    prediction_id = await asyncio.to_thread(_record, svc.store, message, photo_bytes, suffix,
+                                            version, result.to_json())
+    keyboard = feedback_keyboard(prediction_id) if result.is_dog else None
+    sent = await reply(update, answer_text(result), reply_markup=keyboard)
+    await asyncio.to_thread(svc.store.set_reply_message, prediction_id, sent.message_id)
+
+
+def _record(store: Store, message: Message, photo_bytes: bytes, suffix: str, version: str,
+            answer: dict) -> int:
+    event = store.current_event(message.from_user.id)
+    return store.record_prediction(
+        chat_id=message.chat_id, chat_type=message.chat.type, user_id=message.from_user.id,
+        photo_message_id=message.message_id, photo_sha256=store.save_photo(photo_bytes, suffix),
+        model_version=version, answer=answer, event_id=event.id if event else None)
+
+
+async def not_a_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Kindly refuse files, stickers and videos that aren't photos."""
+    message = update.effective_message
+    if message.sticker:
+        text = "Cute sticker! 🙂 But I need a real photo of a dog."
+    elif message.video or message.animation or message.video_note:
+        text = "I can only look at photos, not videos. Could you send a still photo of the dog?"
+    else:
+        text = ("That file isn't a photo I can read. Please send a photo (JPEG, PNG, WebP, "
+                "GIF, BMP or TIFF) of a dog.")
+    await reply(update, text)
+
+
+async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A nudge for plain text in private chats (groups chat among themselves)."""
+    await reply(update, "Send me a photo of a dog and I'll guess the breed. /help tells more.")
+
+
+# Corrections
+
+
+async def correct(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/correct <breed>, replying to my answer or to the photo: record the right breed."""
+    svc, target = services(context), update.effective_message.reply_to_message
+    name = " ".join(context.args).strip()
+    if target is None or not name:
+        await reply(update, "Reply to my answer (or to the photo) with <code>/correct breed"
+                            "</code>, e.g. <code>/correct golden retriever</code>.")
+        return
+    prediction = await asyncio.to_thread(svc.store.prediction_for_message,
+                                         update.effective_chat.id, target.message_id)
+    if prediction is None:
+        await reply(update, "I can't find my answer to that message. Reply to my answer "
+                            "(or to the photo) with /correct.")
+        return
+    breed = svc.breeds.match(name)
+    if breed is not None:
+        text = await _record_correction(svc, prediction, update, breed.label, breed.name)
+        await reply(update, text)
+        return
+    context.user_data["new_breed"] = (prediction.id, name[:64])
+    close = ", ".join(escape(b.name) for b in svc.breeds.suggestions(name))
+    await reply(update, f"I don't know “{escape(name)}” yet."
+                        + (f" Close matches: {close}." if close else "")
+                        + " Add it as a new breed?",
+                reply_markup=confirm_new_breed_keyboard(prediction.id))
+
+
+async def _record_correction(svc: Services, prediction: PredictionInfo, update: Update,
+                             label: str, name: str, kind: str | None = None) -> str:
+    """Store a correction and return the acknowledgement."""
+    top_label = prediction.top_k[0]["label"] if prediction.top_k else None
+    kind = kind or ("confirmed" if label == top_label else "corrected")
+    await asyncio.to_thread(svc.store.record_correction, prediction.id,
+                            update.effective_user.id, label, name, kind)
+    if kind == "confirmed":
+        return f"✅ Thanks! Noted that it's a {escape(name)}."
+    return f"✏️ Thanks! Noted: it's a {escape(name)}. That helps me learn."
+
+
+async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Feedback buttons under an answer: right, correct it, pick a breed, add a new one."""
+    query, svc = update.callback_query, services(context)
+    action, _, rest = (query.data or "").partition(":")
+    prediction_id, _, choice = rest.partition(":")
+    prediction = await asyncio.to_thread(svc.store.prediction, int(prediction_id or 0))
+    if prediction is None:
+        await query.answer("That answer is gone (maybe deleted with /forget).")
+        return
+    if action == "fix":
+        await query.answer()
+        await query.edit_message_reply_markup(correction_keyboard(prediction.id,
+                                                                  prediction.top_k))
+    elif action == "other":
+        await query.answer()
+        await query.message.reply_text("Which breed is it? Reply to my answer with "
+                                       "/correct breed, e.g. /correct jindo.")
+    elif action in ("ok", "set"):
+        guess = prediction.top_k[int(choice) if action == "set" else 0]
+        await _acknowledge(query, await _record_correction(
+            svc, prediction, update, guess["label"], guess["name"]))
+    elif action == "new":
+        await _add_new_breed(update, context, prediction)
+    elif action == "cancel":
+        context.user_data.pop("new_breed", None)
+        await _acknowledge(query, "OK, nothing recorded.")
+
+
+async def _acknowledge(query, text: str) -> None:
+    """Answer the button press and replace the buttons with the acknowledgement."""
+    await query.answer("Thanks!")
+    await query.edit_message_text(f"{query.message.text_html}\n\n{text}",
+                                  parse_mode=ParseMode.HTML)
+
+
+async def _add_new_breed(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                         prediction: PredictionInfo) -> None:
+    pending = context.user_data.pop("new_breed", None)
+    query, svc = update.callback_query, services(context)
+    if pending is None or pending[0] != prediction.id:
+        await query.answer("That question has expired; send /correct again.")
+        return
+    name = pending[1]
+    text = await _record_correction(svc, prediction, update, slug(name), name, "new_breed")
+    await svc.refresh_breeds()
+    await _acknowledge(query, f"{text} I've added “{escape(name)}” as a new breed.")
+
+
+# Events
+
+
+async def event(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/event <name>: host an adoption event; get a share link and a QR code to print."""
+    name = " ".join(context.args).strip()
+    if not name:
+        await reply(update, "Give the event a name: <code>/event Saturday adoption day</code>")
+        return
+    info = await asyncio.to_thread(services(context).store.create_event,
+                                   update.effective_user.id, update.effective_chat.id, name)
+    link = create_deep_linked_url(context.bot.username, info.code)
+    qr_png = io.BytesIO()
+    segno.make(link, error="m").save(qr_png, kind="png", scale=10, border=4)
+    await update.effective_message.reply_photo(
+        qr_png.getvalue(), do_quote=True, parse_mode=ParseMode.HTML,
+        caption=f"🐾 <b>{escape(info.name)}</b>\nShare this link or print the QR code: "
+                f"{link}\nPhotos from people who join through it count for your event: "
+                "/stats and /export.")
+
+
+async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Counts, breeds seen and corrections for the host's event."""
+    store = services(context).store
+    info = await asyncio.to_thread(store.hosted_event, update.effective_user.id)
+    if info is None:
+        await reply(update, "You aren't hosting an event. Start one with /event name.")
+        return
+    s = await asyncio.to_thread(store.event_stats, info.id)
+    breeds = "\n".join(f"• {escape(name)}: {count}" for name, count in s.breeds[:15])
+    await reply(update, f"📊 <b>{escape(info.name)}</b>\n{s.photos} photos from {s.people} "
+                        f"people, {s.dogs} dogs, {s.corrections} corrections.\n{breeds}")
+
+
+async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Send the host a CSV of the event's photos, answers and corrections."""
+    store = services(context).store
+    info = await asyncio.to_thread(store.hosted_event, update.effective_user.id)
+    if info is None:
+        await reply(update, "You aren't hosting an event. Start one with /event name.")
+        return
+    csv_text = await asyncio.to_thread(store.export_event_csv, info.id)
+    await update.effective_message.reply_document(
+        InputFile(io.BytesIO(csv_text.encode()), filename=f"event-{info.code}.csv"),
+        caption=f"{info.name}: every photo, answer and correction.", do_quote=True)
+
+
+async def error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the error with what caused it, and tell the user instead of going silent."""
+    log.error("error while handling %r", update, exc_info=context.error)
+    if isinstance(update, Update) and update.effective_message:
+        await update.effective_message.reply_text(SORRY)
+    elif isinstance(update, Update) and update.callback_query:
+        await update.callback_query.answer(SORRY)

@@ -1,0 +1,99 @@
+"""Micro-batching: photos from concurrent chats share one predictor call in a worker thread.
+
+The event loop never runs JAX. Each request waits on an asyncio future; one thread takes
+whatever has queued up (up to ``max_batch`` photos, waiting at most ``max_wait_s`` for
+company), classifies them together and resolves the futures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from model.answers import Answer
+from model.predictor import Predictor
+from model.preprocess import ImageError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Request:
+    photo_bytes: bytes
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+
+
+class BatchingClassifier:
+    def __init__(self, load: Callable[[], Predictor], max_batch: int = 8,
+                 max_wait_s: float = 0.02):
+        self._load = load
+        self.predictor = load()
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._serve, name="classifier", daemon=True)
+        self._worker.start()
+
+    @property
+    def version(self) -> str:
+        return self.predictor.version
+
+    async def classify(self, photo_bytes: bytes) -> tuple[Answer | ImageError, str]:
+        """The answer for one photo (or why it cannot be read), and the model version used."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put(_Request(photo_bytes, future, loop))
+        return await future
+
+    def reload(self) -> None:
+        """Load the model again (a new artifact) and swap it in; requests never wait on it."""
+        predictor = self._load()
+        self.predictor = predictor  # one reference swap: atomic for the worker thread
+        log.info("model reloaded: %s", predictor.version)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._worker.join(timeout=5)
+
+    def _next_batch(self) -> list[_Request] | None:
+        first = self._queue.get()
+        if first is None:
+            return None
+        batch = [first]
+        while len(batch) < self.max_batch:
+            try:
+                request = self._queue.get(timeout=self.max_wait_s)
+            except queue.Empty:
+                break
+            if request is None:
+                self._queue.put(None)  # stop after this batch
+                break
+            batch.append(request)
+        return batch
+
+    def _serve(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            predictor = self.predictor
+            log.debug("classifying a batch of %d photos", len(batch))
+            try:
+                results = predictor.classify([r.photo_bytes for r in batch])
+            except Exception as error:  # never leave a chat waiting forever
+                log.exception("classification failed for a batch of %d", len(batch))
+                results = [error] * len(batch)
+            for request, result in zip(batch, results, strict=True):
+                request.loop.call_soon_threadsafe(_resolve, request.future, result,
+                                                  predictor.version)
+
+
+def _resolve(future: asyncio.Future, result: object, version: str) -> None:
+    if future.done():  # the handler gave up (cancelled)
+        return
+    if isinstance(result, Exception) and not isinstance(result, ImageError):
+        future.set_exception(result)
+    else:
+        future.set_result((result, version))

@@ -1,0 +1,1 @@
+"""Alembic migrations of the storage schema; bot.storage runs them at start."""

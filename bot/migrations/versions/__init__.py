@@ -1,0 +1,1 @@
+"""Migration scripts, applied in revision order by Alembic (not imported as modules)."""

@@ -1,0 +1,69 @@
+"""What the bot says: answer texts and button layouts, kept apart from the handlers."""
+
+from __future__ import annotations
+
+from html import escape
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from model.answers import Answer, BreedGuess, headline
+
+BARS = 10
+SHOWN_BREEDS = 3
+
+HELP = (
+    "🐶 <b>What breed is that dog?</b> Send me a photo and I'll tell you the likeliest "
+    "breeds, honestly: rescued dogs are often mixes.\n\n"
+    "If I'm wrong, tap <b>✏️ Correct it</b>, or reply to my answer with "
+    "<code>/correct breed</code> (e.g. <code>/correct jindo</code>). Corrections teach the "
+    "next version of me.\n\n"
+    "/breeds [filter] – the breeds I know\n"
+    "/about – which model answers, and how accurate it is\n"
+    "/forget – delete your photos and corrections\n"
+    "/event name – host an adoption event: a share link and a QR code\n"
+    "/stats, /export – the numbers and a CSV of your event"
+)
+
+
+def _bar(probability: float) -> str:
+    filled = round(probability * BARS)
+    return "▰" * filled + "▱" * (BARS - filled)
+
+
+def _line(guess: BreedGuess) -> str:
+    return f"{_bar(guess.probability)} {guess.probability:4.0%} {escape(guess.name)}"
+
+
+def answer_text(answer: Answer) -> str:
+    """The reply to a photo: a headline, then the likeliest breeds with bars."""
+    if not answer.is_dog:
+        return f"🤔 {escape(headline(answer)).capitalize()}."
+    if answer.mixed:
+        title = f"🐕 Looks like a mix! {escape(headline(answer)).capitalize()}."
+    else:
+        best = answer.predictions[0]
+        title = f"🐕 Looks like a <b>{escape(best.name)}</b>."
+    lines = [_line(g) for g in answer.predictions[:SHOWN_BREEDS]]
+    return "\n".join([title, "", *lines])
+
+
+def feedback_keyboard(prediction_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[
+        InlineKeyboardButton("👍 Right", callback_data=f"ok:{prediction_id}"),
+        InlineKeyboardButton("✏️ Correct it", callback_data=f"fix:{prediction_id}"),
+    ]])
+
+
+def correction_keyboard(prediction_id: int, guesses: list[dict]) -> InlineKeyboardMarkup:
+    """The other likely breeds as buttons, plus "something else"."""
+    rows = [[InlineKeyboardButton(g["name"], callback_data=f"set:{prediction_id}:{index}")]
+            for index, g in enumerate(guesses) if index > 0]
+    rows.append([InlineKeyboardButton("Something else…", callback_data=f"other:{prediction_id}")])
+    return InlineKeyboardMarkup(rows)
+
+
+def confirm_new_breed_keyboard(prediction_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[
+        InlineKeyboardButton("✅ Yes, add it", callback_data=f"new:{prediction_id}"),
+        InlineKeyboardButton("Cancel", callback_data=f"cancel:{prediction_id}"),
+    ]])

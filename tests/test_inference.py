@@ -1,0 +1,43 @@
+"""Micro-batching: concurrent requests share predictor calls and each gets its own answer."""
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from bot.inference import BatchingClassifier
+from model.answers import Answer
+from model.predictor import Predictor
+from model.preprocess import NotAnImageError
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    classifier = BatchingClassifier(lambda: Predictor(warm_up=False), max_wait_s=0.2)
+    yield classifier
+    classifier.close()
+
+
+async def test_concurrent_photos_are_batched_and_answered_in_order(
+        classifier: BatchingClassifier, shared_datasets: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    names = ["n02085620-Chihuahua", "n02110958-pug", "n02111277-Newfoundland"]
+    photos = [(shared_datasets / "imagenet-dogs-121" / f"{n}.jpg").read_bytes() for n in names]
+    with caplog.at_level(logging.DEBUG, logger="bot.inference"):
+        results = await asyncio.gather(*(classifier.classify(p) for p in [*photos, b"junk"]))
+    answers = [answer for answer, _version in results]
+    assert [a.predictions[0].label for a in answers[:3]] == [n.split("-")[0] for n in names]
+    assert isinstance(answers[3], NotAnImageError)
+    assert {version for _, version in results} == {"efficientnet-lite0-imagenet"}
+    assert any("batch of 4" in r.getMessage() for r in caplog.records)
+
+
+async def test_reload_swaps_the_model_and_requests_keep_working(
+        classifier: BatchingClassifier, shared_datasets: Path) -> None:
+    before = classifier.predictor
+    await asyncio.to_thread(classifier.reload)
+    assert classifier.predictor is not before
+    photo = (shared_datasets / "imagenet-dogs-121" / "n02110958-pug.jpg").read_bytes()
+    answer, _ = await classifier.classify(photo)
+    assert isinstance(answer, Answer) and answer.predictions[0].name == "pug"

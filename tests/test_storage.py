@@ -1,0 +1,355 @@
+"""Storage against real SQLite files and the real Alembic migrations (no mocks)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import sqlite3
+import subprocess
+import sys
+from argparse import Namespace
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, text
+
+from bot.storage import CSV_FIELDS, MIGRATIONS_DIR, Base, Store, alembic_config
+
+REPO = Path(__file__).resolve().parents[1]
+SALT = "test-salt"
+TABLES = {"predictions", "corrections", "events", "event_members", "alembic_version"}
+# Distinctive ids, so a raw one would stand out in the database file.
+ALICE, BOB, CAROL = 731_904_226_581, 648_113_902_477, 555_020_118_963
+GROUP = -1_009_876_543_210
+GOLDEN = ("n02099601", "Golden retriever")
+LAB = ("n02099712", "Labrador retriever")
+PUG = ("n02110958", "Pug")
+
+
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'db' / 'whatbreed.db'}"
+
+
+def open_store(tmp_path: Path) -> Store:
+    return Store(db_url(tmp_path), tmp_path / "photos", SALT)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = open_store(tmp_path)
+    yield s
+    s.close()
+
+
+def answer(breed: tuple[str, str] = GOLDEN, *, is_dog: bool = True, p: float = 0.9) -> dict:
+    label, name = breed
+    return {
+        "is_dog": is_dog,
+        "dog_probability": 0.97 if is_dog else 0.02,
+        "mixed": False,
+        "predictions": [
+            {"label": label, "name": name, "probability": p, "extra": "dropped"},
+            {"label": PUG[0], "name": PUG[1], "probability": 1 - p},
+        ],
+    }
+
+
+def predict(
+    store: Store,
+    user_id: int,
+    *,
+    message_id: int = 1,
+    sha: str = "a" * 64,
+    chat_id: int = GROUP,
+    event_id: int | None = None,
+    result: dict | None = None,
+) -> int:
+    return store.record_prediction(
+        chat_id=chat_id,
+        chat_type="supergroup",
+        user_id=user_id,
+        photo_message_id=message_id,
+        photo_sha256=sha,
+        model_version="lite2-v1",
+        answer=result or answer(),
+        event_id=event_id,
+    )
+
+
+# Schema and migrations
+
+
+def test_migrations_create_schema_and_are_idempotent(tmp_path: Path) -> None:
+    first = open_store(tmp_path)
+    pid = predict(first, ALICE)
+    first.close()
+    second = open_store(tmp_path)  # upgrading an up-to-date database changes nothing
+    assert second.prediction(pid) is not None
+    assert set(inspect(second.engine).get_table_names()) >= TABLES
+    with second.engine.connect() as conn:
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+    second.close()
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(store: Store, tmp_path: Path) -> None:
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_migrated_schema_matches_orm_metadata(store: Store) -> None:
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_env_takes_the_url_from_x_argument_or_database_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What `alembic -x url=...` does, without a connection handed over by Store.
+    by_x = tmp_path / "x.db"
+    config = alembic_config("")
+    config.cmd_opts = Namespace(x=[f"url=sqlite:///{by_x}"])
+    command.upgrade(config, "head")
+    by_env = tmp_path / "env.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{by_env}")
+    command.upgrade(alembic_config(""), "head")
+    for path in (by_x, by_env):
+        assert set(inspect(create_engine(f"sqlite:///{path}")).get_table_names()) >= TABLES
+
+
+def test_alembic_command_line_with_the_packaged_ini(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    ini = str(MIGRATIONS_DIR / "alembic.ini")
+    for args in (["upgrade", "head"], ["check"]):  # check: autogenerate finds no changes
+        subprocess.run(
+            [sys.executable, "-m", "alembic", "-c", ini, "-x", f"url={url}", *args],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+
+
+def test_in_memory_sqlite_and_empty_salt_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="file"):
+        Store("sqlite://", tmp_path, SALT)
+    with pytest.raises(ValueError, match="salt"):
+        Store(db_url(tmp_path), tmp_path, "")
+
+
+# Photos
+
+
+def test_save_photo_is_content_addressed_atomic_and_idempotent(store: Store) -> None:
+    data = b"\xff\xd8 not really a jpeg"
+    sha = store.save_photo(data)
+    assert sha == hashlib.sha256(data).hexdigest()
+    path = store.photo_dir / f"{sha}.jpg"
+    assert path.read_bytes() == data
+    assert store.save_photo(data) == sha
+    assert sorted(p.name for p in store.photo_dir.iterdir()) == [path.name]  # no temp files
+    assert store.photo_path(sha) == path
+    assert store.photo_path("0" * 64) is None
+    assert store.photo_path("../../etc/passwd") is None
+    odd = store.save_photo(b"odd", suffix="/../svg+xml")  # never a path, never an error
+    assert store.photo_path(odd) == store.photo_dir / f"{odd}.bin"
+
+
+# Predictions and corrections
+
+
+def test_record_and_look_up_by_photo_or_reply_message(store: Store) -> None:
+    pid = predict(store, ALICE, message_id=41)
+    info = store.prediction(pid)
+    assert info is not None
+    assert (info.chat_id, info.photo_message_id, info.reply_message_id) == (GROUP, 41, None)
+    assert info.top_k[0] == {"label": GOLDEN[0], "name": GOLDEN[1], "probability": 0.9}
+    assert info.model_version == "lite2-v1" and info.event_id is None
+    assert store.prediction_for_message(GROUP, 42) is None
+    store.set_reply_message(pid, 42)
+    assert store.prediction_for_message(GROUP, 41) == store.prediction_for_message(GROUP, 42)
+    assert store.prediction_for_message(GROUP, 42).reply_message_id == 42
+    assert store.prediction_for_message(-1, 41) is None  # message ids are per chat
+    assert store.prediction(pid + 1) is None
+    with pytest.raises(ValueError):
+        store.record_prediction(
+            chat_id=1,
+            chat_type="channel",
+            user_id=ALICE,
+            photo_message_id=1,
+            photo_sha256="a" * 64,
+            model_version="v",
+            answer=answer(),
+            event_id=None,
+        )
+
+
+def test_corrections_of_each_kind(store: Store) -> None:
+    pid = predict(store, ALICE)
+    store.record_correction(pid, ALICE, *GOLDEN, "confirmed")
+    store.record_correction(pid, BOB, *LAB, "corrected")
+    store.record_correction(pid, BOB, "jindo", "Korean Jindo", "new_breed")
+    store.record_correction(pid, CAROL, "jindo", "Korean Jindo", "new_breed")
+    rows = store.corrections(pid)
+    assert [(r["label"], r["kind"]) for r in rows] == [
+        (GOLDEN[0], "confirmed"),
+        (LAB[0], "corrected"),
+        ("jindo", "new_breed"),
+        ("jindo", "new_breed"),
+    ]
+    assert all(r["created_at"].tzinfo == UTC for r in rows)
+    assert store.known_new_breeds() == [("jindo", "Korean Jindo")]
+    with pytest.raises(ValueError, match="kind"):
+        store.record_correction(pid, ALICE, *LAB, "maybe")
+    with pytest.raises(LookupError):
+        store.record_correction(pid + 100, ALICE, *LAB, "corrected")
+
+
+def test_raw_user_ids_are_never_stored(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    event = store.create_event(ALICE, GROUP, "Park")
+    store.join_event(BOB, event.code)
+    pid = predict(store, BOB, event_id=event.id)
+    store.record_correction(pid, ALICE, *LAB, "corrected")
+    store.close()  # the last connection checkpoints the WAL into the main file
+    files = [p for p in (tmp_path / "db").iterdir() if p.is_file()]
+    blob = b"".join(p.read_bytes() for p in files)
+    for user in (ALICE, BOB):
+        assert str(user).encode() not in blob
+        assert store.user_hash(user).encode() in blob
+    conn = sqlite3.connect(files[0].parent / "whatbreed.db")
+    for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+        for row in conn.execute(f"SELECT * FROM {table}"):
+            for value in row:
+                assert value not in (ALICE, BOB) and str(ALICE) not in str(value)
+                assert str(BOB) not in str(value)
+    conn.close()
+
+
+def test_forget_user_removes_their_rows_and_only_unreferenced_photos(store: Store) -> None:
+    shared = store.save_photo(b"the same dog")
+    own = store.save_photo(b"alice only", suffix=".png")
+    pa_shared = predict(store, ALICE, message_id=1, sha=shared)
+    predict(store, ALICE, message_id=2, sha=own)
+    pb = predict(store, BOB, message_id=3, sha=shared)
+    store.record_correction(pa_shared, BOB, *LAB, "corrected")  # on Alice's photo: goes
+    store.record_correction(pb, ALICE, *PUG, "corrected")  # Alice's, elsewhere: goes
+    store.record_correction(pb, BOB, *GOLDEN, "confirmed")  # stays
+    bobs = store.create_event(BOB, GROUP, "Bob's walk")
+    store.join_event(ALICE, bobs.code)
+    alices = store.create_event(ALICE, GROUP, "Alice's party")
+
+    report = store.forget_user(ALICE)
+
+    assert (report.predictions, report.corrections, report.photos) == (2, 2, 1)
+    assert report.events_left == 1
+    assert store.photo_path(own) is None and store.photo_path(shared) is not None
+    assert store.prediction(pa_shared) is None
+    assert store.prediction(pb).photo_sha256 == shared
+    assert [c["kind"] for c in store.corrections(pb)] == ["confirmed"]
+    assert store.current_event(ALICE) is None
+    assert store.hosted_event(ALICE) == alices  # hosted events stay
+    assert store.current_event(BOB) == bobs
+    assert store.forget_user(ALICE) == type(report)(0, 0, 0, 1)
+
+
+# Events
+
+
+def test_events_create_join_current_and_hosted(store: Store) -> None:
+    codes = {store.create_event(CAROL, GROUP, f"Event {i}").code for i in range(20)}
+    assert len(codes) == 20
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{8,12}", code) for code in codes)
+    park = store.create_event(ALICE, GROUP, "  Dog   park\nSunday ")
+    beach = store.create_event(ALICE, -5, "Beach")
+    assert park.name == "Dog park Sunday"
+    assert store.hosted_event(ALICE) == beach and store.current_event(ALICE) == beach
+    assert store.event_by_code(park.code) == park
+    assert store.event_by_code("no such code") is None
+    assert store.join_event(BOB, "nope") is None and store.current_event(BOB) is None
+    assert store.join_event(BOB, park.code) == park
+    assert store.join_event(BOB, beach.code) == beach
+    assert store.join_event(BOB, f" {park.code} ") == park  # rejoining makes it current
+    assert store.current_event(BOB) == park
+    assert store.hosted_event(BOB) is None
+    assert len(store.create_event(ALICE, GROUP, "x" * 100).name) == 64
+    for blank in ("", "   \n"):
+        with pytest.raises(ValueError, match="name"):
+            store.create_event(ALICE, GROUP, blank)
+
+
+@pytest.fixture
+def party(store: Store) -> tuple[int, dict[str, int]]:
+    """An event with five photos from two people, and one photo outside it."""
+    event = store.create_event(CAROL, GROUP, "Party").id
+    ids = {
+        "golden": predict(store, ALICE, message_id=1, event_id=event),
+        "golden2lab": predict(store, ALICE, message_id=2, event_id=event),
+        "pug": predict(store, BOB, message_id=3, event_id=event, result=answer(PUG)),
+        "golden_b": predict(store, BOB, message_id=4, event_id=event),
+        "person": predict(store, BOB, message_id=5, event_id=event, result=answer(is_dog=False)),
+    }
+    predict(store, CAROL, message_id=6)  # not in the event
+    store.record_correction(ids["golden2lab"], ALICE, *PUG, "corrected")
+    store.record_correction(ids["golden2lab"], BOB, *LAB, "corrected")  # latest wins
+    store.record_correction(ids["pug"], BOB, *PUG, "confirmed")
+    return event, ids
+
+
+def test_event_stats(store: Store, party: tuple[int, dict[str, int]]) -> None:
+    stats = store.event_stats(party[0])
+    assert (stats.photos, stats.dogs, stats.people, stats.corrections) == (5, 4, 2, 1)
+    assert stats.breeds == [("Golden retriever", 2), ("Labrador retriever", 1), ("Pug", 1)]
+    empty = store.event_stats(party[0] + 1)
+    assert (empty.photos, empty.breeds) == (0, [])
+
+
+def test_export_event_csv(store: Store, party: tuple[int, dict[str, int]]) -> None:
+    reader = csv.DictReader(io.StringIO(store.export_event_csv(party[0])))
+    assert tuple(reader.fieldnames or ()) == CSV_FIELDS
+    rows = list(reader)
+    assert len(rows) == 5
+    assert {r["user"] for r in rows} == {store.user_hash(ALICE)[:10], store.user_hash(BOB)[:10]}
+    lab = rows[1]
+    assert (lab["top1_name"], lab["corrected_name"], lab["correction_kind"]) == (
+        GOLDEN[1],
+        LAB[1],
+        "corrected",
+    )
+    assert rows[0]["corrected_label"] == "" and rows[2]["correction_kind"] == "confirmed"
+    assert [r["is_dog"] for r in rows] == ["true"] * 4 + ["false"]
+    assert float(rows[0]["top1_probability"]) == pytest.approx(0.9)
+    assert rows[0]["created_at"].endswith("+00:00")
+
+
+# Threads
+
+
+def test_concurrent_writes_from_eight_threads_all_land(store: Store) -> None:
+    event = store.create_event(CAROL, GROUP, "Busy")
+
+    def work(worker: int) -> list[int]:
+        ids = []
+        for i in range(15):
+            user = 1000 + worker
+            store.join_event(user, event.code)
+            pid = predict(store, user, message_id=worker * 100 + i, event_id=event.id)
+            store.set_reply_message(pid, worker * 100 + i + 50)
+            store.record_correction(pid, user, *LAB, "corrected")
+            ids.append(pid)
+        return ids
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = [pid for batch in pool.map(work, range(8)) for pid in batch]
+    assert len(set(ids)) == 120
+    stats = store.event_stats(event.id)
+    assert (stats.photos, stats.people, stats.corrections) == (120, 8, 120)
+    assert all(store.prediction(pid).reply_message_id is not None for pid in ids)
