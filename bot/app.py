@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator
 
 from telegram import BotCommand
 from telegram.ext import (
@@ -51,15 +53,11 @@ def make_services(settings: Settings) -> Services:
     return Services(store, classifier, BreedIndex.build(store.known_new_breeds()), RateLimiter())
 
 
-async def _post_init(application: Application) -> None:
-    await application.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
-
-
 def build_application(token: str, services: Services, base_url: str | None = None,
                       base_file_url: str | None = None) -> Application:
     """The bot: python-telegram-bot Application with every handler registered."""
     builder = (ApplicationBuilder().token(token).rate_limiter(AIORateLimiter())
-               .concurrent_updates(True).post_init(_post_init))
+               .concurrent_updates(True))
     if base_url:
         builder = builder.base_url(base_url).base_file_url(base_file_url or base_url)
     application = builder.build()
@@ -79,17 +77,28 @@ def build_application(token: str, services: Services, base_url: str | None = Non
     return application
 
 
+@contextlib.asynccontextmanager
+async def running(application: Application, **polling) -> AsyncIterator[Application]:
+    """Register the command menu and poll for updates; stop cleanly on exit."""
+    async with application:
+        await application.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+        await application.start()
+        await application.updater.start_polling(allowed_updates=["message", "callback_query"],
+                                                **polling)
+        try:
+            yield application
+        finally:
+            await application.updater.stop()
+            await application.stop()
+
+
 async def serve(application: Application, stop: asyncio.Event) -> None:
-    """Poll for updates until ``stop`` is set; SIGHUP reloads the model without a restart."""
+    """Run until ``stop`` is set or SIGINT/SIGTERM; SIGHUP reloads the model without a restart."""
     loop = asyncio.get_running_loop()
     classifier = application.bot_data["services"].classifier
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, classifier.reload))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with application:
-        await application.start()
-        await application.updater.start_polling(allowed_updates=["message", "callback_query"])
+    async with running(application):
         log.info("bot @%s is running", application.bot.username)
         await stop.wait()
-        await application.updater.stop()
-        await application.stop()

@@ -34,15 +34,19 @@ def _line(guess: BreedGuess) -> str:
     return f"{_bar(guess.probability)} {guess.probability:4.0%} {escape(guess.name)}"
 
 
+def _sentence(text: str) -> str:
+    """Escaped, first letter upper-cased (breed names keep their own case), full stop."""
+    return escape(text[:1].upper() + text[1:], quote=False) + "."
+
+
 def answer_text(answer: Answer) -> str:
     """The reply to a photo: a headline, then the likeliest breeds with bars."""
     if not answer.is_dog:
-        return f"🤔 {escape(headline(answer)).capitalize()}."
+        return f"🤔 {_sentence(headline(answer))}"
     if answer.mixed:
-        title = f"🐕 Looks like a mix! {escape(headline(answer)).capitalize()}."
+        title = f"🐕 {_sentence(headline(answer))}"
     else:
-        best = answer.predictions[0]
-        title = f"🐕 Looks like a <b>{escape(best.name)}</b>."
+        title = f"🐕 Looks like a <b>{escape(answer.predictions[0].name)}</b>."
     lines = [_line(g) for g in answer.predictions[:SHOWN_BREEDS]]
     return "\n".join([title, "", *lines])
 

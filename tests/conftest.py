@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
+
+from bot.app import build_application, running
+from bot.breeds import BreedIndex
+from bot.fake_telegram import ChatSpec, FakeTelegram, UserSpec
+from bot.handlers import Services
+from bot.inference import BatchingClassifier
+from bot.ratelimit import RateLimiter
+from bot.storage import Store
+from model.predictor import Predictor
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +37,51 @@ def read_photo(shared_datasets: Path) -> Callable[[str], bytes]:
         return (shared_datasets / relative).read_bytes()
 
     return read
+
+
+@pytest.fixture(scope="session")
+def classifier() -> Iterator[BatchingClassifier]:
+    """One real Lite0 predictor behind the micro-batcher, shared by the bot tests."""
+    classifier = BatchingClassifier(lambda: Predictor(warm_up=False))
+    yield classifier
+    classifier.close()
+
+
+@dataclass
+class BotEnv:
+    """The real bot Application polling a fake Bot API on 127.0.0.1, with a fresh database."""
+
+    fake: FakeTelegram
+    services: Services
+    db: Path
+    photos: Path
+
+    def rows(self, sql: str) -> list[tuple]:
+        with sqlite3.connect(self.db) as connection:
+            return connection.execute(sql).fetchall()
+
+    async def download(self, message: dict) -> bytes:
+        """A file the bot sent (a photo's largest size, or a document), over HTTP."""
+        async with aiohttp.ClientSession() as http, \
+                http.get(self.fake.url + message["_file_url"]) as response:
+            return await response.read()
+
+    async def ask(self, chat: ChatSpec, user: UserSpec, photo_bytes: bytes) -> dict:
+        """Send a photo and wait for the bot's answer to it."""
+        return await self.answer_to(chat.id, self.fake.send_photo(chat, user, photo_bytes))
+
+    async def answer_to(self, chat_id: int, sent: dict) -> dict:
+        """The bot's reply to message ``sent``."""
+        return await self.fake.wait_for(chat_id, lambda m: m["reply_to_message"]["message_id"]
+                                        == sent["message_id"])
+
+
+@pytest.fixture
+async def bot_env(tmp_path: Path, classifier: BatchingClassifier) -> AsyncIterator[BotEnv]:
+    store = Store(f"sqlite:///{tmp_path / 'bot.db'}", tmp_path / "photos", "test-salt")
+    services = Services(store, classifier, BreedIndex.build(), RateLimiter(max_events=3))
+    async with FakeTelegram() as fake:
+        application = build_application(fake.token, services, fake.base_url, fake.base_file_url)
+        async with running(application, timeout=2, poll_interval=0):
+            yield BotEnv(fake, services, tmp_path / "bot.db", tmp_path / "photos")
+    store.close()

@@ -1,0 +1,195 @@
+"""The real bot Application, driven over real HTTP through the fake Bot API on 127.0.0.1.
+
+Each test gets a fresh database and photo folder (the ``bot_env`` fixture in conftest.py);
+the predictor (real Lite0 weights) is loaded once for the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+
+import pytest
+from PIL import Image
+
+from bot.app import COMMANDS
+from bot.fake_telegram import ChatSpec, UserSpec
+from tests.conftest import BotEnv
+
+ALEX = UserSpec(1001, "Alex")
+SAM = UserSpec(1002, "Sam")
+PRIVATE = ChatSpec(ALEX.id)
+GROUP = ChatSpec(-100200300, "group", "Adoption event")
+CHIHUAHUA = "imagenet-dogs-121/n02085620-Chihuahua.jpg"
+PUG = "imagenet-dogs-121/n02110958-pug.jpg"
+
+
+async def eventually(query, timeout: float = 5.0):
+    """Poll ``query`` until it returns something truthy (a write the bot makes after replying)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (result := query()) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    return result
+
+
+def button(message: dict, text: str) -> str:
+    """The callback data of the button whose label contains ``text``."""
+    rows = message["reply_markup"]["inline_keyboard"]
+    return next(b["callback_data"] for row in rows for b in row if text in b["text"])
+
+
+async def test_photo_gets_breeds_buttons_and_is_stored(bot_env: BotEnv, read_photo) -> None:
+    sent = bot_env.fake.send_photo(PRIVATE, ALEX, read_photo(CHIHUAHUA))
+    answer = await bot_env.answer_to(PRIVATE.id, sent)
+
+    assert answer["text"].startswith("🐕 Looks like a Chihuahua.")
+    assert "%" in answer["text"]
+    assert button(answer, "Right") and button(answer, "Correct it")
+    assert (PRIVATE.id, "typing") in bot_env.fake.chat_actions
+    # The reply's id is stored just after the reply is sent.
+    [(photo_sha, reply_id, version)] = await eventually(lambda: bot_env.rows(
+        "select photo_sha256, reply_message_id, model_version from predictions"
+        " where reply_message_id is not null"))
+    assert reply_id == answer["message_id"] and version == "efficientnet-lite0-imagenet"
+    assert (bot_env.photos / f"{photo_sha}.jpg").is_file()
+
+
+async def test_right_button_records_a_confirmation(bot_env: BotEnv, read_photo) -> None:
+    answer = await bot_env.ask(PRIVATE, ALEX, read_photo(PUG))
+    bot_env.fake.press_button(PRIVATE, ALEX, answer["message_id"], button(answer, "Right"))
+    edited = await bot_env.fake.wait_for(PRIVATE.id, lambda m: "Noted" in m["text"])
+    assert "reply_markup" not in edited  # buttons gone once answered
+    assert bot_env.rows("select label, kind from corrections") == [("n02110958", "confirmed")]
+
+
+async def test_correct_it_offers_other_breeds(bot_env: BotEnv, read_photo) -> None:
+    answer = await bot_env.ask(PRIVATE, ALEX, read_photo(PUG))
+    bot_env.fake.press_button(PRIVATE, ALEX, answer["message_id"], button(answer, "Correct it"))
+    offered = await bot_env.fake.wait_for(
+        PRIVATE.id, lambda m: "Something else" in str(m["reply_markup"]))
+    bot_env.fake.press_button(PRIVATE, ALEX, answer["message_id"], button(offered, "Pekinese"))
+    await bot_env.fake.wait_for(PRIVATE.id, lambda m: "Noted: it's a Pekinese" in m["text"])
+    assert bot_env.rows("select label, name, kind from corrections") == [
+        ("n02086079", "Pekinese", "corrected")]
+
+
+async def test_correct_command_matches_fuzzily_and_confirms_new_breeds(bot_env: BotEnv,
+                                                                       read_photo) -> None:
+    answer = await bot_env.ask(PRIVATE, ALEX, read_photo(PUG))
+    bot_env.fake.send_text(PRIVATE, ALEX, "/correct GOLDEN retriver",
+                           reply_to=answer["message_id"])
+    await bot_env.fake.wait_for(PRIVATE.id, lambda m: "golden retriever" in m["text"])
+
+    bot_env.fake.send_text(PRIVATE, ALEX, "/correct Jindo", reply_to=answer["message_id"])
+    question = await bot_env.fake.wait_for(PRIVATE.id,
+                                           lambda m: "Add it as a new breed" in m["text"])
+    bot_env.fake.press_button(PRIVATE, ALEX, question["message_id"], button(question, "Yes"))
+    await bot_env.fake.wait_for(PRIVATE.id,
+                                lambda m: "added “Jindo” as a new breed" in m["text"])
+    assert bot_env.rows("select label, name, kind from corrections order by id") == [
+        ("n02099601", "golden retriever", "corrected"), ("jindo", "Jindo", "new_breed")]
+
+    bot_env.fake.send_text(PRIVATE, ALEX, "/breeds jin")
+    await bot_env.fake.wait_for(PRIVATE.id, lambda m: m["text"] == "I know 1 breed: Jindo")
+
+
+async def test_correct_needs_a_reply_and_forget_deletes_everything(bot_env: BotEnv,
+                                                                   read_photo) -> None:
+    answer = await bot_env.ask(PRIVATE, ALEX, read_photo(PUG))
+    bot_env.fake.send_text(PRIVATE, ALEX, "/correct beagle")
+    await bot_env.fake.wait_for(PRIVATE.id, lambda m: "Reply to my answer" in m["text"])
+    bot_env.fake.send_text(PRIVATE, ALEX, "/correct beagle", reply_to=answer["message_id"])
+    await bot_env.fake.wait_for(PRIVATE.id, lambda m: "it's a beagle" in m["text"])
+    assert len(list(bot_env.photos.iterdir())) == 1
+
+    bot_env.fake.send_text(PRIVATE, ALEX, "/forget")
+    await bot_env.fake.wait_for(PRIVATE.id, lambda m: m["text"].startswith("Done: I deleted 1"))
+    assert bot_env.rows("select count(*) from predictions") == [(0,)]
+    assert bot_env.rows("select count(*) from corrections") == [(0,)]
+    assert list(bot_env.photos.iterdir()) == []
+
+
+async def test_group_photos_are_answered_as_replies(bot_env: BotEnv, read_photo) -> None:
+    sent = bot_env.fake.send_photo(GROUP, SAM, read_photo(CHIHUAHUA))
+    answer = await bot_env.answer_to(GROUP.id, sent)
+    assert answer["chat"]["id"] == GROUP.id and "Chihuahua" in answer["text"]
+    assert bot_env.rows("select chat_type from predictions") == [("group",)]
+
+
+async def test_event_link_stats_and_export(bot_env: BotEnv, read_photo) -> None:
+    bot_env.fake.send_text(PRIVATE, ALEX, "/event Saturday adoption day")
+    invite = await bot_env.fake.wait_for(PRIVATE.id, lambda m: "photo" in m)
+    code = invite["caption"].split("?start=")[1].split()[0]
+    assert f"https://t.me/{bot_env.fake.bot_username}?start={code}" in invite["caption"]
+    qr_code = Image.open(io.BytesIO(await bot_env.download(invite)))
+    assert qr_code.format == "JPEG" and qr_code.size[0] >= 200  # Telegram re-encodes photos
+
+    sam_chat = ChatSpec(SAM.id)
+    bot_env.fake.send_text(sam_chat, SAM, f"/start {code}")
+    await bot_env.fake.wait_for(SAM.id, lambda m: "Welcome to Saturday adoption day" in m["text"])
+    await bot_env.ask(sam_chat, SAM, read_photo(PUG))
+
+    bot_env.fake.send_text(PRIVATE, ALEX, "/stats")
+    stats = await bot_env.fake.wait_for(PRIVATE.id, lambda m: "📊" in m["text"])
+    assert "1 photos from 1 people, 1 dogs" in stats["text"] and "pug: 1" in stats["text"]
+
+    bot_env.fake.send_text(PRIVATE, ALEX, "/export")
+    export = await bot_env.fake.wait_for(PRIVATE.id, lambda m: "document" in m)
+    rows = list(csv.DictReader(io.StringIO((await bot_env.download(export)).decode())))
+    assert [(r["top1_name"], r["chat_type"]) for r in rows] == [("pug", "private")]
+
+
+@pytest.mark.parametrize("send, expected", [
+    (lambda fake: fake.send_document(PRIVATE, ALEX, b"%PDF-1.4 not a photo", "menu.pdf",
+                                     "application/pdf"), "isn't a photo I can read"),
+    (lambda fake: fake.send_document(PRIVATE, ALEX, b"\xff\xd8\xff\xe0 broken", "dog.jpg",
+                                     "image/jpeg"), "couldn't read that"),
+    (lambda fake: fake.send_document(PRIVATE, ALEX, b"\0" * (21 * 2**20), "huge.jpg",
+                                     "image/jpeg"), "too big (21 MB)"),
+    (lambda fake: fake.send_sticker(PRIVATE, ALEX, _webp()), "Cute sticker"),
+    (lambda fake: fake.send_video(PRIVATE, ALEX, b"\0\0\0\x18ftypmp42"), "not videos"),
+    (lambda fake: fake.send_text(PRIVATE, ALEX, "hello?"), "Send me a photo of a dog"),
+])
+async def test_bad_input_gets_a_kind_reply(bot_env: BotEnv, send, expected: str) -> None:
+    sent = send(bot_env.fake)
+    reply = await bot_env.answer_to(PRIVATE.id, sent)
+    assert expected in reply["text"]
+    assert bot_env.rows("select count(*) from predictions") == [(0,)]
+
+
+async def test_image_sent_as_a_file_is_classified(bot_env: BotEnv, read_photo) -> None:
+    png = io.BytesIO()
+    Image.open(io.BytesIO(read_photo(CHIHUAHUA))).save(png, "PNG")
+    sent = bot_env.fake.send_document(PRIVATE, ALEX, png.getvalue(), "dog.png", "image/png")
+    assert "Chihuahua" in (await bot_env.answer_to(PRIVATE.id, sent))["text"]
+    [(sha,)] = bot_env.rows("select photo_sha256 from predictions")
+    assert (bot_env.photos / f"{sha}.png").is_file()
+
+
+async def test_floods_are_refused_politely_once(bot_env: BotEnv, read_photo) -> None:
+    photo = read_photo(PUG)
+    for _ in range(3):  # the test limiter allows 3 photos a minute
+        await bot_env.ask(PRIVATE, ALEX, photo)
+    refused = bot_env.fake.send_photo(PRIVATE, ALEX, photo)
+    assert "a lot of dogs" in (await bot_env.answer_to(PRIVATE.id, refused))["text"]
+    bot_env.fake.send_photo(PRIVATE, ALEX, photo)  # silence now, no second notice
+    bot_env.fake.send_text(PRIVATE, ALEX, "/help")
+    await bot_env.fake.wait_for(PRIVATE.id, lambda m: "What breed is that dog" in m["text"])
+    assert sum("a lot of dogs" in m.get("text", "") for m in bot_env.fake.messages(PRIVATE.id)) == 1
+    assert bot_env.rows("select count(*) from predictions") == [(3,)]
+
+
+async def test_commands_menu_help_and_about(bot_env: BotEnv) -> None:
+    assert [c["command"] for c in bot_env.fake.commands] == [c for c, _ in COMMANDS]
+    bot_env.fake.send_text(PRIVATE, ALEX, "/start")
+    await bot_env.fake.wait_for(PRIVATE.id, lambda m: "/correct" in m["text"])
+    bot_env.fake.send_text(PRIVATE, ALEX, "/about")
+    about = await bot_env.fake.wait_for(PRIVATE.id, lambda m: "Model" in m["text"])
+    assert "efficientnet-lite0-imagenet" in about["text"] and "74%" in about["text"]
+
+
+def _webp() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGBA", (512, 512), (255, 0, 0, 128)).save(buffer, "WEBP")
+    return buffer.getvalue()
