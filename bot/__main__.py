@@ -26,16 +26,23 @@ class RedactToken(logging.Filter):
         return True
 
 
+def redact_in_logs(token: str) -> None:
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactToken(token))
+
+
 async def run(settings: Settings, port: int) -> None:
     stop = asyncio.Event()
     services = make_services(settings)
     if settings.token:
+        redact_in_logs(settings.token)
         api = settings.api_url
         application = build_application(settings.token, services, api and f"{api}/bot",
                                         api and f"{api}/file/bot")
         await serve(application, stop)
         return
     fake = FakeTelegram()
+    redact_in_logs(fake.token)
     await fake.start(port=port)
     print(f"No TELEGRAM_BOT_TOKEN: playground at {fake.url} (Ctrl-C stops)", flush=True)
     try:
@@ -52,11 +59,10 @@ def main() -> None:
                         help="playground port on 127.0.0.1 (without a token)")
     args = parser.parse_args()
     settings = Settings.from_env()
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactToken(settings.token or "\0"))
+    level = os.environ.get("WHATBREED_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":  # httpx logs every request URL; only debugging needs that
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(run(settings, args.port))
 
 

@@ -267,7 +267,7 @@ async def event(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, "Give the event a name: <code>/event Saturday adoption day</code>")
         return
     info = await asyncio.to_thread(services(context).store.create_event,
-                                   update.effective_user.id, update.effective_chat.id, name)
+                                   update.effective_user.id, name)
     link = create_deep_linked_url(context.bot.username, info.code)
     qr_png = io.BytesIO()
     segno.make(link, error="m").save(qr_png, kind="png", scale=10, border=4)

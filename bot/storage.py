@@ -2,7 +2,8 @@
 
 SQLite (WAL mode) by default, any SQLAlchemy URL (PostgreSQL) in production. The schema is
 created only by the Alembic migrations in ``bot/migrations``, which ``Store`` runs at start.
-Raw Telegram user ids are never stored: users appear as an HMAC-SHA256 of their id.
+Raw Telegram user and chat ids are never stored: they appear as an HMAC-SHA256 of the id
+(a private chat's id is its user's id, so chats are hashed the same way).
 Every ``Store`` method opens its own session, so the bot may call them from worker threads.
 """
 
@@ -129,7 +130,6 @@ class Event(Base):
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(EVENT_NAME_MAX))
     host_hash: Mapped[str] = mapped_column(String(64), index=True)
-    host_chat_id: Mapped[int] = mapped_column(BigInteger)
 
 
 class EventMember(Base):
@@ -150,13 +150,13 @@ class Prediction(Base):
     __tablename__ = "predictions"
     __table_args__ = (
         # prediction_for_message matches either the user's photo or the bot's reply.
-        Index(None, "chat_id", "photo_message_id"),
-        Index(None, "chat_id", "reply_message_id"),
+        Index(None, "chat_hash", "photo_message_id"),
+        Index(None, "chat_hash", "reply_message_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    chat_id: Mapped[int] = mapped_column(BigInteger)
+    chat_hash: Mapped[str] = mapped_column(String(64))
     chat_type: Mapped[str] = mapped_column(String(16))
     user_hash: Mapped[str] = mapped_column(String(64), index=True)
     photo_message_id: Mapped[int] = mapped_column(BigInteger)
@@ -191,13 +191,11 @@ class EventInfo:
     id: int
     code: str
     name: str
-    host_chat_id: int
 
 
 @dataclass(frozen=True)
 class PredictionInfo:
     id: int
-    chat_id: int
     photo_message_id: int
     reply_message_id: int | None
     photo_sha256: str
@@ -276,13 +274,12 @@ def upgrade(engine: Engine, database_url: str) -> None:
 
 
 def _event_info(row: Event) -> EventInfo:
-    return EventInfo(id=row.id, code=row.code, name=row.name, host_chat_id=row.host_chat_id)
+    return EventInfo(id=row.id, code=row.code, name=row.name)
 
 
 def _prediction_info(row: Prediction) -> PredictionInfo:
     return PredictionInfo(
         id=row.id,
-        chat_id=row.chat_id,
         photo_message_id=row.photo_message_id,
         reply_message_id=row.reply_message_id,
         photo_sha256=row.photo_sha256,
@@ -368,6 +365,10 @@ class Store:
         """HMAC-SHA256 hex of the Telegram user id with the secret salt."""
         return hmac.new(self._salt, str(int(user_id)).encode(), hashlib.sha256).hexdigest()
 
+    def chat_hash(self, chat_id: int) -> str:
+        """The same keyed hash for a chat id: a private chat's id is its user's id."""
+        return self.user_hash(chat_id)
+
     def save_photo(self, photo_bytes: bytes, suffix: str = ".jpg") -> str:
         """Write ``photo_dir/<sha256><suffix>`` atomically (once) and return the sha256 hex.
 
@@ -419,7 +420,7 @@ class Store:
         if chat_type not in CHAT_TYPES:
             raise ValueError(f"chat_type must be one of {sorted(CHAT_TYPES)}, not {chat_type!r}")
         row = Prediction(
-            chat_id=chat_id,
+            chat_hash=self.chat_hash(chat_id),
             chat_type=chat_type,
             user_hash=self.user_hash(user_id),
             photo_message_id=photo_message_id,
@@ -454,7 +455,7 @@ class Store:
         """The prediction whose photo message or bot reply is ``message_id`` in that chat."""
         query = (
             select(Prediction)
-            .where(Prediction.chat_id == chat_id)
+            .where(Prediction.chat_hash == self.chat_hash(chat_id))
             .where(
                 or_(
                     Prediction.photo_message_id == message_id,
@@ -564,16 +565,14 @@ class Store:
 
     # Events
 
-    def create_event(self, host_user_id: int, host_chat_id: int, name: str) -> EventInfo:
+    def create_event(self, host_user_id: int, name: str) -> EventInfo:
         """A new event with a fresh code; the host joins it, so their photos count too."""
         name = clean_event_name(name)
         host = self.user_hash(host_user_id)
         for _ in range(5):
             try:
                 with self._writing() as session:
-                    row = Event(
-                        code=_new_event_code(), name=name, host_hash=host, host_chat_id=host_chat_id
-                    )
+                    row = Event(code=_new_event_code(), name=name, host_hash=host)
                     session.add(row)
                     session.flush()
                     session.add(EventMember(event_id=row.id, user_hash=host))

@@ -193,3 +193,11 @@ def _webp() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGBA", (512, 512), (255, 0, 0, 128)).save(buffer, "WEBP")
     return buffer.getvalue()
+
+
+async def test_album_photos_are_each_answered(bot_env: BotEnv, read_photo) -> None:
+    names = {CHIHUAHUA: "Chihuahua", PUG: "pug"}
+    sent = {name: bot_env.fake.send_photo(PRIVATE, ALEX, read_photo(path))
+            for path, name in names.items()}  # sent at once, like an album
+    for name, message in sent.items():
+        assert name in (await bot_env.answer_to(PRIVATE.id, message))["text"]

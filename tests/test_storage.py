@@ -69,12 +69,13 @@ def predict(
     message_id: int = 1,
     sha: str = "a" * 64,
     chat_id: int = GROUP,
+    chat_type: str = "supergroup",
     event_id: int | None = None,
     result: dict | None = None,
 ) -> int:
     return store.record_prediction(
         chat_id=chat_id,
-        chat_type="supergroup",
+        chat_type=chat_type,
         user_id=user_id,
         photo_message_id=message_id,
         photo_sha256=sha,
@@ -170,7 +171,7 @@ def test_record_and_look_up_by_photo_or_reply_message(store: Store) -> None:
     pid = predict(store, ALICE, message_id=41)
     info = store.prediction(pid)
     assert info is not None
-    assert (info.chat_id, info.photo_message_id, info.reply_message_id) == (GROUP, 41, None)
+    assert (info.photo_message_id, info.reply_message_id) == (41, None)
     assert info.top_k[0] == {"label": GOLDEN[0], "name": GOLDEN[1], "probability": 0.9}
     assert info.model_version == "lite2-v1" and info.event_id is None
     assert store.prediction_for_message(GROUP, 42) is None
@@ -213,24 +214,40 @@ def test_corrections_of_each_kind(store: Store) -> None:
         store.record_correction(pid + 100, ALICE, *LAB, "corrected")
 
 
-def test_raw_user_ids_are_never_stored(tmp_path: Path) -> None:
+def test_raw_user_and_chat_ids_are_never_stored(tmp_path: Path) -> None:
     store = open_store(tmp_path)
-    event = store.create_event(ALICE, GROUP, "Park")
+    # Alice hosts an event from her private chat, whose chat id is her user id.
+    event = store.create_event(ALICE, "Park")
     store.join_event(BOB, event.code)
-    pid = predict(store, BOB, event_id=event.id)
-    store.record_correction(pid, ALICE, *LAB, "corrected")
+    in_group = predict(store, BOB, message_id=1, event_id=event.id)
+    in_private = predict(
+        store, ALICE, message_id=1, chat_id=ALICE, chat_type="private", event_id=event.id
+    )
+    store.set_reply_message(in_private, 2)
+    store.record_correction(in_group, ALICE, *LAB, "corrected")
+    store.record_correction(in_private, ALICE, *PUG, "corrected")
+    # Looked up by the raw chat id, matched by its hash; message ids are per chat.
+    assert store.prediction_for_message(ALICE, 1).id == in_private
+    assert store.prediction_for_message(ALICE, 2).id == in_private
+    assert store.prediction_for_message(GROUP, 1).id == in_group
+    assert store.prediction_for_message(BOB, 1) is None
     store.close()  # the last connection checkpoints the WAL into the main file
     files = [p for p in (tmp_path / "db").iterdir() if p.is_file()]
     blob = b"".join(p.read_bytes() for p in files)
+    raw_ids = (ALICE, BOB, GROUP)
+    for raw in raw_ids:
+        assert str(raw).encode() not in blob and str(abs(raw)).encode() not in blob
+        # SQLite would keep such an integer as 6 big-endian bytes.
+        assert raw.to_bytes(6, "big", signed=True) not in blob
     for user in (ALICE, BOB):
-        assert str(user).encode() not in blob
         assert store.user_hash(user).encode() in blob
+    assert store.chat_hash(GROUP).encode() in blob
     conn = sqlite3.connect(files[0].parent / "whatbreed.db")
     for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
         for row in conn.execute(f"SELECT * FROM {table}"):
             for value in row:
-                assert value not in (ALICE, BOB) and str(ALICE) not in str(value)
-                assert str(BOB) not in str(value)
+                assert value not in raw_ids
+                assert not any(str(abs(raw)) in str(value) for raw in raw_ids)
     conn.close()
 
 
@@ -243,9 +260,9 @@ def test_forget_user_removes_their_rows_and_only_unreferenced_photos(store: Stor
     store.record_correction(pa_shared, BOB, *LAB, "corrected")  # on Alice's photo: goes
     store.record_correction(pb, ALICE, *PUG, "corrected")  # Alice's, elsewhere: goes
     store.record_correction(pb, BOB, *GOLDEN, "confirmed")  # stays
-    bobs = store.create_event(BOB, GROUP, "Bob's walk")
+    bobs = store.create_event(BOB, "Bob's walk")
     store.join_event(ALICE, bobs.code)
-    alices = store.create_event(ALICE, GROUP, "Alice's party")
+    alices = store.create_event(ALICE, "Alice's party")
 
     report = store.forget_user(ALICE)
 
@@ -265,11 +282,11 @@ def test_forget_user_removes_their_rows_and_only_unreferenced_photos(store: Stor
 
 
 def test_events_create_join_current_and_hosted(store: Store) -> None:
-    codes = {store.create_event(CAROL, GROUP, f"Event {i}").code for i in range(20)}
+    codes = {store.create_event(CAROL, f"Event {i}").code for i in range(20)}
     assert len(codes) == 20
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{8,12}", code) for code in codes)
-    park = store.create_event(ALICE, GROUP, "  Dog   park\nSunday ")
-    beach = store.create_event(ALICE, -5, "Beach")
+    park = store.create_event(ALICE, "  Dog   park\nSunday ")
+    beach = store.create_event(ALICE, "Beach")
     assert park.name == "Dog park Sunday"
     assert store.hosted_event(ALICE) == beach and store.current_event(ALICE) == beach
     assert store.event_by_code(park.code) == park
@@ -280,16 +297,16 @@ def test_events_create_join_current_and_hosted(store: Store) -> None:
     assert store.join_event(BOB, f" {park.code} ") == park  # rejoining makes it current
     assert store.current_event(BOB) == park
     assert store.hosted_event(BOB) is None
-    assert len(store.create_event(ALICE, GROUP, "x" * 100).name) == 64
+    assert len(store.create_event(ALICE, "x" * 100).name) == 64
     for blank in ("", "   \n"):
         with pytest.raises(ValueError, match="name"):
-            store.create_event(ALICE, GROUP, blank)
+            store.create_event(ALICE, blank)
 
 
 @pytest.fixture
 def party(store: Store) -> tuple[int, dict[str, int]]:
     """An event with five photos from two people, and one photo outside it."""
-    event = store.create_event(CAROL, GROUP, "Party").id
+    event = store.create_event(CAROL, "Party").id
     ids = {
         "golden": predict(store, ALICE, message_id=1, event_id=event),
         "golden2lab": predict(store, ALICE, message_id=2, event_id=event),
@@ -334,7 +351,7 @@ def test_export_event_csv(store: Store, party: tuple[int, dict[str, int]]) -> No
 
 
 def test_concurrent_writes_from_eight_threads_all_land(store: Store) -> None:
-    event = store.create_event(CAROL, GROUP, "Busy")
+    event = store.create_event(CAROL, "Busy")
 
     def work(worker: int) -> list[int]:
         ids = []

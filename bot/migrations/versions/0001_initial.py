@@ -30,7 +30,6 @@ def upgrade() -> None:
         sa.Column("code", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("host_hash", sa.String(length=64), nullable=False),
-        sa.Column("host_chat_id", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
         sa.UniqueConstraint("code", name=op.f("uq_events_code")),
     )
@@ -61,7 +60,7 @@ def upgrade() -> None:
         "predictions",
         sa.Column("id", sa.Integer(), nullable=False),
         _created_at(),
-        sa.Column("chat_id", sa.BigInteger(), nullable=False),
+        sa.Column("chat_hash", sa.String(length=64), nullable=False),
         sa.Column("chat_type", sa.String(length=16), nullable=False),
         sa.Column("user_hash", sa.String(length=64), nullable=False),
         sa.Column("photo_message_id", sa.BigInteger(), nullable=False),
@@ -82,8 +81,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_predictions")),
     )
     for columns in (
-        ["chat_id", "photo_message_id"],
-        ["chat_id", "reply_message_id"],
+        ["chat_hash", "photo_message_id"],
+        ["chat_hash", "reply_message_id"],
         ["event_id"],
         ["photo_sha256"],
         ["user_hash"],

@@ -1,0 +1,82 @@
+"""`python -m bot` as a process: the playground answers a photo, SIGHUP reloads the model,
+SIGTERM stops it cleanly, and the token never reaches the logs."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+PLAYGROUND_TOKEN = "123456:playground"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_line(process: subprocess.Popen, lines: list[str], text: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        lines.append(line)
+        if text in line:
+            return
+    pytest.fail(f"no {text!r} in the output:\n{''.join(lines)}")
+
+
+def post_photo(url: str, photo: bytes) -> None:
+    boundary = "whatbreed"
+    fields = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+              for k, v in {"chat_id": 1001, "user_id": 1001, "kind": "photo"}.items()]
+    body = ("".join(fields) + f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            'filename="dog.jpg"\r\nContent-Type: image/jpeg\r\n\r\n').encode() + photo + \
+        f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(f"{url}/api/send", body, method="POST", headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+def bot_texts(url: str) -> list[str]:
+    with urllib.request.urlopen(f"{url}/api/messages?chat_id=1001&since=0", timeout=10) as r:
+        messages = json.load(r)["messages"]
+    return [m.get("text", "") for m in messages if m["from"]["is_bot"]]
+
+
+def test_playground_process(tmp_path: Path, read_photo) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
+    env |= {"WHATBREED_DATA": str(tmp_path), "WHATBREED_LOG_LEVEL": "DEBUG"}
+    process = subprocess.Popen([sys.executable, "-m", "bot", "--port", str(port)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        wait_for_line(process, lines, f"playground at http://127.0.0.1:{port}")
+        wait_for_line(process, lines, "is running")
+        post_photo(f"http://127.0.0.1:{port}", read_photo("imagenet-dogs-121/n02110958-pug.jpg"))
+        wait_for_line(process, lines, "sendMessage")
+        deadline = time.monotonic() + 10
+        while not any("pug" in t for t in bot_texts(f"http://127.0.0.1:{port}")):
+            assert time.monotonic() < deadline, "no answer naming the pug"
+            time.sleep(0.1)
+
+        process.send_signal(signal.SIGHUP)
+        wait_for_line(process, lines, "model reloaded: efficientnet-lite0-imagenet")
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+        lines.append(output)
+    finally:
+        process.kill()
+    assert process.returncode == 0, "".join(lines)
+    log = "".join(lines)
+    assert "<token>" in log  # httpx logged request URLs at DEBUG, with the token redacted
+    assert PLAYGROUND_TOKEN not in log
+    assert "Traceback" not in log
+    assert (tmp_path / "whatbreed.db").is_file() and any((tmp_path / "photos").iterdir())
