@@ -4,10 +4,14 @@ import argparse
 import asyncio
 import logging
 import os
+import sys
+from pathlib import Path
 
 from bot.app import build_application, make_services, serve
 from bot.config import Settings
 from bot.fake_telegram import FakeTelegram
+from model.artifact import ArtifactError
+from model.predictor import MODELS
 
 log = logging.getLogger("bot")
 
@@ -34,12 +38,13 @@ def redact_in_logs(token: str) -> None:
 async def run(settings: Settings, port: int) -> None:
     stop = asyncio.Event()
     services = make_services(settings)
+    model_file = None if settings.model in MODELS else Path(settings.model)
     if settings.token:
         redact_in_logs(settings.token)
         api = settings.api_url
         application = build_application(settings.token, services, api and f"{api}/bot",
                                         api and f"{api}/file/bot")
-        await serve(application, stop)
+        await serve(application, stop, model_file)
         return
     fake = FakeTelegram()
     redact_in_logs(fake.token)
@@ -47,7 +52,7 @@ async def run(settings: Settings, port: int) -> None:
     print(f"No TELEGRAM_BOT_TOKEN: playground at {fake.url} (Ctrl-C stops)", flush=True)
     try:
         await serve(build_application(fake.token, services, fake.base_url, fake.base_file_url),
-                    stop)
+                    stop, model_file)
     finally:
         await fake.stop()
         services.classifier.close()
@@ -63,7 +68,10 @@ def main() -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if level != "DEBUG":  # httpx logs every request URL; only debugging needs that
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(run(settings, args.port))
+    try:
+        asyncio.run(run(settings, args.port))
+    except ArtifactError as error:  # a bad WHATBREED_MODEL: say so, no traceback
+        sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from telegram import BotCommand
 from telegram.ext import (
@@ -50,7 +51,8 @@ NOT_A_PHOTO = (filters.Document.ALL | filters.Sticker.ALL | filters.VIDEO | filt
 def make_services(settings: Settings) -> Services:
     store = Store(settings.database_url, settings.photo_dir, settings.user_salt)
     classifier = BatchingClassifier(lambda: Predictor(settings.model))
-    return Services(store, classifier, BreedIndex.build(store.known_new_breeds()), RateLimiter())
+    breeds = BreedIndex.build(classifier.predictor.breeds, store.known_new_breeds())
+    return Services(store, classifier, breeds, RateLimiter())
 
 
 def build_application(token: str, services: Services, base_url: str | None = None,
@@ -92,13 +94,48 @@ async def running(application: Application, **polling) -> AsyncIterator[Applicat
             await application.stop()
 
 
-async def serve(application: Application, stop: asyncio.Event) -> None:
-    """Run until ``stop`` is set or SIGINT/SIGTERM; SIGHUP reloads the model without a restart."""
+async def reload_model(services: Services) -> None:
+    """Load the model again off the event loop, then refresh the breed names it knows."""
+    try:
+        await asyncio.to_thread(services.classifier.reload)
+    except Exception:  # a broken new file must not take the running bot down
+        log.exception("model reload failed; still serving %s", services.classifier.version)
+        return
+    await services.refresh_breeds()
+
+
+async def watch_model_file(path: Path, services: Services, every_s: float = 5.0) -> None:
+    """Reload when the model file changes (training writes it atomically)."""
+    seen = path.stat().st_mtime_ns
+    while True:
+        await asyncio.sleep(every_s)
+        with contextlib.suppress(FileNotFoundError):
+            if (mtime := path.stat().st_mtime_ns) != seen:
+                seen = mtime
+                log.info("%s changed: reloading the model", path)
+                await reload_model(services)
+
+
+async def serve(application: Application, stop: asyncio.Event,
+                model_file: Path | None = None) -> None:
+    """Run until ``stop`` is set or SIGINT/SIGTERM. The model reloads without a restart on
+    SIGHUP, and whenever ``model_file`` changes."""
     loop = asyncio.get_running_loop()
-    classifier = application.bot_data["services"].classifier
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, classifier.reload))
+    services = application.bot_data["services"]
+    tasks: set[asyncio.Task] = set()  # keep references: the loop holds tasks only weakly
+
+    def spawn(coroutine) -> None:
+        task = loop.create_task(coroutine)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, lambda: spawn(reload_model(services)))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if model_file is not None:
+        spawn(watch_model_file(model_file, services))
     async with running(application):
         log.info("bot @%s is running", application.bot.username)
         await stop.wait()
+    for task in list(tasks):
+        task.cancel()

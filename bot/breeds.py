@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process, utils
 
-from model.answers import Breed
-from model.labels import BREED_CLASSES, imagenet_classes
+from model.answers import Breed, imagenet_breeds
+from model.labels import imagenet_classes
 
 MATCH_SCORE = 88  # rapidfuzz WRatio (0–100) at which a typed name counts as that breed
 SUGGEST_SCORE = 75
@@ -31,20 +31,19 @@ class BreedIndex:
     aliases: dict[str, Breed]  # normalised alias -> breed
 
     @classmethod
-    def build(cls, new_breeds: list[tuple[str, str]] = ()) -> BreedIndex:
-        """ImageNet's breeds with all their WordNet synonyms, plus breeds people have added."""
-        classes = imagenet_classes()
+    def build(cls, model_breeds: tuple[Breed, ...] | None = None,
+              new_breeds: list[tuple[str, str]] = ()) -> BreedIndex:
+        """The model's breeds (ImageNet's by default) with their WordNet synonyms, plus breeds
+        people have added through corrections."""
+        synonyms = {c.wnid: c.names for c in imagenet_classes()}
+        model_breeds = model_breeds or imagenet_breeds()
+        breeds = list(model_breeds)
+        breeds += [Breed(label, name) for label, name in new_breeds
+                   if label not in {b.label for b in model_breeds}]
         aliases: dict[str, Breed] = {}
-        breeds = []
-        for index in BREED_CLASSES:
-            breed = Breed(classes[index].wnid, classes[index].name)
-            breeds.append(breed)
-            for name in classes[index].names:
+        for breed in breeds:
+            for name in (breed.name, *synonyms.get(breed.label, ())):
                 aliases.setdefault(normalise(name), breed)
-        for label, name in new_breeds:
-            breed = Breed(label, name)
-            breeds.append(breed)
-            aliases.setdefault(normalise(name), breed)
         return cls(tuple(breeds), aliases)
 
     def match(self, text: str) -> Breed | None:

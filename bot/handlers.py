@@ -43,7 +43,9 @@ class Services:
     limiter: RateLimiter
 
     async def refresh_breeds(self) -> None:
-        self.breeds = BreedIndex.build(await asyncio.to_thread(self.store.known_new_breeds))
+        """Rebuild the breed names after a new breed or a new model."""
+        new_breeds = await asyncio.to_thread(self.store.known_new_breeds)
+        self.breeds = BreedIndex.build(self.classifier.predictor.breeds, new_breeds)
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:

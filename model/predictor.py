@@ -6,13 +6,16 @@ import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from model.answers import Answer, imagenet_breed_probs, imagenet_breeds, make_answer
+from model.answers import Answer, Breed, imagenet_breed_probs, imagenet_breeds, make_answer
+from model.artifact import Artifact, load_artifact
 from model.efficientnet import from_pretrained, run_backbone
+from model.head import BreedHead
 from model.preprocess import ImageError, load_image
 
 log = logging.getLogger(__name__)
@@ -25,23 +28,37 @@ BATCH_SIZES = (1, 8, 32)  # compiled shapes; a batch is padded up to the next on
 
 
 class Predictor:
-    """Classifies photos with the frozen backbone and the zero-training ImageNet breed head.
+    """Classifies photos with the frozen backbone and a breed head.
+
+    ``model`` is a backbone variant ("lite0", "lite1", "lite2": the zero-training model, its
+    ImageNet head restricted to dog breeds) or the path of a trained model file. Dog or not
+    always comes from the ImageNet head.
 
     Thread-safe: the compiled function holds no state, and each call works on its own arrays,
     so the bot may call ``classify`` from several worker threads at once.
     """
 
-    def __init__(self, variant: str = DEFAULT_VARIANT, top_k: int = 5, warm_up: bool = True):
+    def __init__(self, model: str = DEFAULT_VARIANT, top_k: int = 5, warm_up: bool = True):
         started = time.perf_counter()
-        self.variant = variant
         self.top_k = top_k
-        self.backbone, self._params = from_pretrained(variant)
+        if model in MODELS:
+            variant, self._head, head_params = model, None, None
+            self.breeds = imagenet_breeds()
+            self.version = f"efficientnet-{variant}-imagenet"
+            self.description = (f"EfficientNet-{variant.capitalize()} with its ImageNet head "
+                                f"(no training yet): right on {MEASURED_DOG_TOP1[variant]:.0%} "
+                                "of 3,764 photos of 10 breeds (dogs-dev val)")
+        else:
+            artifact = load_artifact(Path(model))
+            variant, head_params = artifact.variant, {"params": artifact.head_params}
+            self._head = BreedHead(len(artifact.labels), **artifact.head_config)
+            self.breeds = tuple(Breed(b.label, b.name) for b in artifact.labels)
+            self.version = artifact.version
+            self.description = _describe(artifact)
+        self.variant = variant
+        self.backbone, backbone_params = from_pretrained(variant)
         self.resolution = self.backbone.resolution
-        self.breeds = imagenet_breeds()
-        self.version = f"efficientnet-{variant}-imagenet"
-        self.description = (f"EfficientNet-{variant.capitalize()} with its ImageNet head "
-                            f"(no training yet): right on {MEASURED_DOG_TOP1[variant]:.0%} of "
-                            "3,764 photos of 10 breeds (dogs-dev val)")
+        self._params = {"backbone": backbone_params, "head": head_params}
         self._forward = jax.jit(self._forward_fn)
         self._decoders = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
         if warm_up:
@@ -50,9 +67,11 @@ class Predictor:
         log.info("predictor %s ready in %.1f s", self.version, time.perf_counter() - started)
 
     def _forward_fn(self, params: dict, pixels: jax.Array) -> tuple[jax.Array, jax.Array]:
-        _features, logits = run_backbone(self.backbone, params, pixels)  # (B, 1280), (B, 1000)
-        imagenet_probs = jax.nn.softmax(logits)
-        return imagenet_probs, imagenet_breed_probs(imagenet_probs)
+        features, logits = run_backbone(self.backbone, params["backbone"], pixels)
+        imagenet_probs = jax.nn.softmax(logits)  # (B, 1000)
+        if self._head is None:
+            return imagenet_probs, imagenet_breed_probs(imagenet_probs)
+        return imagenet_probs, jax.nn.softmax(self._head.apply(params["head"], features))
 
     def probabilities(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(B, S, S, 3) uint8 -> ImageNet softmax (B, 1000) and breed probabilities (B, N)."""
@@ -92,3 +111,11 @@ class Predictor:
             return load_image(photo_bytes, self.resolution)
         except ImageError as error:
             return error
+
+
+def _describe(artifact: Artifact) -> str:
+    val = artifact.metrics.get("val", {})
+    measured = (f": right on {val['top1']:.0%} of {val['count']} validation photos"
+                if "top1" in val else "")
+    return (f"EfficientNet-{artifact.variant.capitalize()} with a head trained on "
+            f"{len(artifact.labels)} breeds{measured}")

@@ -5,6 +5,7 @@ import logging
 import os
 import sys
 
+from model.artifact import ArtifactError
 from model.classify import classify_sources
 from model.photo_sources import expand
 from model.predictor import MODELS, Predictor
@@ -16,12 +17,17 @@ def main() -> int:
     parser.add_argument("--top-k", type=int, default=5, help="breeds to list per photo")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--model", default=os.environ.get("WHATBREED_MODEL", "lite0"),
-                        choices=MODELS, help="model to use (default: $WHATBREED_MODEL or lite0)")
+                        help=f"{', '.join(MODELS)} (no training) or a trained model file "
+                             "(default: $WHATBREED_MODEL or lite0)")
     args = parser.parse_args()
     if args.top_k < 1:
         parser.error("--top-k must be at least 1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    predictor = Predictor(args.model, top_k=args.top_k, warm_up=False)  # compile on demand
+    try:
+        predictor = Predictor(args.model, top_k=args.top_k, warm_up=False)  # compile on demand
+    except ArtifactError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         failures = classify_sources(expand(args.photos), predictor, args.json,
                                     sys.stdout, sys.stderr)

@@ -37,7 +37,7 @@ def test_suggestions_offer_close_names(index: BreedIndex) -> None:
 
 
 def test_new_breeds_become_known(index: BreedIndex) -> None:
-    grown = BreedIndex.build([("korean-jindo", "Korean Jindo")])
+    grown = BreedIndex.build(new_breeds=[("korean-jindo", "Korean Jindo")])
     assert grown.match("korean jindo").label == "korean-jindo"
     assert len(grown.breeds) == len(index.breeds) + 1
 

@@ -1,0 +1,109 @@
+"""Backbone features, computed once per photo and cached on disk.
+
+The cache key is the photo's sha256, the backbone variant and PREPROCESS_VERSION, so a new
+photo, variant or preprocessing never reuses stale features. Each entry holds the clean view
+(the serving preprocessing) and, for training photos, a few augmented views.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from model.augment import random_views, source_size
+from model.dataset import Example
+from model.efficientnet import from_pretrained, run_backbone
+from model.preprocess import PREPROCESS_VERSION, ImageError, crop_and_resize, load_rgb
+
+log = logging.getLogger(__name__)
+BATCH = 32
+
+
+class FeatureCache:
+    """``<root>/<variant>-p<preprocess version>/<sha[:2]>/<sha>.npy``: (1 + views, 1280) float16."""
+
+    def __init__(self, root: Path, variant: str):
+        self.folder = root / f"{variant}-p{PREPROCESS_VERSION}"
+
+    def _path(self, sha256: str) -> Path:
+        return self.folder / sha256[:2] / f"{sha256}.npy"
+
+    def get(self, sha256: str, views: int) -> np.ndarray | None:
+        path = self._path(sha256)
+        if not path.exists():
+            return None
+        features = np.load(path)
+        return features[: 1 + views] if len(features) > views else None
+
+    def put(self, sha256: str, features: np.ndarray) -> None:
+        path = self._path(sha256)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp.npy")
+        np.save(temporary, features.astype(np.float16))
+        temporary.replace(path)  # atomic: an interrupted run never leaves half a file
+
+
+class FeatureExtractor:
+    """Runs the frozen backbone over photos: the clean view plus ``views`` augmented ones."""
+
+    def __init__(self, variant: str, seed: int = 0):
+        self.backbone, self._params = from_pretrained(variant)
+        self.seed = seed
+        resolution = self.backbone.resolution
+        self._clean = jax.jit(lambda p, x: run_backbone(self.backbone, p, x)[0])
+        self._augmented = jax.jit(lambda p, k, s: run_backbone(
+            self.backbone, p, random_views(k, s, resolution))[0])
+        self._decoders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")
+
+    def _decode(self, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+        """The photo at the model's resolution and, for crops, a little larger."""
+        resolution = self.backbone.resolution
+        try:
+            image = load_rgb(path.read_bytes(), min_side=source_size(resolution))
+        except (ImageError, OSError) as error:
+            log.warning("skipping %s: %s", path, error)
+            return None
+        return crop_and_resize(image, resolution), crop_and_resize(image, source_size(resolution))
+
+    def _features(self, batch: list[tuple[Example, np.ndarray, np.ndarray]],
+                  views: int) -> np.ndarray:
+        """(B, 1 + views, 1280) for one batch; views are reproducible per photo and seed."""
+        clean = np.stack([b[1] for b in batch])
+        sources = jnp.asarray(np.stack([b[2] for b in batch]))
+        photo_ids = jnp.array([int(b[0].sha256[:7], 16) for b in batch])
+        outputs = [self._clean(self._params, clean)]
+        for view in range(1, views + 1):
+            base = jax.random.fold_in(jax.random.key(self.seed), view)
+            keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(base, photo_ids)
+            outputs.append(self._augmented(self._params, keys, sources))
+        return np.stack([np.asarray(o) for o in outputs], axis=1)
+
+    def extract(self, examples: list[Example], views: int, cache: FeatureCache,
+                desc: str = "features") -> dict[str, np.ndarray]:
+        """Features for every readable example (cached or computed), keyed by sha256."""
+        found = {e.sha256: f for e in examples if (f := cache.get(e.sha256, views)) is not None}
+        missing = list({e.sha256: e for e in examples if e.sha256 not in found}.values())
+        started = time.perf_counter()
+        with tqdm(total=len(missing), desc=desc, unit="photo", disable=not missing) as bar:
+            for start in range(0, len(missing), BATCH):
+                chunk = missing[start : start + BATCH]
+                decoded = self._decoders.map(self._decode, [e.path for e in chunk])
+                batch = [(e, *d) for e, d in zip(chunk, decoded, strict=True) if d is not None]
+                if batch:
+                    for (example, *_), features in zip(batch, self._features(batch, views),
+                                                       strict=True):
+                        cache.put(example.sha256, features)
+                        found[example.sha256] = features
+                bar.update(len(chunk))
+        if missing:
+            rate = len(missing) / (time.perf_counter() - started)
+            log.info("%s: %d photos computed at %.1f photos/s (%d views each), %d cached",
+                     desc, len(missing), rate, 1 + views, len(examples) - len(missing))
+        return found

@@ -1,0 +1,622 @@
+"""Collect photos of a breed from Flickr: search, download, check, keep with attribution.
+
+``FlickrCollector.collect`` pages through ``flickr.photos.search`` for each query (Creative
+Commons licences only by default), downloads each photo's medium-size image and keeps it only
+if it decodes, is not tiny, the backbone says it is a dog, and it is not a near-duplicate of a
+photo already collected (any breed under ``out``) or of any ``against`` data set. Layout::
+
+    <out>/<breed>/<photo_id>.jpg      the bytes as downloaded
+    <out>/<breed>/attribution.csv     ATTRIBUTION_FIELDS: who to credit, under which licence
+    <out>/<breed>/dropped.csv         DROPPED_FIELDS: photos refused, and why
+    <out>/<breed>/manifest.csv        model/dataset.py's manifest of the kept photos
+    <out>/phash_cache.csv             sha256 -> perceptual hash, so reruns are fast
+
+Every request (API page or image) waits on one ``RateLimiter`` and is retried with exponential
+backoff on HTTP 5xx, connection errors and timeouts. Photo ids already in attribution.csv or
+dropped.csv are skipped without any request, so an interrupted run resumes where it stopped.
+The Flickr client is the real ``flickrapi.FlickrAPI`` (parsed-json); ``FLICKR_REST_URL``
+points it at another REST endpoint (a local fake in tests, or a mirror).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+import flickrapi
+import requests
+from tqdm import tqdm
+
+from model.dataset import (
+    Example,
+    NearDuplicates,
+    load_examples,
+    perceptual_hash,
+    read_manifest,
+    write_manifest,
+)
+from model.preprocess import ImageError, load_rgb
+
+if TYPE_CHECKING:
+    from model.answers import Answer
+
+log = logging.getLogger(__name__)
+
+API_KEY_ENV, API_SECRET_ENV = "FLICKR_API_KEY", "FLICKR_API_SECRET"
+REST_URL_ENV = "FLICKR_REST_URL"  # another REST endpoint: a local fake in tests, or a mirror
+
+# Flickr's licence ids (flickr.photos.licenses.getInfo) and the short names we credit them by.
+LICENCES: dict[int, str] = {
+    0: "All Rights Reserved",
+    1: "CC BY-NC-SA 2.0",
+    2: "CC BY-NC 2.0",
+    3: "CC BY-NC-ND 2.0",
+    4: "CC BY 2.0",
+    5: "CC BY-SA 2.0",
+    6: "CC BY-ND 2.0",
+    7: "No known copyright restrictions",
+    8: "United States Government Work",
+    9: "CC0 1.0",
+    10: "Public Domain Mark 1.0",
+}
+CC_LICENCES: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 9)  # the default filter: Creative Commons only
+
+IMAGE_SIZES = ("url_m", "url_z", "url_c")  # 500 px, then 640 px, then 800 px on the long side
+SEARCH_EXTRAS = ",".join([*IMAGE_SIZES, "owner_name", "license"])  # titles come without asking
+DROP_REASONS = ("no_url", "download_failed", "not_an_image", "too_small", "not_a_dog",
+                "near_duplicate")
+ATTRIBUTION_FIELDS = ("photo_id", "owner", "licence", "title", "source_url", "image_url",
+                      "sha256")
+DROPPED_FIELDS = ("photo_id", "reason", "detail")
+HASH_CACHE_FIELDS = ("sha256", "phash")
+MAX_IMAGE_BYTES = 50 * 1024 * 1024
+
+T = TypeVar("T")
+
+
+class Classifier(Protocol):
+    """What the collector needs of ``model.predictor.Predictor``."""
+
+    def classify(self, photos: Sequence[bytes]) -> list[Answer | ImageError]: ...
+
+
+class CollectorError(RuntimeError):
+    """A problem that stops the whole collection (bad keys, a refused search); a one-liner."""
+
+
+class MissingCredentialsError(CollectorError):
+    """FLICKR_API_KEY or FLICKR_API_SECRET is not set."""
+
+
+class TransientError(Exception):
+    """A failure worth retrying: an HTTP 5xx or a garbled response."""
+
+
+class DownloadError(Exception):
+    """An image that could not be fetched, even after retries."""
+
+
+TRANSIENT_ERRORS = (TransientError, requests.ConnectionError, requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError)
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    """Knobs with production defaults; tests turn the waiting off."""
+
+    interval_s: float = 1.0  # at least this long between two requests (API or image)
+    timeout_s: float = 20.0  # per request
+    attempts: int = 4  # tries per request before the page or photo is skipped
+    backoff_s: float = 1.0  # the first retry's delay; doubles on each further retry
+    per_page: int = 100  # photos per search page (Flickr allows up to 500)
+    batch_size: int = 16  # photos checked by the predictor at once
+    min_side: int = 128  # pixels; shorter photos are "too_small"
+    progress: bool = True  # a tqdm bar of kept photos on stderr
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.batch_size < 1 or not 1 <= self.per_page <= 500:
+            raise ValueError(f"attempts and batch_size must be >= 1, per_page 1-500: {self}")
+
+
+@dataclass
+class CollectionReport:
+    """What one run did: photos kept, dropped by reason, skipped as already known."""
+
+    breed: str
+    kept_before: int = 0  # kept by earlier runs
+    kept: int = 0  # kept by this run
+    dropped: Counter[str] = field(default_factory=Counter)
+    skipped_known: int = 0  # ids in attribution.csv or dropped.csv: no request made
+    pages_failed: int = 0  # search pages given up on after retries
+
+    def summary(self) -> str:
+        """One line: kept and dropped counts."""
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(self.dropped.items()))
+        line = (f"{self.breed}: kept {self.kept} new photos ({self.kept_before + self.kept} in "
+                f"all), dropped {sum(self.dropped.values())}")
+        line += f" ({reasons})" if reasons else ""
+        line += f", skipped {self.skipped_known} already seen"
+        return line + (f", {self.pages_failed} search pages failed" if self.pages_failed else "")
+
+    def table(self) -> str:
+        """Dropped photos by reason, one reason a line."""
+        width = max(map(len, DROP_REASONS))
+        return "\n".join(f"  {reason:<{width}}  {self.dropped[reason]:>5}"
+                         for reason in DROP_REASONS)
+
+
+@dataclass(frozen=True)
+class FlickrPhoto:
+    """One search result: what we need to download it and to credit its owner."""
+
+    id: str
+    owner: str  # the owner's NSID, as in the photo page's URL
+    owner_name: str
+    title: str
+    licence: str  # a name from LICENCES
+    image_url: str | None
+
+    @classmethod
+    def from_api(cls, item: dict) -> FlickrPhoto:
+        """From an entry of ``photos.search``'s ``photo`` list (with SEARCH_EXTRAS)."""
+        licence_id = str(item.get("license", ""))
+        licence = (LICENCES.get(int(licence_id), f"Flickr licence {licence_id}")
+                   if licence_id.isdigit() else "unknown")
+        return cls(id=str(item["id"]), owner=str(item.get("owner", "")),
+                   owner_name=_one_line(item.get("ownername") or item.get("owner", "")),
+                   title=_one_line(item.get("title", "")), licence=licence,
+                   image_url=next((item[k] for k in IMAGE_SIZES if item.get(k)), None))
+
+    @property
+    def page_url(self) -> str:
+        return f"https://www.flickr.com/photos/{self.owner}/{self.id}"
+
+
+def _one_line(text: object) -> str:
+    """Collapse whitespace: a CSV row must never span lines (see ``CsvLog``)."""
+    return " ".join(str(text).split())
+
+
+def slugify(text: str) -> str:
+    """"Korean Jindo" -> "korean-jindo": the breed's folder name and manifest label."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def parse_licences(spec: str) -> tuple[int, ...] | None:
+    """``cc`` -> CC_LICENCES, ``any`` -> None (no filter), ``4,5,9`` -> (4, 5, 9)."""
+    spec = spec.strip().lower()
+    if spec == "cc":
+        return CC_LICENCES
+    if spec == "any":
+        return None
+    try:
+        ids = tuple(int(part) for part in spec.split(","))
+    except ValueError:
+        message = f"licence must be cc, any or Flickr licence ids like 4,5,9: {spec!r}"
+        raise ValueError(message) from None
+    unknown = sorted(set(ids) - set(LICENCES))
+    if unknown:
+        raise ValueError(f"unknown Flickr licence ids {unknown}; known: {sorted(LICENCES)}")
+    return ids
+
+
+def credentials_from_env(env: dict[str, str] | None = None) -> tuple[str, str]:
+    """(key, secret) from FLICKR_API_KEY / FLICKR_API_SECRET, or MissingCredentialsError."""
+    env = os.environ if env is None else env
+    missing = [name for name in (API_KEY_ENV, API_SECRET_ENV) if not env.get(name)]
+    if missing:
+        raise MissingCredentialsError(
+            f"{' and '.join(missing)} not set: get a key at "
+            "https://www.flickr.com/services/apps/create/ and export both variables")
+    return env[API_KEY_ENV], env[API_SECRET_ENV]
+
+
+def flickr_client(api_key: str, api_secret: str, rest_url: str | None = None,
+                  timeout_s: float = 20.0) -> flickrapi.FlickrAPI:
+    """The real flickrapi client: signed calls, parsed JSON, no token cache on disk.
+
+    ``rest_url`` (or else $FLICKR_REST_URL) replaces Flickr's REST endpoint, for tests and
+    mirrors; flickrapi reads ``self.REST_URL`` on every call.
+    """
+    client = flickrapi.FlickrAPI(api_key, api_secret, format="parsed-json", store_token=False,
+                                 cache=False, timeout=timeout_s)
+    rest_url = rest_url or os.environ.get(REST_URL_ENV)
+    if rest_url:
+        client.REST_URL = rest_url
+    return client
+
+
+class RateLimiter:
+    """At most one request per ``interval_s``, shared by API calls and image downloads."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.interval_s = interval_s
+        self._clock, self._sleep = clock, sleep
+        self._next = float("-inf")
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        """Block until the next request may go out."""
+        with self._lock:
+            now = self._clock()
+            if now < self._next:
+                self._sleep(self._next - now)
+                now = self._next
+            self._next = now + self.interval_s
+
+
+def with_retries(call: Callable[[], T], what: str, attempts: int, backoff_s: float,
+                 sleep: Callable[[float], None] = time.sleep) -> T:
+    """``call()``, retried on TRANSIENT_ERRORS after backoff_s, 2·backoff_s, …; the last
+    failure is raised."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except TRANSIENT_ERRORS as error:
+            if attempt == attempts:
+                raise
+            delay = backoff_s * 2 ** (attempt - 1)
+            log.warning("%s: %s; retry %d of %d in %.1f s", what, error, attempt,
+                        attempts - 1, delay)
+            sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _http_status(error: flickrapi.FlickrError) -> int | None:
+    """flickrapi reports a non-200 reply only in the message: 'Status code 502 received'."""
+    match = re.search(r"Status code (\d{3})", str(error))
+    return int(match.group(1)) if match else None
+
+
+class CsvLog:
+    """A CSV that only grows, one flushed write a row, so a crash loses at most the last row.
+
+    Rows never span lines (``_one_line``), so a torn last line left by a crash is recognised
+    (no final newline) and cut off when the file is opened again.
+    """
+
+    def __init__(self, path: Path, fields: Sequence[str]):
+        self.path, self.fields = path, tuple(fields)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.rows = self._read_repaired()
+        self._file = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115 (closed in close)
+        if path.stat().st_size == 0:
+            self._write(dict(zip(self.fields, self.fields, strict=True)))
+
+    def _read_repaired(self) -> list[dict[str, str]]:
+        if not self.path.exists():
+            return []
+        content = self.path.read_bytes()
+        if content and not content.endswith(b"\n"):
+            log.warning("%s: cutting off a torn last line", self.path)
+            content = content[: content.rfind(b"\n") + 1]
+            self.path.write_bytes(content)
+        return list(csv.DictReader(io.StringIO(content.decode("utf-8"), newline="")))
+
+    def _write(self, row: dict[str, object]) -> None:
+        line = io.StringIO()
+        csv.DictWriter(line, self.fields, lineterminator="\n").writerow(row)
+        self._file.write(line.getvalue())
+        self._file.flush()
+
+    def append(self, row: dict[str, object]) -> None:
+        self._write(row)
+        self.rows.append({k: str(v) for k, v in row.items()})
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class HashCache:
+    """sha256 -> 64-bit perceptual hash, kept in ``phash_cache.csv``."""
+
+    def __init__(self, path: Path):
+        self._log = CsvLog(path, HASH_CACHE_FIELDS)
+        self._hashes = {row["sha256"]: int(row["phash"], 16) for row in self._log.rows}
+        self._lock = threading.Lock()
+
+    def get(self, sha256: str) -> int | None:
+        return self._hashes.get(sha256)
+
+    def add(self, sha256: str, photo_hash: int) -> None:
+        with self._lock:
+            if sha256 not in self._hashes:
+                self._hashes[sha256] = photo_hash
+                self._log.append({"sha256": sha256, "phash": f"{photo_hash:016x}"})
+
+    def hash_bytes(self, sha256: str, photo_bytes: bytes) -> int:
+        """The cached hash, or compute and cache it."""
+        cached = self.get(sha256)
+        if cached is None:
+            cached = perceptual_hash(photo_bytes)
+            self.add(sha256, cached)
+        return cached
+
+    def close(self) -> None:
+        self._log.close()
+
+
+class BreedFolder:
+    """``<out>/<slug>/``: the kept photos, attribution.csv, dropped.csv and manifest.csv."""
+
+    def __init__(self, root: Path, slug: str, name: str):
+        self.root, self.slug, self.name = root, slug, name
+        self.attribution = CsvLog(root / "attribution.csv", ATTRIBUTION_FIELDS)
+        self.dropped = CsvLog(root / "dropped.csv", DROPPED_FIELDS)
+
+    def known_ids(self) -> set[str]:
+        """Photo ids kept or dropped by earlier runs."""
+        return {row["photo_id"] for row in self.attribution.rows + self.dropped.rows}
+
+    @property
+    def kept_count(self) -> int:
+        return len(self.attribution.rows)
+
+    def keep(self, photo: FlickrPhoto, photo_bytes: bytes, sha256: str) -> None:
+        """The photo first (atomically), then its attribution row."""
+        path = self.root / f"{photo.id}.jpg"
+        partial = path.with_name(path.name + ".part")
+        partial.write_bytes(photo_bytes)
+        os.replace(partial, path)
+        self.attribution.append({
+            "photo_id": photo.id, "owner": photo.owner_name, "licence": photo.licence,
+            "title": photo.title, "source_url": photo.page_url, "image_url": photo.image_url,
+            "sha256": sha256})
+
+    def drop(self, photo_id: str, reason: str, detail: str) -> None:
+        self.dropped.append({"photo_id": photo_id, "reason": reason,
+                             "detail": _one_line(detail)})
+
+    def write_manifest(self) -> None:
+        """Rewrite manifest.csv from attribution.csv (to a temporary file, then replace)."""
+        examples = [Example(self.root / f"{row['photo_id']}.jpg", row["sha256"], self.slug,
+                            self.name, "flickr", row["licence"], "")
+                    for row in self.attribution.rows]
+        partial = self.root / "manifest.csv.part"
+        write_manifest(examples, partial)
+        os.replace(partial, self.root / "manifest.csv")
+
+    def close(self) -> None:
+        self.attribution.close()
+        self.dropped.close()
+
+
+class FlickrCollector:
+    """Collects photos of breeds from Flickr into ``out`` (see the module docstring)."""
+
+    def __init__(self, flickr: flickrapi.FlickrAPI, predictor: Classifier, out: Path,
+                 settings: CollectorSettings | None = None,
+                 http: requests.Session | None = None):
+        self.flickr, self.predictor, self.out = flickr, predictor, Path(out)
+        self.settings = settings or CollectorSettings()
+        self.http = http or requests.Session()
+        self.limiter = RateLimiter(self.settings.interval_s)
+
+    def collect(self, breed: str, queries: Sequence[str], max_photos: int,
+                name: str | None = None, licences: Sequence[int] | None = CC_LICENCES,
+                against: Sequence[Path] = ()) -> CollectionReport:
+        """Keep up to ``max_photos`` photos of ``breed`` in all (earlier runs included)."""
+        slug = slugify(breed)
+        if not slug:
+            raise ValueError(f"breed {breed!r} has no letters or digits for a folder name")
+        folder = BreedFolder(self.out / slug, slug, name or breed.replace("-", " ").title())
+        hashes = HashCache(self.out / "phash_cache.csv")
+        try:
+            folder.write_manifest()  # in step with attribution.csv before it seeds the index
+            index = self._seed_index(hashes, against)
+            report = CollectionReport(slug, kept_before=folder.kept_count)
+            candidates = self._candidates(queries, licences, folder.known_ids(), report)
+            with tqdm(total=max_photos, initial=min(folder.kept_count, max_photos),
+                      unit="photo", desc=slug, disable=not self.settings.progress) as bar:
+                while (wanted := max_photos - folder.kept_count) > 0:
+                    batch = _take(candidates, min(wanted, self.settings.batch_size))
+                    if not batch:
+                        break
+                    kept = self._check_batch(batch, folder, index, hashes, report)
+                    bar.update(kept)
+            folder.write_manifest()
+        finally:
+            folder.close()
+            hashes.close()
+        log.info("%s", report.summary())
+        return report
+
+    # -- search ----------------------------------------------------------------------------
+
+    def _candidates(self, queries: Sequence[str], licences: Sequence[int] | None,
+                    known: set[str], report: CollectionReport) -> Iterator[FlickrPhoto]:
+        """Photos not seen before, query by query and page by page, fetched lazily."""
+        seen = set(known)
+        for query in queries:
+            for item in self._walk(query, licences, report):
+                photo_id = str(item["id"])
+                if photo_id in seen:
+                    if photo_id in known:
+                        report.skipped_known += 1
+                    continue
+                seen.add(photo_id)
+                yield FlickrPhoto.from_api(item)
+
+    def _walk(self, query: str, licences: Sequence[int] | None,
+              report: CollectionReport) -> Iterator[dict]:
+        """Every result of one query; a page that keeps failing is skipped and counted."""
+        page, pages = 1, None
+        while pages is None or page <= pages:
+            try:
+                result = self._search_page(query, licences, page)
+            except TRANSIENT_ERRORS as error:
+                report.pages_failed += 1
+                log.warning("search %r page %d skipped: %s", query, page, error)
+                if pages is None:
+                    return  # without the first page we do not know how many there are
+                page += 1
+                continue
+            pages = int(result["pages"])
+            yield from result["photo"]
+            page += 1
+
+    def _search_page(self, query: str, licences: Sequence[int] | None, page: int) -> dict:
+        params: dict[str, object] = {
+            "text": query, "extras": SEARCH_EXTRAS, "per_page": self.settings.per_page,
+            "page": page, "media": "photos", "content_type": 1, "sort": "relevance"}
+        if licences is not None:
+            params["license"] = ",".join(map(str, licences))
+        return self._retried(lambda: self._api_search(params), f"search {query!r} page {page}")
+
+    def _api_search(self, params: dict[str, object]) -> dict:
+        self.limiter.wait()
+        log.debug("photos.search %s", params)
+        try:
+            return self.flickr.photos.search(**params)["photos"]
+        except flickrapi.FlickrError as error:
+            status = _http_status(error)
+            if status is not None and status >= 500:
+                raise TransientError(f"HTTP {status}") from error
+            raise CollectorError(f"Flickr refused the search: {error}") from error
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise TransientError(f"unreadable search response: {error!r}") from error
+
+    # -- download and checks ---------------------------------------------------------------
+
+    def _retried(self, call: Callable[[], T], what: str) -> T:
+        return with_retries(call, what, self.settings.attempts, self.settings.backoff_s)
+
+    def _download(self, url: str) -> bytes:
+        """The image's bytes, retried on transient failures; DownloadError otherwise."""
+        try:
+            return self._retried(lambda: self._get(url), f"download {url}")
+        except (*TRANSIENT_ERRORS, requests.RequestException) as error:
+            raise DownloadError(str(error) or type(error).__name__) from error
+
+    def _get(self, url: str) -> bytes:
+        self.limiter.wait()
+        with self.http.get(url, timeout=self.settings.timeout_s, stream=True) as response:
+            if response.status_code >= 500:
+                raise TransientError(f"HTTP {response.status_code}")
+            response.raise_for_status()
+            data = bytearray()
+            for chunk in response.iter_content(64 * 1024):
+                data += chunk
+                if len(data) > MAX_IMAGE_BYTES:
+                    raise DownloadError(f"larger than {MAX_IMAGE_BYTES} bytes")
+        return bytes(data)
+
+    def _image_problem(self, photo_bytes: bytes) -> tuple[str, str] | None:
+        """("not_an_image" | "too_small", detail), or None for a usable photo."""
+        try:
+            image = load_rgb(photo_bytes, min_side=self.settings.min_side)
+        except ImageError as error:
+            return "not_an_image", str(error)
+        if min(image.size) < self.settings.min_side:
+            return "too_small", f"{image.width}x{image.height} px"
+        return None
+
+    def _check_batch(self, batch: Sequence[FlickrPhoto], folder: BreedFolder,
+                     index: NearDuplicates, hashes: HashCache,
+                     report: CollectionReport) -> int:
+        """Download and check each photo; keep the good ones. Returns how many were kept."""
+
+        def drop(photo: FlickrPhoto, reason: str, detail: str) -> None:
+            log.info("photo %s dropped: %s (%s)", photo.id, reason, detail)
+            folder.drop(photo.id, reason, detail)
+            report.dropped[reason] += 1
+
+        readable: list[tuple[FlickrPhoto, bytes]] = []
+        for photo in batch:
+            if not photo.image_url:
+                drop(photo, "no_url", "no url_m, url_z or url_c in the search result")
+                continue
+            try:
+                photo_bytes = self._download(photo.image_url)
+            except DownloadError as error:
+                drop(photo, "download_failed", str(error))
+                continue
+            problem = self._image_problem(photo_bytes)
+            if problem:
+                drop(photo, *problem)
+            else:
+                readable.append((photo, photo_bytes))
+        answers = self.predictor.classify([b for _, b in readable]) if readable else []
+        kept = 0
+        for (photo, photo_bytes), answer in zip(readable, answers, strict=True):
+            if isinstance(answer, ImageError):
+                drop(photo, "not_an_image", str(answer))
+                continue
+            if not answer.is_dog:
+                drop(photo, "not_a_dog", f"dog probability {answer.dog_probability:.2f}")
+                continue
+            sha256 = _sha256(photo_bytes)
+            photo_hash = hashes.hash_bytes(sha256, photo_bytes)
+            duplicate_of = index.find(photo_hash)
+            if duplicate_of is not None:
+                drop(photo, "near_duplicate", f"of {duplicate_of}")
+                continue
+            folder.keep(photo, photo_bytes, sha256)
+            index.add(photo_hash, str(folder.root / f"{photo.id}.jpg"))
+            report.kept += 1
+            kept += 1
+        if kept:
+            folder.write_manifest()
+        return kept
+
+    # -- the near-duplicate index ----------------------------------------------------------
+
+    def _seed_index(self, hashes: HashCache, against: Sequence[Path]) -> NearDuplicates:
+        """Hashes of every breed collected under ``out`` and of every ``against`` data set."""
+        examples: dict[Path, Example] = {}
+        for manifest in sorted(self.out.glob("*/manifest.csv")):
+            examples |= {e.path: e for e in read_manifest(manifest)}
+        for data in against:
+            examples |= {e.path: e for e in load_examples(Path(data))}
+        missing = [e for e in examples.values() if hashes.get(e.sha256) is None]
+        if missing:
+            log.info("hashing %d photos for the near-duplicate index", len(missing))
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                for example, photo_hash in zip(missing, pool.map(_hash_file, missing),
+                                               strict=True):
+                    if photo_hash is not None:
+                        hashes.add(example.sha256, photo_hash)
+        index = NearDuplicates()
+        for path, example in examples.items():
+            photo_hash = hashes.get(example.sha256)
+            if photo_hash is not None:
+                index.add(photo_hash, str(path))
+        log.info("near-duplicate index: %d photos", len(examples))
+        return index
+
+
+def _hash_file(example: Example) -> int | None:
+    try:
+        return perceptual_hash(example.path.read_bytes())
+    except (OSError, ImageError) as error:
+        log.warning("%s: left out of the near-duplicate index: %s", example.path, error)
+        return None
+
+
+def _sha256(photo_bytes: bytes) -> str:
+    return hashlib.sha256(photo_bytes).hexdigest()
+
+
+def _take(items: Iterator[T], count: int) -> list[T]:
+    """The next ``count`` items (fewer at the end), pulling no more than that."""
+    taken: list[T] = []
+    for item in items:
+        taken.append(item)
+        if len(taken) == count:
+            break
+    return taken
+

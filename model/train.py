@@ -1,0 +1,319 @@
+"""Training the breed head on cached backbone features, data-parallel over local devices.
+
+Reads top to bottom: the config, the batches, one jitted train step, evaluation, the loop
+(early stopping, checkpoints, curves), and ``train_and_export`` that ties them together.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import serialization, struct
+from flax.training import train_state
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tensorboardX import SummaryWriter
+from tqdm import tqdm
+
+from model.artifact import Artifact, BreedLabel, code_version, save_artifact
+from model.dataset import Example
+from model.efficientnet import from_pretrained
+from model.features import FeatureCache, FeatureExtractor
+from model.head import BreedHead, init_from_imagenet
+from model.labels import imagenet_classes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    variant: str = "lite0"
+    views: int = 2  # augmented views per training photo, besides the clean one
+    hidden: int = 0  # 0: a linear head (initialised from ImageNet's classifier)
+    dropout: float = 0.2
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.1
+    batch_size: int = 256
+    epochs: int = 40
+    warmup_epochs: int = 2
+    patience: int = 6  # epochs without a better val top-1 before stopping
+    balance: bool = True  # weight classes inversely to their photo counts
+    seed: int = 0
+
+
+# Data
+
+
+@dataclass
+class Split:
+    features: np.ndarray  # (N, 1280) float32
+    labels: np.ndarray  # (N,) int32
+
+
+def label_table(examples: list[Example]) -> list[BreedLabel]:
+    """Every label in the data, sorted; ImageNet's synonyms become aliases."""
+    names = {e.label: e.name for e in examples}
+    synonyms = {c.wnid: c.names[1:] for c in imagenet_classes()}
+    return [BreedLabel(label, names[label], tuple(synonyms.get(label, ())))
+            for label in sorted(names)]
+
+
+def make_split(examples: list[Example], features: dict[str, np.ndarray],
+               index: dict[str, int], views: int) -> Split:
+    """Stack the cached views of each readable example: clean view first, then augmented."""
+    rows, labels = [], []
+    for example in examples:
+        if example.sha256 in features:
+            stacked = features[example.sha256][: 1 + views]
+            rows.append(stacked)
+            labels += [index[example.label]] * len(stacked)
+    return Split(np.concatenate(rows).astype(np.float32), np.array(labels, np.int32))
+
+
+def class_weights(labels: np.ndarray, num_classes: int, balance: bool) -> np.ndarray:
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float32)
+    if not balance:
+        return np.ones(num_classes, np.float32)
+    return np.where(counts > 0, counts.sum() / (num_classes * np.maximum(counts, 1)), 0)
+
+
+def batches(split: Split, batch_size: int, rng: np.random.Generator | None):
+    """Fixed-size batches (the last one padded with weight 0), shuffled when rng is given."""
+    order = rng.permutation(len(split.labels)) if rng is not None else np.arange(len(split.labels))
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        pad = batch_size - len(chosen)
+        yield {"features": np.pad(split.features[chosen], ((0, pad), (0, 0))),
+               "label": np.pad(split.labels[chosen], (0, pad)),
+               "mask": np.pad(np.ones(len(chosen), np.float32), (0, pad))}
+
+
+# The step
+
+
+class TrainState(train_state.TrainState):
+    dropout_key: jax.Array  # a raw uint32 key, so checkpoints serialise it
+    class_weights: jax.Array  # (num_breeds,)
+    label_smoothing: float = struct.field(pytree_node=False, default=0.0)
+
+
+def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
+    """One AdamW step on a batch of features; returns the new state and batch metrics."""
+    dropout_key = jax.random.fold_in(state.dropout_key, state.step)
+
+    def loss_fn(params):
+        logits = state.apply_fn({"params": params}, batch["features"], train=True,
+                                rngs={"dropout": dropout_key})  # (B, num_breeds)
+        targets = optax.smooth_labels(jax.nn.one_hot(batch["label"], logits.shape[-1]),
+                                      state.label_smoothing)
+        weights = batch["mask"] * state.class_weights[batch["label"]]
+        loss = (optax.softmax_cross_entropy(logits, targets) * weights).sum() / weights.sum()
+        return loss, logits
+
+    (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    correct = (logits.argmax(-1) == batch["label"]) * batch["mask"]
+    return state.apply_gradients(grads=grads), {"loss": loss,
+                                                "accuracy": correct.sum() / batch["mask"].sum()}
+
+
+def eval_logits(state: TrainState, features: jax.Array) -> jax.Array:
+    return state.apply_fn({"params": state.params}, features, train=False)
+
+
+# Evaluation
+
+
+def evaluate(state: TrainState, split: Split, eval_fn, batch_size: int) -> dict[str, float]:
+    """Top-1, top-5 and loss of the head on a split's (clean) features."""
+    logits = np.concatenate([np.asarray(eval_fn(state, b["features"]))[: int(b["mask"].sum())]
+                             for b in batches(split, batch_size, None)])
+    top5 = np.argsort(-logits, 1)[:, :5]
+    log_probs = jax.nn.log_softmax(logits)
+    return {"top1": float((top5[:, 0] == split.labels).mean()),
+            "top5": float((top5 == split.labels[:, None]).any(1).mean()),
+            "loss": float(-np.take_along_axis(np.asarray(log_probs), split.labels[:, None],
+                                              1).mean()),
+            "count": len(split.labels)}
+
+
+# The loop
+
+
+def create_state(config: TrainConfig, num_breeds: int, steps: int, weights: np.ndarray,
+                 init_params) -> TrainState:
+    head = BreedHead(num_breeds, config.hidden, config.dropout)
+    key = jax.random.key(config.seed)
+    params = head.init(key, jnp.zeros((1, 1280)))["params"]
+    warmup = max(1, steps * config.warmup_epochs // config.epochs)
+    schedule = optax.warmup_cosine_decay_schedule(config.learning_rate / 10, config.learning_rate,
+                                                  warmup, steps)
+    return TrainState.create(apply_fn=head.apply, params=init_params(params),
+                             tx=optax.adamw(schedule, weight_decay=config.weight_decay),
+                             dropout_key=jax.random.PRNGKey(config.seed + 1),
+                             class_weights=jnp.asarray(weights),
+                             label_smoothing=config.label_smoothing)
+
+
+def fit(config: TrainConfig, train: Split, val: Split, num_breeds: int, logs: Path,
+        init_params=lambda p: p) -> tuple[TrainState, list[dict]]:
+    """Train with early stopping on val top-1; resumes from ``logs/checkpoint.msgpack``."""
+    mesh = Mesh(np.array(jax.devices()), ("data",))
+    data_sharding = NamedSharding(mesh, PartitionSpec("data"))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    if config.batch_size % len(jax.devices()):
+        raise ValueError(f"batch size {config.batch_size} must divide over "
+                         f"{len(jax.devices())} devices")
+    steps_per_epoch = -(-len(train.labels) // config.batch_size)
+    weights = class_weights(train.labels, num_breeds, config.balance)
+    state = create_state(config, num_breeds, steps_per_epoch * config.epochs, weights,
+                         init_params)
+    best, history, start_epoch = state.params, [], 0
+    checkpoint = logs / "checkpoint.msgpack"
+    if checkpoint.exists():
+        saved = serialization.msgpack_restore(checkpoint.read_bytes())
+        state = serialization.from_state_dict(state, saved["state"])
+        best = serialization.from_state_dict(state.params, saved["best"])
+        history, start_epoch = saved["history"], len(saved["history"])
+        log.info("resuming from epoch %d (%s)", start_epoch, checkpoint)
+    state = jax.device_put(state, replicated)
+    step = jax.jit(train_step, donate_argnums=0)
+    eval_fn = jax.jit(eval_logits)
+    writer = SummaryWriter(str(logs))
+    rng = np.random.default_rng(config.seed)
+    for _ in range(start_epoch):  # replay the shuffles, so a resumed run matches a straight one
+        rng.permutation(len(train.labels))
+    for epoch in range(start_epoch, config.epochs):
+        if _stale(history, config.patience):
+            break
+        metrics = []
+        for batch in tqdm(batches(train, config.batch_size, rng), total=steps_per_epoch,
+                          desc=f"epoch {epoch + 1}/{config.epochs}", leave=False):
+            state, batch_metrics = step(state, jax.device_put(batch, data_sharding))
+            metrics.append(batch_metrics)
+        row = {"epoch": epoch + 1,
+               "train_loss": float(np.mean([m["loss"] for m in metrics])),
+               "train_top1": float(np.mean([m["accuracy"] for m in metrics])),
+               **{f"val_{k}": v for k, v in evaluate(state, val, eval_fn,
+                                                      config.batch_size).items()}}
+        if not history or row["val_top1"] > max(h["val_top1"] for h in history):
+            best = jax.device_get(state.params)  # a host copy: the step donates its buffers
+        history.append(row)
+        _log_epoch(writer, row)
+        checkpoint.write_bytes(serialization.msgpack_serialize({
+            "state": serialization.to_state_dict(jax.device_get(state)),
+            "best": serialization.to_state_dict(best), "history": history}))
+    writer.close()
+    _write_curves(history, logs / "curves.csv")
+    return state.replace(params=best), history
+
+
+def _stale(history: list[dict], patience: int) -> bool:
+    if len(history) <= patience:
+        return False
+    best_epoch = max(range(len(history)), key=lambda i: history[i]["val_top1"])
+    return len(history) - 1 - best_epoch >= patience
+
+
+def _log_epoch(writer: SummaryWriter, row: dict) -> None:
+    for key, value in row.items():
+        if key not in ("epoch", "val_count"):
+            writer.add_scalar(key.replace("_", "/", 1), value, row["epoch"])
+    writer.flush()
+    log.info("epoch %d: train loss %.3f top-1 %.3f | val loss %.3f top-1 %.3f top-5 %.3f",
+             row["epoch"], row["train_loss"], row["train_top1"], row["val_loss"],
+             row["val_top1"], row["val_top5"])
+
+
+def _write_curves(history: list[dict], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, list(history[0]) if history else ["epoch"])
+        writer.writeheader()
+        writer.writerows(history)
+
+
+# Tying it together
+
+
+def zero_training_top1(data: dict[str, Split], labels: list[str],
+                       backbone_params: dict) -> dict[str, float]:
+    """The ImageNet head restricted to the trained breeds it knows, on the same photos.
+
+    Its classifier is one Dense layer on the pooled features, so cached features suffice.
+    Photos of breeds ImageNet lacks count as wrong.
+    """
+    imagenet = backbone_params["params"]["classifier"]
+    index = {c.wnid: c.index for c in imagenet_classes()}
+    known = [i for i, label in enumerate(labels) if label in index]
+    columns = [index[labels[i]] for i in known]
+    scores = {}
+    for name, split in data.items():
+        logits = split.features @ np.asarray(imagenet["kernel"])[:, columns] \
+            + np.asarray(imagenet["bias"])[columns]
+        scores[name] = float((np.array(known)[logits.argmax(1)] == split.labels).mean())
+    return scores
+
+
+def manifest_digest(examples: list[Example]) -> str:
+    """A hash of what the model was trained on: every photo's sha256, label and split."""
+    lines = sorted(f"{e.sha256} {e.label} {e.split}" for e in examples)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def split_examples(examples: list[Example]) -> dict[str, list[Example]]:
+    splits = {name: [e for e in examples if e.split == name] for name in ("train", "val", "test")}
+    if not splits["train"] or not splits["val"]:
+        counts = Counter(e.split or "(none)" for e in examples)
+        raise ValueError(f"need train and val photos, found {dict(counts)}: "
+                         "run scripts/build_dataset.py to split the data")
+    return splits
+
+
+def train_and_export(config: TrainConfig, examples: list[Example], out: Path,
+                     cache_root: Path) -> Artifact:
+    """Extract (or reuse) features, train the head, evaluate it, and write the artifact."""
+    splits = split_examples(examples)
+    labels = label_table(examples)
+    index = {b.label: i for i, b in enumerate(labels)}
+    extractor = FeatureExtractor(config.variant, config.seed)
+    cache = FeatureCache(cache_root, config.variant)
+    started = time.perf_counter()
+    features = extractor.extract(splits["train"], config.views, cache, "train features")
+    for name in ("val", "test"):
+        features |= extractor.extract(splits[name], 0, cache, f"{name} features")
+    extraction_s = time.perf_counter() - started
+    data = {name: make_split(split, features, index, config.views if name == "train" else 0)
+            for name, split in splits.items() if split}
+
+    logs = out.with_name(out.name + ".logs")
+    logs.mkdir(parents=True, exist_ok=True)
+    _, backbone_params = from_pretrained(config.variant)
+    started = time.perf_counter()
+    state, history = fit(config, data["train"], data["val"], len(labels), logs,
+                         lambda p: init_from_imagenet(p, list(index), backbone_params))
+    training_s = time.perf_counter() - started
+    eval_fn = jax.jit(eval_logits)
+    metrics = {name: evaluate(state, split, eval_fn, config.batch_size)
+               for name, split in data.items()}
+    metrics["zero_training"] = zero_training_top1(data, list(index), backbone_params)
+    metrics |= {"epochs": len(history), "extraction_s": round(extraction_s, 1),
+                "training_s": round(training_s, 1), "config": dataclasses.asdict(config)}
+    artifact = Artifact(
+        variant=config.variant, labels=labels,
+        head_config={"hidden": config.hidden, "dropout": config.dropout},
+        head_params=jax.tree_util.tree_map(np.asarray, jax.device_get(state.params)),
+        metrics=metrics, manifest_sha256=manifest_digest(examples),
+        code_version=code_version(), created_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    save_artifact(artifact, out)
+    return artifact

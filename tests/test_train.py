@@ -1,0 +1,183 @@
+"""Training the head: one step on fake data, a short fit, resume, data parallelism, export."""
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from model.artifact import Artifact, ArtifactError, BreedLabel, load_artifact, save_artifact
+from model.augment import random_views
+from model.dataset import load_examples
+from model.features import FeatureCache
+from model.predictor import Predictor
+from model.train import (
+    Split,
+    TrainConfig,
+    create_state,
+    fit,
+    label_table,
+    train_and_export,
+    train_step,
+)
+
+FAST = TrainConfig(views=1, epochs=6, batch_size=32, warmup_epochs=1, patience=3,
+                   learning_rate=1e-2)
+
+
+def fake_split(rng: np.random.Generator, per_class: int, classes: int = 3) -> Split:
+    """Each class a fixed random direction plus as much noise: learnable, not trivial."""
+    centres = np.random.default_rng(42).normal(0, 1, (classes, 1280))
+    labels = np.repeat(np.arange(classes), per_class).astype(np.int32)
+    features = centres[labels] + rng.normal(0, 3, (len(labels), 1280))
+    return Split(features.astype(np.float32), labels)
+
+
+def test_one_train_step_on_fake_data() -> None:
+    train = fake_split(np.random.default_rng(0), 8)
+    state = create_state(FAST, 3, steps=10, weights=np.ones(3, np.float32),
+                         init_params=lambda p: p)
+    batch = {"features": train.features[:16], "label": train.labels[:16],
+             "mask": np.ones(16, np.float32)}
+    new_state, metrics = jax.jit(train_step)(state, batch)
+    assert int(new_state.step) == 1 and np.isfinite(float(metrics["loss"]))
+    changed = jax.tree_util.tree_map(lambda a, b: bool((a != b).any()), state.params,
+                                     new_state.params)
+    assert all(jax.tree_util.tree_leaves(changed))
+
+
+def test_fit_learns_writes_curves_and_resumes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    train, val = fake_split(rng, 40), fake_split(rng, 10)
+    state, history = fit(FAST, train, val, 3, tmp_path)
+    assert history[-1]["val_top1"] >= 0.9
+    assert (tmp_path / "curves.csv").read_text().startswith("epoch,train_loss")
+    assert list(tmp_path.glob("events.out.tfevents.*"))
+
+    resumed, resumed_history = fit(FAST, train, val, 3, tmp_path)  # from the checkpoint
+    assert resumed_history == history
+    np.testing.assert_allclose(resumed.params["classifier"]["kernel"],
+                               state.params["classifier"]["kernel"])
+
+
+def test_class_weights_balance_a_rare_class(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    common, rare = fake_split(rng, 60, 2), fake_split(rng, 4, 3)
+    keep = rare.labels == 2
+    train = Split(np.concatenate([common.features, rare.features[keep]]),
+                  np.concatenate([common.labels, rare.labels[keep]]))
+    val = fake_split(rng, 10)
+    _, history = fit(replace(FAST, epochs=8), train, val, 3, tmp_path)
+    assert history[-1]["val_top1"] > 0.8  # the rare class is learnt too
+
+
+DATA_PARALLEL = """
+import json, numpy as np, jax
+from model.train import fit, TrainConfig
+from tests.test_train import FAST, fake_split
+rng = np.random.default_rng(1)
+train, val = fake_split(rng, 40), fake_split(rng, 10)
+state, history = fit(FAST, train, val, 3, __import__("pathlib").Path("{logs}"))
+print(json.dumps({{"devices": len(jax.devices()), "val_top1": history[-1]["val_top1"],
+                  "kernel_sum": float(np.asarray(state.params["classifier"]["kernel"]).sum())}}))
+"""
+
+
+@pytest.mark.parametrize("devices", [1, 2])
+def test_data_parallel_over_host_devices(tmp_path: Path, devices: int) -> None:
+    env = {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+           "PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    result = subprocess.run([sys.executable, "-c", DATA_PARALLEL.format(logs=tmp_path)],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.splitlines()[-1])
+    assert outcome["devices"] == devices and outcome["val_top1"] >= 0.9
+    (tmp_path.parent / f"kernel_sum_{devices}").write_text(str(outcome["kernel_sum"]))
+    if devices == 2:  # the same run on one device gives the same head, up to float noise
+        single = float((tmp_path.parent / "kernel_sum_1").read_text())
+        assert outcome["kernel_sum"] == pytest.approx(single, rel=1e-3, abs=1e-3)
+
+
+def test_random_views_are_reproducible_and_varied() -> None:
+    source = np.random.default_rng(0).integers(0, 256, (2, 40, 40, 3), dtype=np.uint8)
+    keys = jax.random.split(jax.random.key(0), 2)
+    views = np.asarray(random_views(keys, source, 32))
+    assert views.shape == (2, 32, 32, 3) and views.min() >= 0 and views.max() <= 255
+    np.testing.assert_array_equal(views, np.asarray(random_views(keys, source, 32)))
+    other = np.asarray(random_views(jax.random.split(jax.random.key(1), 2), source, 32))
+    assert np.abs(views - other).mean() > 5
+
+
+def test_feature_cache_serves_as_many_views_as_stored(tmp_path: Path) -> None:
+    cache = FeatureCache(tmp_path, "lite0")
+    cache.put("ab" * 32, np.ones((3, 1280), np.float32))
+    assert cache.get("ab" * 32, 2).shape == (3, 1280)
+    assert cache.get("ab" * 32, 0).shape == (1, 1280)
+    assert cache.get("ab" * 32, 3) is None and cache.get("cd" * 32, 0) is None
+
+
+def small_artifact() -> Artifact:
+    return Artifact(variant="lite0", labels=[BreedLabel("jindo", "Jindo"),
+                                             BreedLabel("n02099601", "golden retriever")],
+                    head_config={"hidden": 0, "dropout": 0.2},
+                    head_params={"classifier": {"kernel": np.zeros((1280, 2), np.float32),
+                                                "bias": np.zeros(2, np.float32)}},
+                    metrics={"val": {"top1": 0.5, "count": 2}}, created_at="2026-11-25T10:00")
+
+
+def test_artifact_round_trip_and_refusals(tmp_path: Path) -> None:
+    path = tmp_path / "m.whatbreed"
+    save_artifact(small_artifact(), path)
+    loaded = load_artifact(path)
+    assert [b.name for b in loaded.labels] == ["Jindo", "golden retriever"]
+    assert loaded.head_params["classifier"]["kernel"].shape == (1280, 2)
+    assert loaded.version.startswith("lite0-head-20261125-")
+
+    data = path.read_bytes()
+    (tmp_path / "flipped").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    (tmp_path / "other").write_bytes(b"GIF89a...")
+    for name, message in [("flipped", "damaged"), ("other", "not a WhatBreed model"),
+                          ("missing", "cannot read")]:
+        with pytest.raises(ArtifactError, match=message):
+            load_artifact(tmp_path / name)
+    save_artifact(replace(small_artifact(), preprocess_version=0), tmp_path / "old")
+    with pytest.raises(ArtifactError, match="preprocessing version 0.*train it again"):
+        load_artifact(tmp_path / "old")
+
+
+def test_train_export_and_classify_real_photos(tmp_path: Path, shared_datasets: Path) -> None:
+    """A tiny real run: 3 breeds of dogs-dev, then the artifact serves predictions."""
+    root = tmp_path / "data"
+    lines = {"train": [], "val": []}
+    for folder in ("n02088364-beagle", "n02111889-Samoyed", "n02086240-Shih-Tzu"):
+        (root / "Images" / folder).mkdir(parents=True)
+        photos = sorted((shared_datasets / "dogs-dev" / "Images" / folder).iterdir())[:9]
+        for i, photo in enumerate(photos):
+            (root / "Images" / folder / photo.name).symlink_to(photo)
+            lines["val" if i >= 6 else "train"].append(f"{folder}/{photo.name}")
+    (root / "splits").mkdir()
+    for split, names in lines.items():
+        (root / "splits" / f"{split}.txt").write_text("\n".join(names))
+
+    examples = load_examples(root)
+    assert [b.name for b in label_table(examples)] == ["Shih-Tzu", "beagle", "Samoyed"]
+    out, cache = tmp_path / "dev.whatbreed", tmp_path / "cache"
+    artifact = train_and_export(FAST, examples, out, cache)
+    assert artifact.metrics["val"]["top1"] >= 2 / 3
+    assert set(artifact.metrics["zero_training"]) == {"train", "val"}
+    cached = sorted(p.stat().st_mtime_ns for p in cache.rglob("*.npy"))
+    assert len(cached) == 27
+
+    again = train_and_export(FAST, examples, tmp_path / "again.whatbreed", cache)
+    assert sorted(p.stat().st_mtime_ns for p in cache.rglob("*.npy")) == cached  # reused
+    assert again.metrics["val"] == pytest.approx(artifact.metrics["val"], rel=1e-3)
+
+    predictor = Predictor(str(out), warm_up=False)
+    samoyed = (root / "Images" / "n02111889-Samoyed").iterdir().__next__().read_bytes()
+    [answer] = predictor.classify([samoyed])
+    assert answer.predictions[0].label == "n02111889" and len(answer.predictions) == 3
+    assert predictor.version == artifact.version
