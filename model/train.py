@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import json
 import logging
 import time
 from collections import Counter
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,6 +29,7 @@ from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
 from model.artifact import Artifact, BreedLabel, code_version, save_artifact
+from model.baseline import SmallCNN, load_pixels
 from model.dataset import Example
 from model.efficientnet import from_pretrained
 from model.features import FeatureCache, FeatureExtractor
@@ -42,7 +45,7 @@ class TrainConfig:
     views: int = 2  # augmented views per training photo, besides the clean one
     hidden: int = 0  # 0: a linear head (initialised from ImageNet's classifier)
     dropout: float = 0.2
-    learning_rate: float = 3e-3
+    learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
     batch_size: int = 256
@@ -58,7 +61,7 @@ class TrainConfig:
 
 @dataclass
 class Split:
-    features: np.ndarray  # (N, 1280) float32
+    features: np.ndarray  # (N, 1280) float32; for the baseline CNN, (N, 96, 96, 3) uint8
     labels: np.ndarray  # (N,) int32
 
 
@@ -95,7 +98,8 @@ def batches(split: Split, batch_size: int, rng: np.random.Generator | None):
     for start in range(0, len(order), batch_size):
         chosen = order[start : start + batch_size]
         pad = batch_size - len(chosen)
-        yield {"features": np.pad(split.features[chosen], ((0, pad), (0, 0))),
+        features = split.features[chosen]
+        yield {"features": np.pad(features, [(0, pad)] + [(0, 0)] * (features.ndim - 1)),
                "label": np.pad(split.labels[chosen], (0, pad)),
                "mask": np.pad(np.ones(len(chosen), np.float32), (0, pad))}
 
@@ -151,24 +155,25 @@ def evaluate(state: TrainState, split: Split, eval_fn, batch_size: int) -> dict[
 # The loop
 
 
-def create_state(config: TrainConfig, num_breeds: int, steps: int, weights: np.ndarray,
-                 init_params) -> TrainState:
-    head = BreedHead(num_breeds, config.hidden, config.dropout)
+def create_state(config: TrainConfig, model: nn.Module, sample: np.ndarray, steps: int,
+                 weights: np.ndarray, init_params) -> TrainState:
+    """Params of ``model`` (the head, or the baseline CNN) with AdamW on a warm-up + cosine."""
     key = jax.random.key(config.seed)
-    params = head.init(key, jnp.zeros((1, 1280)))["params"]
+    params = model.init(key, jnp.asarray(sample))["params"]
     warmup = max(1, steps * config.warmup_epochs // config.epochs)
     schedule = optax.warmup_cosine_decay_schedule(config.learning_rate / 10, config.learning_rate,
                                                   warmup, steps)
-    return TrainState.create(apply_fn=head.apply, params=init_params(params),
+    return TrainState.create(apply_fn=model.apply, params=init_params(params),
                              tx=optax.adamw(schedule, weight_decay=config.weight_decay),
                              dropout_key=jax.random.PRNGKey(config.seed + 1),
                              class_weights=jnp.asarray(weights),
                              label_smoothing=config.label_smoothing)
 
 
-def fit(config: TrainConfig, train: Split, val: Split, num_breeds: int, logs: Path,
+def fit(config: TrainConfig, model: nn.Module, train: Split, val: Split, logs: Path,
         init_params=lambda p: p) -> tuple[TrainState, list[dict]]:
-    """Train with early stopping on val top-1; resumes from ``logs/checkpoint.msgpack``."""
+    """Train ``model`` (inputs ``Split.features``, outputs ``model.num_breeds`` logits) with
+    early stopping on val top-1; resumes from ``logs/checkpoint.msgpack``."""
     mesh = Mesh(np.array(jax.devices()), ("data",))
     data_sharding = NamedSharding(mesh, PartitionSpec("data"))
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -176,13 +181,17 @@ def fit(config: TrainConfig, train: Split, val: Split, num_breeds: int, logs: Pa
         raise ValueError(f"batch size {config.batch_size} must divide over "
                          f"{len(jax.devices())} devices")
     steps_per_epoch = -(-len(train.labels) // config.batch_size)
+    num_breeds = model.num_breeds
     weights = class_weights(train.labels, num_breeds, config.balance)
-    state = create_state(config, num_breeds, steps_per_epoch * config.epochs, weights,
-                         init_params)
+    state = create_state(config, model, train.features[:1], steps_per_epoch * config.epochs,
+                         weights, init_params)
     best, history, start_epoch = state.params, [], 0
     checkpoint = logs / "checkpoint.msgpack"
-    if checkpoint.exists():
-        saved = serialization.msgpack_restore(checkpoint.read_bytes())
+    run_id = json.dumps([dataclasses.asdict(config), num_breeds, len(train.labels)])
+    saved = serialization.msgpack_restore(checkpoint.read_bytes()) if checkpoint.exists() else {}
+    if saved.get("run") != run_id and saved:
+        log.info("%s is from another configuration or data: starting afresh", checkpoint)
+    elif saved:
         state = serialization.from_state_dict(state, saved["state"])
         best = serialization.from_state_dict(state.params, saved["best"])
         history, start_epoch = saved["history"], len(saved["history"])
@@ -213,7 +222,7 @@ def fit(config: TrainConfig, train: Split, val: Split, num_breeds: int, logs: Pa
         _log_epoch(writer, row)
         checkpoint.write_bytes(serialization.msgpack_serialize({
             "state": serialization.to_state_dict(jax.device_get(state)),
-            "best": serialization.to_state_dict(best), "history": history}))
+            "best": serialization.to_state_dict(best), "history": history, "run": run_id}))
     writer.close()
     _write_curves(history, logs / "curves.csv")
     return state.replace(params=best), history
@@ -300,7 +309,8 @@ def train_and_export(config: TrainConfig, examples: list[Example], out: Path,
     logs.mkdir(parents=True, exist_ok=True)
     _, backbone_params = from_pretrained(config.variant)
     started = time.perf_counter()
-    state, history = fit(config, data["train"], data["val"], len(labels), logs,
+    head = BreedHead(len(labels), config.hidden, config.dropout)
+    state, history = fit(config, head, data["train"], data["val"], logs,
                          lambda p: init_from_imagenet(p, list(index), backbone_params))
     training_s = time.perf_counter() - started
     eval_fn = jax.jit(eval_logits)
@@ -317,3 +327,21 @@ def train_and_export(config: TrainConfig, examples: list[Example], out: Path,
         code_version=code_version(), created_at=datetime.now(UTC).isoformat(timespec="seconds"))
     save_artifact(artifact, out)
     return artifact
+
+
+def train_baseline(config: TrainConfig, examples: list[Example], out: Path) -> dict:
+    """Train the small from-scratch CNN on the same splits; metrics go to <out>.baseline.json."""
+    splits = split_examples(examples)
+    labels = label_table(examples)
+    index = {b.label: i for i, b in enumerate(labels)}
+    data = {name: Split(*load_pixels(split, index)) for name, split in splits.items() if split}
+    logs = out.with_name(out.name + ".baseline-logs")
+    logs.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    state, history = fit(config, SmallCNN(len(labels)), data["train"], data["val"], logs)
+    eval_fn = jax.jit(eval_logits)
+    metrics = {name: evaluate(state, split, eval_fn, config.batch_size)
+               for name, split in data.items()}
+    metrics |= {"epochs": len(history), "training_s": round(time.perf_counter() - started, 1)}
+    out.with_name(out.name + ".baseline.json").write_text(json.dumps(metrics, indent=2))
+    return metrics

@@ -14,7 +14,17 @@ from pathlib import Path
 
 from model.dataset import load_examples
 from model.predictor import MODELS
-from model.train import TrainConfig, train_and_export
+from model.train import TrainConfig, train_and_export, train_baseline
+
+
+def print_baseline(metrics: dict, out: Path) -> int:
+    print(f"small CNN from scratch: wrote {out.with_name(out.name + '.baseline.json')}")
+    for split in ("train", "val", "test"):
+        if split in metrics:
+            print(f"  {split:<5} top-1 {metrics[split]['top1']:.3f}  "
+                  f"top-5 {metrics[split]['top5']:.3f}")
+    print(f"  training {metrics['training_s']:.0f} s over {metrics['epochs']} epochs")
+    return 0
 
 
 def main() -> int:
@@ -35,6 +45,8 @@ def main() -> int:
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--no-balance", action="store_true", help="no class weights")
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--baseline-cnn", action="store_true",
+                        help="instead, train a small CNN from scratch on the same photos")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = TrainConfig(variant=args.variant, views=args.views, hidden=args.hidden,
@@ -43,6 +55,8 @@ def main() -> int:
                          seed=args.seed)
     try:
         examples = load_examples(args.data)
+        if args.baseline_cnn:
+            return print_baseline(train_baseline(config, examples, args.out), args.out)
         artifact = train_and_export(config, examples, args.out, args.cache)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -14,6 +14,7 @@ from model.artifact import Artifact, ArtifactError, BreedLabel, load_artifact, s
 from model.augment import random_views
 from model.dataset import load_examples
 from model.features import FeatureCache
+from model.head import BreedHead
 from model.predictor import Predictor
 from model.train import (
     Split,
@@ -25,6 +26,7 @@ from model.train import (
     train_step,
 )
 
+HEAD = BreedHead(3)
 FAST = TrainConfig(views=1, epochs=6, batch_size=32, warmup_epochs=1, patience=3,
                    learning_rate=1e-2)
 
@@ -39,8 +41,8 @@ def fake_split(rng: np.random.Generator, per_class: int, classes: int = 3) -> Sp
 
 def test_one_train_step_on_fake_data() -> None:
     train = fake_split(np.random.default_rng(0), 8)
-    state = create_state(FAST, 3, steps=10, weights=np.ones(3, np.float32),
-                         init_params=lambda p: p)
+    state = create_state(FAST, HEAD, train.features[:1], steps=10,
+                         weights=np.ones(3, np.float32), init_params=lambda p: p)
     batch = {"features": train.features[:16], "label": train.labels[:16],
              "mask": np.ones(16, np.float32)}
     new_state, metrics = jax.jit(train_step)(state, batch)
@@ -53,12 +55,12 @@ def test_one_train_step_on_fake_data() -> None:
 def test_fit_learns_writes_curves_and_resumes(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     train, val = fake_split(rng, 40), fake_split(rng, 10)
-    state, history = fit(FAST, train, val, 3, tmp_path)
+    state, history = fit(FAST, HEAD, train, val, tmp_path)
     assert history[-1]["val_top1"] >= 0.9
     assert (tmp_path / "curves.csv").read_text().startswith("epoch,train_loss")
     assert list(tmp_path.glob("events.out.tfevents.*"))
 
-    resumed, resumed_history = fit(FAST, train, val, 3, tmp_path)  # from the checkpoint
+    resumed, resumed_history = fit(FAST, HEAD, train, val, tmp_path)  # from the checkpoint
     assert resumed_history == history
     np.testing.assert_allclose(resumed.params["classifier"]["kernel"],
                                state.params["classifier"]["kernel"])
@@ -71,17 +73,17 @@ def test_class_weights_balance_a_rare_class(tmp_path: Path) -> None:
     train = Split(np.concatenate([common.features, rare.features[keep]]),
                   np.concatenate([common.labels, rare.labels[keep]]))
     val = fake_split(rng, 10)
-    _, history = fit(replace(FAST, epochs=8), train, val, 3, tmp_path)
+    _, history = fit(replace(FAST, epochs=8), HEAD, train, val, tmp_path)
     assert history[-1]["val_top1"] > 0.8  # the rare class is learnt too
 
 
 DATA_PARALLEL = """
 import json, numpy as np, jax
 from model.train import fit, TrainConfig
-from tests.test_train import FAST, fake_split
+from tests.test_train import FAST, HEAD, fake_split
 rng = np.random.default_rng(1)
 train, val = fake_split(rng, 40), fake_split(rng, 10)
-state, history = fit(FAST, train, val, 3, __import__("pathlib").Path("{logs}"))
+state, history = fit(FAST, HEAD, train, val, __import__("pathlib").Path("{logs}"))
 print(json.dumps({{"devices": len(jax.devices()), "val_top1": history[-1]["val_top1"],
                   "kernel_sum": float(np.asarray(state.params["classifier"]["kernel"]).sum())}}))
 """
@@ -181,3 +183,15 @@ def test_train_export_and_classify_real_photos(tmp_path: Path, shared_datasets: 
     [answer] = predictor.classify([samoyed])
     assert answer.predictions[0].label == "n02111889" and len(answer.predictions) == 3
     assert predictor.version == artifact.version
+
+
+def test_baseline_cnn_trains_on_pixels(tmp_path: Path, shared_datasets: Path) -> None:
+    """--baseline-cnn: the same fit on 96-pixel photos; metrics land beside the output."""
+    from model.train import train_baseline
+
+    examples = [e for e in load_examples(shared_datasets / "dogs-dev")
+                if e.label in ("n02088364", "n02111889")]
+    examples = examples[::40]  # ~2 breeds × a dozen photos: enough to run, not to learn
+    metrics = train_baseline(replace(FAST, epochs=2), examples, tmp_path / "m.whatbreed")
+    assert set(metrics) >= {"train", "val", "epochs"} and 0 <= metrics["val"]["top1"] <= 1
+    assert json.loads((tmp_path / "m.whatbreed.baseline.json").read_text()) == metrics
