@@ -139,22 +139,42 @@ class MBConvBlock(nn.Module):
 
 
 class EfficientNetLite(nn.Module):
-    """RGB pixels 0–255 (B, S, S, 3) -> pooled features (B, 1280) and logits (B, 1000)."""
+    """RGB pixels 0–255 (B, S, S, 3) -> pooled features (B, 1280) and logits (B, 1000).
+
+    ``feature_map`` and ``pool`` are the two halves of ``__call__``, so Grad-CAM can take
+    gradients with respect to the last convolutional activations:
+    ``model.apply(params, pixels, method="feature_map")``.
+    """
 
     blocks: tuple[BlockSpec, ...]
     resolution: int
     num_classes: int = NUM_CLASSES
     depthwise: str = "shifted"
 
-    @nn.compact
-    def __call__(self, pixels: jax.Array) -> tuple[jax.Array, jax.Array]:
-        x = normalize(pixels)  # (B, S, S, 3)
-        x = nn.relu6(nn.Conv(STEM_FEATURES, (3, 3), (2, 2), padding="SAME", name="stem")(x))
+    def setup(self) -> None:
+        # Submodules in setup (not @nn.compact) so that more than one method can use them;
+        # the attribute names are the parameter names, exactly as they were under compact.
+        self.stem = nn.Conv(STEM_FEATURES, (3, 3), (2, 2), padding="SAME")
         for index, spec in enumerate(self.blocks):
-            x = MBConvBlock(spec, self.depthwise, name=f"block{index}")(x)
-        x = nn.relu6(nn.Dense(HEAD_FEATURES, name="head")(x))  # (B, S/32, S/32, 1280)
-        features = x.mean(axis=(1, 2))  # (B, 1280)
-        return features, nn.Dense(self.num_classes, name="classifier")(features)
+            setattr(self, f"block{index}", MBConvBlock(spec, self.depthwise))
+        self.head = nn.Dense(HEAD_FEATURES)
+        self.classifier = nn.Dense(self.num_classes)
+
+    def feature_map(self, pixels: jax.Array) -> jax.Array:
+        """(B, S, S, 3) pixels -> (B, S/32, S/32, 1280): the head conv's output after ReLU6."""
+        x = normalize(pixels)  # (B, S, S, 3)
+        x = nn.relu6(self.stem(x))
+        for index in range(len(self.blocks)):
+            x = getattr(self, f"block{index}")(x)
+        return nn.relu6(self.head(x))
+
+    def pool(self, feature_map: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(B, h, w, 1280) feature map -> pooled features (B, 1280) and logits (B, 1000)."""
+        features = feature_map.mean(axis=(1, 2))
+        return features, self.classifier(features)
+
+    def __call__(self, pixels: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return self.pool(self.feature_map(pixels))
 
 
 CHUNK = 4  # photos per step in ``run_backbone``; measured best of 1, 2, 4, 8 on a 2-core CPU

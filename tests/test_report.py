@@ -1,0 +1,201 @@
+"""Tests for model.report and scripts/evaluate.py: metrics by hand, Grad-CAM, and whole reports
+on a few real photos (symlinked from ../shared/datasets, never copied) for the zero-training
+model and for a trained head."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from model.artifact import Artifact, BreedLabel, save_artifact
+from model.head import init_from_imagenet
+from model.predictor import Predictor
+from model.report import (
+    build_report,
+    calibration_bins,
+    expected_calibration_error,
+    grad_cam,
+    load_data,
+    predictor_grad_cam,
+    select_examples,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+BREEDS = ("n02088364-beagle", "n02111889-Samoyed", "n02099601-golden_retriever")
+PHOTOS_PER_BREED = 4
+COUNT = len(BREEDS) * PHOTOS_PER_BREED
+
+
+def run_evaluate(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "evaluate.py"), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def dataset(shared_datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Class folders: 4 real photos of each of 3 breeds, one photo of a breed no model knows
+    ("jindo"), and one damaged file."""
+    root = tmp_path_factory.mktemp("dogs")
+    images = shared_datasets / "dogs-dev" / "Images"
+    for breed in BREEDS:
+        (root / breed).mkdir()
+        for photo in sorted((images / breed).iterdir())[:PHOTOS_PER_BREED]:
+            (root / breed / photo.name).symlink_to(photo)
+    (root / "jindo").mkdir()
+    (root / "jindo" / "a.jpg").symlink_to(sorted((images / BREEDS[0]).iterdir())[-1])
+    (root / BREEDS[0] / "damaged.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return root
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor("lite0", warm_up=False)
+
+
+@pytest.fixture(scope="module")
+def report(predictor: Predictor, dataset: Path,
+           tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("report")
+    examples = select_examples(load_data(dataset), "val")
+    return out, build_report(predictor, examples, out, data_name=str(dataset), split="val",
+                             gradcam=2, gallery=24)
+
+
+# --- metrics by hand ------------------------------------------------------------------------
+
+def test_ece_is_zero_when_confidence_matches_accuracy() -> None:
+    # 8 of 10 photos right at confidence 0.8, 1 of 4 right at 0.25: perfectly calibrated.
+    confidence = np.array([0.8] * 10 + [0.25] * 4)
+    correct = np.array([True] * 8 + [False] * 2 + [True] + [False] * 3)
+    assert expected_calibration_error(confidence, correct) == pytest.approx(0, abs=1e-9)
+
+
+def test_ece_of_an_overconfident_model() -> None:
+    # Sure at 0.95 but right half the time (gap 0.45), and at 0.6 but never right (gap 0.6):
+    # ECE = 0.5 * 0.45 + 0.5 * 0.6.
+    confidence = np.array([0.95] * 4 + [0.6] * 4)
+    correct = np.array([True, False, True, False] + [False] * 4)
+    assert expected_calibration_error(confidence, correct) == pytest.approx(0.525)
+
+
+def test_calibration_bins_are_equal_width_and_hold_every_photo() -> None:
+    confidence = np.array([0.01, 0.5, 1 / 15, 0.999, 1.0])
+    bins = calibration_bins(confidence, np.ones(5, bool))
+    assert len(bins) == 15 and bins[0]["lower"] == 0 and bins[-1]["upper"] == 1
+    assert sum(b["count"] for b in bins) == 5
+    assert bins[0]["count"] == 2  # (0, 1/15] holds 0.01 and 1/15 itself
+    assert bins[-1]["count"] == 2 and bins[7]["count"] == 1
+
+
+def test_grad_cam_points_at_what_raises_the_score() -> None:
+    # Channel 0 is on at one place only; the score is that channel's mean minus channel 1's.
+    fmap = np.zeros((2, 4, 4, 3), np.float32)
+    fmap[:, 1, 2, 0] = 5.0
+    fmap[:, :, :, 1] = 1.0  # everywhere, but it lowers the score: ReLU must drop it
+    fmap[1] *= 0  # a photo with nothing that raises the score
+    cam = np.asarray(grad_cam(jnp.asarray(fmap),
+                              lambda m: m[..., 0].mean((1, 2)) - m[..., 1].mean((1, 2)), 32))
+    assert cam.shape == (2, 32, 32)
+    assert cam.min() >= 0 and cam.max() == pytest.approx(1)
+    peak = np.unravel_index(cam[0].argmax(), cam[0].shape)
+    assert (peak[0] // 8, peak[1] // 8) == (1, 2)  # the 4×4 cell that was on
+    assert not cam[1].any()
+
+
+def test_grad_cam_of_the_real_model(predictor: Predictor, dataset: Path) -> None:
+    photos = [next((dataset / b).glob("n*.jpg")).read_bytes() for b in BREEDS[:2]]
+    pixels = np.stack(predictor.decode(photos))
+    cams = predictor_grad_cam(predictor, pixels, np.array([0, 5]))
+    assert cams.shape == (2, predictor.resolution, predictor.resolution)
+    assert np.isfinite(cams).all() and cams.min() >= 0 and cams.max() <= 1 + 1e-6
+
+
+# --- a whole report -------------------------------------------------------------------------
+
+def test_metrics_are_consistent(report: tuple[Path, dict]) -> None:
+    out, written = report
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == json.loads(json.dumps(written))
+    assert metrics["count"] == COUNT
+    assert metrics["unknown_to_model"] == 1 and metrics["unknown_labels"] == {"jindo": 1}
+    assert metrics["unreadable"] == 1
+    assert 0 <= metrics["top1"] <= metrics["top5"] <= 1
+    assert metrics["top1"] <= metrics["restricted_top1"] <= 1
+    assert 0 <= metrics["macro_f1"] <= 1 and 0 <= metrics["ece"] <= 1
+    assert sum(r["support"] for r in metrics["per_breed"].values()) == COUNT
+    assert set(metrics["per_breed"]) == {b.split("-")[0] for b in BREEDS}
+    assert sum(b["count"] for b in metrics["calibration_bins"]) == COUNT
+    assert metrics["misclassified"] == round((1 - metrics["top1"]) * COUNT)
+    for pair in metrics["most_confused"]:
+        assert pair["true_name"] != pair["predicted_name"] and pair["count"] >= 1
+
+
+def test_confusion_matrix_is_over_the_data_breeds(report: tuple[Path, dict]) -> None:
+    """3×3 over the breeds in the data, with the argmax taken among them (restricted)."""
+    out, metrics = report
+    with open(out / "confusion.csv", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    names = sorted(b.split("-", 1)[1].replace("_", " ") for b in BREEDS)
+    assert sorted(header[1:]) == names and sorted(r[0] for r in rows) == names
+    counts = np.array([[int(v) for v in r[1:]] for r in rows])
+    assert counts.shape == (3, 3) and counts.sum() == COUNT
+    assert np.trace(counts) == round(metrics["restricted_top1"] * COUNT)
+
+
+def test_page_plots_gallery_and_gradcam(report: tuple[Path, dict]) -> None:
+    out, metrics = report
+    page = (out / "index.html").read_text()
+    assert "Top-1" in page and "http" not in page.replace('href="metrics.json"', "")
+    for png in ("confusion.png", "reliability.png",
+                *(g["file"] for g in metrics["gradcam"])):
+        with Image.open(out / png) as image:
+            assert image.format == "PNG" and min(image.size) > 100
+        assert png in page
+    assert len(metrics["gradcam"]) == 2
+    assert len(metrics["gallery"]) == metrics["misclassified"]
+    for item in metrics["gallery"]:
+        with Image.open(out / item["file"]) as thumbnail:
+            assert max(thumbnail.size) == 160
+        assert len(item["guesses"]) == 3 and item["file"] in page
+
+
+def test_trained_head(predictor: Predictor, dataset: Path, tmp_path: Path) -> None:
+    """A head on exactly the data's breeds (started from ImageNet's rows for them): restricted
+    top-1 equals top-1, and Grad-CAM scores with the head's logits."""
+    labels = [BreedLabel(*b.split("-", 1)) for b in BREEDS]
+    zeros = {"classifier": {"kernel": np.zeros((1280, 3), np.float32),
+                            "bias": np.zeros(3, np.float32)}}
+    head = init_from_imagenet(zeros, [b.label for b in labels], predictor._params["backbone"])
+    path = tmp_path / "head.whatbreed"
+    save_artifact(Artifact("lite0", labels, {"hidden": 0, "dropout": 0.2}, head,
+                           created_at="2026-11-25T00:00:00"), path)
+    trained = Predictor(str(path), warm_up=False)
+    examples = select_examples(load_data(dataset), "val")
+    metrics = build_report(trained, examples, tmp_path / "report", gradcam=1, gallery=2)
+    assert metrics["count"] == COUNT and metrics["top5"] == 1
+    assert metrics["restricted_top1"] == metrics["top1"] >= 0.5
+    with Image.open(tmp_path / "report" / metrics["gradcam"][0]["file"]) as image:
+        assert image.size == (2 * trained.resolution, trained.resolution)
+
+
+# --- the command line -----------------------------------------------------------------------
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    missing = run_evaluate("--data", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().splitlines() == [f"error: {tmp_path / 'nowhere'}: "
+                                                    "no such file or folder"]
+    (tmp_path / "breed").mkdir()
+    (tmp_path / "breed" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "model.whatbreed").write_bytes(b"not a model")
+    bad_model = run_evaluate("--data", str(tmp_path), "--model", str(tmp_path / "model.whatbreed"))
+    assert bad_model.returncode == 2 and "Traceback" not in bad_model.stderr
+    assert "is not a WhatBreed model file" in bad_model.stderr
