@@ -221,6 +221,17 @@ class ForgetReport:
     events_left: int
 
 
+@dataclass(frozen=True)
+class LabelledPhoto:
+    """A stored photo and the breed its latest correction gives it (for training data)."""
+
+    sha256: str
+    path: Path | None  # None when the photo file is gone
+    label: str
+    name: str
+    kind: str  # the latest correction's kind: "confirmed", "corrected" or "new_breed"
+
+
 def make_engine(database_url: str) -> Engine:
     """An engine for ``database_url``; SQLite gets WAL, foreign keys and explicit BEGINs."""
     url = make_url(database_url)
@@ -517,6 +528,29 @@ class Store:
         )
         with self._reading() as session:
             return [(label, name) for label, name in session.execute(query)]
+
+    def labelled_photos(self) -> list[LabelledPhoto]:
+        """Every corrected photo with the label of its latest correction, by sha256.
+
+        The latest correction of a photo is taken over all predictions of it (the same photo
+        may be sent twice); "confirmed" takes the model's top-1 label of that prediction.
+        """
+        query = (
+            select(Correction, Prediction)
+            .join(Prediction, Correction.prediction_id == Prediction.id)
+            .order_by(Correction.created_at, Correction.id)
+        )
+        with self._reading() as session:
+            latest = {p.photo_sha256: (c, p) for c, p in session.execute(query)}
+        photos = []
+        for sha256, (correction, prediction) in sorted(latest.items()):
+            label, name = correction.label, correction.name
+            if correction.kind == "confirmed" and prediction.top_k:
+                label, name = prediction.top_k[0]["label"], prediction.top_k[0]["name"]
+            photos.append(
+                LabelledPhoto(sha256, self.photo_path(sha256), label, name, correction.kind)
+            )
+        return photos
 
     # Forgetting
 

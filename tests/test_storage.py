@@ -370,3 +370,23 @@ def test_concurrent_writes_from_eight_threads_all_land(store: Store) -> None:
     stats = store.event_stats(event.id)
     assert (stats.photos, stats.people, stats.corrections) == (120, 8, 120)
     assert all(store.prediction(pid).reply_message_id is not None for pid in ids)
+
+
+def test_labelled_photos_take_the_latest_correction_of_each_photo(store: Store) -> None:
+    golden, jindo, unlabelled = (store.save_photo(b) for b in (b"golden", b"jindo", b"none"))
+    first = predict(store, ALICE, sha=golden, result=answer(LAB))
+    store.record_correction(first, ALICE, *PUG, "corrected")
+    again = predict(store, BOB, message_id=2, sha=golden)  # the same photo, sent again
+    store.record_correction(again, BOB, "n02099601", "golden", "confirmed")  # latest: top-1
+    store.record_correction(predict(store, BOB, sha=jindo), BOB, "jindo", "Jindo", "new_breed")
+    predict(store, CAROL, sha=unlabelled)
+    store.record_correction(predict(store, CAROL, sha="f" * 64), CAROL, *LAB, "corrected")
+    photos = {p.sha256: p for p in store.labelled_photos()}
+    assert sorted(photos) == sorted([golden, jindo, "f" * 64])
+    assert (photos[golden].label, photos[golden].name, photos[golden].kind) == (
+        *GOLDEN,
+        "confirmed",
+    )
+    assert photos[golden].path == store.photo_path(golden)
+    assert (photos[jindo].label, photos[jindo].name) == ("jindo", "Jindo")
+    assert photos["f" * 64].path is None  # corrected, but the file is gone
