@@ -280,12 +280,19 @@ async def event(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 "/stats and /export.")
 
 
+async def _hosted_event(update: Update, context: ContextTypes.DEFAULT_TYPE):
+    """The user's latest hosted event, or None after telling them how to start one."""
+    info = await asyncio.to_thread(services(context).store.hosted_event,
+                                   update.effective_user.id)
+    if info is None:
+        await reply(update, "You aren't hosting an event. Start one with /event name.")
+    return info
+
+
 async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Counts, breeds seen and corrections for the host's event."""
     store = services(context).store
-    info = await asyncio.to_thread(store.hosted_event, update.effective_user.id)
-    if info is None:
-        await reply(update, "You aren't hosting an event. Start one with /event name.")
+    if (info := await _hosted_event(update, context)) is None:
         return
     s = await asyncio.to_thread(store.event_stats, info.id)
     breeds = "\n".join(f"• {escape(name)}: {count}" for name, count in s.breeds[:15])
@@ -295,12 +302,9 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Send the host a CSV of the event's photos, answers and corrections."""
-    store = services(context).store
-    info = await asyncio.to_thread(store.hosted_event, update.effective_user.id)
-    if info is None:
-        await reply(update, "You aren't hosting an event. Start one with /event name.")
+    if (info := await _hosted_event(update, context)) is None:
         return
-    csv_text = await asyncio.to_thread(store.export_event_csv, info.id)
+    csv_text = await asyncio.to_thread(services(context).store.export_event_csv, info.id)
     await update.effective_message.reply_document(
         InputFile(io.BytesIO(csv_text.encode()), filename=f"event-{info.code}.csv"),
         caption=f"{info.name}: every photo, answer and correction.", do_quote=True)

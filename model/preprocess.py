@@ -87,7 +87,7 @@ def _open(photo_bytes: bytes) -> Image.Image:
     return image
 
 
-def _exif_upright(image: Image.Image) -> Image.Image:
+def exif_upright(image: Image.Image) -> Image.Image:
     """Rotate per EXIF; a malformed EXIF block must not cost us the photo."""
     try:
         return ImageOps.exif_transpose(image)
@@ -143,7 +143,7 @@ def load_rgb(photo_bytes: bytes, min_side: int = 0) -> Image.Image:
         image.load()  # force the full decode so damaged data fails here, not later
     except _DECODE_ERRORS as error:
         raise TruncatedImageError(_DAMAGED) from error
-    return _to_rgb(_exif_upright(image))
+    return _to_rgb(exif_upright(image))
 
 
 def _centre_square(width: int, height: int) -> tuple[float, float, float, float]:

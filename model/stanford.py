@@ -31,11 +31,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from model.dataset import SPLITS, Example, sha256_of, stanford_label, write_manifest
 from model.labels import imagenet_classes
 from model.photo_sources import PHOTO_SUFFIXES
+from model.preprocess import exif_upright
 
 logger = logging.getLogger(__name__)
 
@@ -242,15 +243,6 @@ def _save_jpeg(image: Image.Image, path: Path) -> str:
     return hashlib.sha256(buffer.getvalue()).hexdigest()
 
 
-def _upright(image: Image.Image) -> Image.Image:
-    """Rotate per EXIF; a malformed EXIF block must not cost us the photo."""
-    try:
-        return ImageOps.exif_transpose(image)
-    except Exception:  # EXIF parsing can fail with almost any exception type
-        logger.warning("ignoring unreadable EXIF orientation", exc_info=True)
-        return image
-
-
 def _example(path: Path, sha256: str, source: SourceImage) -> Example:
     label, name = breed_of(source.folder)
     return Example(path, sha256, label, name, SOURCE, LICENCE, source.split)
@@ -268,12 +260,12 @@ def cut(image: Image.Image, source: SourceImage, staging: Path,
         logger.warning("%s/%s: skipping empty or out-of-image boxes", source.folder, source.stem)
     if not any(regions):
         path = folder / f"{source.stem}.jpg"
-        return [_example(path, _save_jpeg(_upright(image), path), source)]
+        return [_example(path, _save_jpeg(exif_upright(image), path), source)]
     examples = []
     for i, region in enumerate(regions):
         if region is not None:
             path = folder / f"{source.stem}_{i}.jpg"
-            crop = _upright(image.crop(region))
+            crop = exif_upright(image.crop(region))
             examples.append(_example(path, _save_jpeg(crop, path), source))
     return examples
 
