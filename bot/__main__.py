@@ -7,9 +7,12 @@ import os
 import sys
 from pathlib import Path
 
+from telegram.error import TelegramError
+
 from bot.app import build_application, make_services, serve
 from bot.config import Settings
 from bot.fake_telegram import FakeTelegram
+from bot.handlers import Services
 from model.artifact import ArtifactError
 from model.predictor import MODELS
 
@@ -27,6 +30,9 @@ class RedactToken(logging.Filter):
         message = record.getMessage()
         if self.token in message:
             record.msg, record.args = message.replace(self.token, "<token>"), None
+        if record.exc_info:  # exception texts quote URLs and tokens too
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = text.replace(self.token, "<token>")
         return True
 
 
@@ -36,26 +42,32 @@ def redact_in_logs(token: str) -> None:
 
 
 async def run(settings: Settings, port: int) -> None:
-    stop = asyncio.Event()
     services = make_services(settings)
     model_file = None if settings.model in MODELS else Path(settings.model)
-    if settings.token:
-        redact_in_logs(settings.token)
-        api = settings.api_url
-        application = build_application(settings.token, services, api and f"{api}/bot",
-                                        api and f"{api}/file/bot")
-        await serve(application, stop, model_file)
-        return
+    try:
+        if settings.token:
+            api = settings.api_url
+            application = build_application(settings.token, services, api and f"{api}/bot",
+                                            api and f"{api}/file/bot")
+            await serve(application, asyncio.Event(), model_file)
+        else:
+            await run_playground(services, port, model_file)
+    finally:
+        services.classifier.close()
+        services.store.close()
+
+
+async def run_playground(services: Services, port: int, model_file: Path | None) -> None:
+    """The real bot against a local stand-in of the Bot API, with its chat page."""
     fake = FakeTelegram()
     redact_in_logs(fake.token)
     await fake.start(port=port)
     print(f"No TELEGRAM_BOT_TOKEN: playground at {fake.url} (Ctrl-C stops)", flush=True)
     try:
         await serve(build_application(fake.token, services, fake.base_url, fake.base_file_url),
-                    stop, model_file)
+                    asyncio.Event(), model_file)
     finally:
         await fake.stop()
-        services.classifier.close()
 
 
 def main() -> None:
@@ -68,10 +80,15 @@ def main() -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if level != "DEBUG":  # httpx logs every request URL; only debugging needs that
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    if settings.token:
+        redact_in_logs(settings.token)
     try:
         asyncio.run(run(settings, args.port))
     except ArtifactError as error:  # a bad WHATBREED_MODEL: say so, no traceback
         sys.exit(f"error: {error}")
+    except TelegramError as error:  # e.g. a revoked token; PTB's message quotes the token
+        message = str(error).replace(settings.token or "\0", "<token>")
+        sys.exit(f"error: cannot start the bot: {message}")
 
 
 if __name__ == "__main__":

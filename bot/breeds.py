@@ -18,11 +18,6 @@ def normalise(text: str) -> str:
     return utils.default_process(re.sub(r"[-_'’]", " ", text))
 
 
-def slug(name: str) -> str:
-    """A stable label for a breed the model does not know yet: "Korean Jindo" -> "korean-jindo"."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40]
-
-
 @dataclass(frozen=True)
 class BreedIndex:
     """Every name and alias of the known breeds, for exact and fuzzy look-ups."""

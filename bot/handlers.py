@@ -14,7 +14,7 @@ from telegram.constants import ChatAction, ParseMode
 from telegram.ext import ContextTypes
 from telegram.helpers import create_deep_linked_url
 
-from bot.breeds import BreedIndex, slug
+from bot.breeds import BreedIndex
 from bot.inference import BatchingClassifier
 from bot.ratelimit import RateLimiter
 from bot.replies import (
@@ -25,6 +25,7 @@ from bot.replies import (
     feedback_keyboard,
 )
 from bot.storage import PredictionInfo, Store
+from model.dataset import slug
 from model.preprocess import ImageError
 
 log = logging.getLogger(__name__)
@@ -312,7 +313,10 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the error with what caused it, and tell the user instead of going silent."""
-    log.error("error while handling %r", update, exc_info=context.error)
+    # The update's ids, names and text are personal data: log only where it happened.
+    where = (f"update {update.update_id} in a {update.effective_chat.type} chat"
+             if isinstance(update, Update) and update.effective_chat else repr(type(update)))
+    log.error("error while handling %s", where, exc_info=context.error)
     if isinstance(update, Update) and update.effective_message:
         await update.effective_message.reply_text(SORRY)
     elif isinstance(update, Update) and update.callback_query:

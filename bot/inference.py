@@ -11,6 +11,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -65,9 +66,10 @@ class BatchingClassifier:
         if first is None:
             return None
         batch = [first]
+        deadline = time.monotonic() + self.max_wait_s
         while len(batch) < self.max_batch:
             try:
-                request = self._queue.get(timeout=self.max_wait_s)
+                request = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 break
             if request is None:

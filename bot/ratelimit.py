@@ -7,7 +7,7 @@ from collections import defaultdict, deque
 
 
 class RateLimiter:
-    def __init__(self, max_events: int = 8, per_seconds: float = 60.0):
+    def __init__(self, max_events: int = 12, per_seconds: float = 60.0):  # an album is <= 10
         self.max_events = max_events
         self.per_seconds = per_seconds
         self._events: dict[int, deque[float]] = defaultdict(deque)

@@ -724,6 +724,11 @@ def _final_name(row: Prediction, correction: Correction | None) -> str | None:
     return row.top_k[0]["name"] if row.top_k else None
 
 
+def _cell(text: str) -> str:
+    """User-typed text, kept from being read as a formula when the CSV opens in a sheet."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
 def _csv_row(row: Prediction, correction: Correction | None) -> dict[str, str]:
     top1 = row.top_k[0] if row.top_k else {}
     return {
@@ -738,7 +743,7 @@ def _csv_row(row: Prediction, correction: Correction | None) -> dict[str, str]:
         "top1_label": top1.get("label", ""),
         "top1_name": top1.get("name", ""),
         "top1_probability": _format_float(top1.get("probability")),
-        "corrected_label": correction.label if correction else "",
-        "corrected_name": correction.name if correction else "",
+        "corrected_label": _cell(correction.label) if correction else "",
+        "corrected_name": _cell(correction.name) if correction else "",
         "correction_kind": correction.kind if correction else "",
     }

@@ -86,6 +86,7 @@ def headline(answer: Answer) -> str:
     if not answer.is_dog:
         return f"that doesn't look like a dog (looks like: {answer.looks_like})"
     if answer.mixed:
-        names = [p.name for p in answer.predictions[:MIX_BREEDS] if p.probability >= 0.05]
-        return f"probably a mix of {_name_list(names or [answer.predictions[0].name])}"
+        likely = answer.predictions[:MIX_BREEDS]
+        names = [p.name for i, p in enumerate(likely) if i < 2 or p.probability >= 0.05]
+        return f"probably a mix of {_name_list(names)}"
     return answer.predictions[0].name

@@ -49,12 +49,21 @@ def stanford_label(folder_name: str) -> tuple[str, str]:
     return wnid, name.replace("_", " ")
 
 
+def slug(name: str) -> str:
+    """A stable label for a breed without a WordNet id: "Korean Jindo" -> "korean-jindo".
+
+    Names without Latin letters or digits ("진돗개") get a short hash, never an empty label.
+    """
+    text = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40].strip("-")
+    return text or "breed-" + hashlib.sha1(name.strip().encode()).hexdigest()[:8]
+
+
 def class_label(folder_name: str) -> tuple[str, str]:
     """A plain class folder: a Stanford-style name, or any name made into a slug label."""
     if re.fullmatch(r"n\d{8}-.+", folder_name):
         return stanford_label(folder_name)
     name = folder_name.replace("_", " ").strip()
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"), name
+    return slug(name), name
 
 
 def _photos_under(folder: Path) -> list[Path]:

@@ -27,10 +27,13 @@ BATCH = 32
 
 
 class FeatureCache:
-    """``<root>/<variant>-p<preprocess version>/<sha[:2]>/<sha>.npy``: (1 + views, 1280) float16."""
+    """``<root>/<variant>-p<preprocess>-s<seed>/<sha[:2]>/<sha>.npy``: (1 + views, 1280) float16.
 
-    def __init__(self, root: Path, variant: str):
-        self.folder = root / f"{variant}-p{PREPROCESS_VERSION}"
+    The seed is in the key because it picks the augmented views.
+    """
+
+    def __init__(self, root: Path, variant: str, seed: int = 0):
+        self.folder = root / f"{variant}-p{PREPROCESS_VERSION}-s{seed}"
 
     def _path(self, sha256: str) -> Path:
         return self.folder / sha256[:2] / f"{sha256}.npy"

@@ -46,6 +46,7 @@ from model.dataset import (
     load_examples,
     perceptual_hash,
     read_manifest,
+    slug,
     write_manifest,
 )
 from model.preprocess import ImageError, load_rgb
@@ -188,11 +189,6 @@ class FlickrPhoto:
 def _one_line(text: object) -> str:
     """Collapse whitespace: a CSV row must never span lines (see ``CsvLog``)."""
     return " ".join(str(text).split())
-
-
-def slugify(text: str) -> str:
-    """"Korean Jindo" -> "korean-jindo": the breed's folder name and manifest label."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def parse_licences(spec: str) -> tuple[int, ...] | None:
@@ -410,18 +406,16 @@ class FlickrCollector:
                 name: str | None = None, licences: Sequence[int] | None = CC_LICENCES,
                 against: Sequence[Path] = ()) -> CollectionReport:
         """Keep up to ``max_photos`` photos of ``breed`` in all (earlier runs included)."""
-        slug = slugify(breed)
-        if not slug:
-            raise ValueError(f"breed {breed!r} has no letters or digits for a folder name")
-        folder = BreedFolder(self.out / slug, slug, name or breed.replace("-", " ").title())
+        label = slug(breed)
+        folder = BreedFolder(self.out / label, label, name or breed.replace("-", " ").title())
         hashes = HashCache(self.out / "phash_cache.csv")
         try:
             folder.write_manifest()  # in step with attribution.csv before it seeds the index
             index = self._seed_index(hashes, against)
-            report = CollectionReport(slug, kept_before=folder.kept_count)
+            report = CollectionReport(label, kept_before=folder.kept_count)
             candidates = self._candidates(queries, licences, folder.known_ids(), report)
             with tqdm(total=max_photos, initial=min(folder.kept_count, max_photos),
-                      unit="photo", desc=slug, disable=not self.settings.progress) as bar:
+                      unit="photo", desc=label, disable=not self.settings.progress) as bar:
                 while (wanted := max_photos - folder.kept_count) > 0:
                     batch = _take(candidates, min(wanted, self.settings.batch_size))
                     if not batch:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -37,7 +38,8 @@ def _download(url: str) -> bytes:
             body = response.read(MAX_DOWNLOAD_BYTES + 1)
     except urllib.error.HTTPError as error:
         raise SourceError(f"cannot download {url}: HTTP {error.code} {error.reason}") from error
-    except (urllib.error.URLError, TimeoutError, ValueError) as error:
+    except (urllib.error.URLError, TimeoutError, ValueError, OSError,
+            http.client.HTTPException) as error:  # also a connection lost mid-body
         reason = getattr(error, "reason", error)
         raise SourceError(f"cannot download {url}: {reason}") from error
     if len(body) > MAX_DOWNLOAD_BYTES:

@@ -16,7 +16,7 @@ from model.answers import Answer, Breed, imagenet_breed_probs, imagenet_breeds, 
 from model.artifact import Artifact, load_artifact
 from model.efficientnet import from_pretrained, run_backbone
 from model.head import BreedHead
-from model.preprocess import ImageError, load_image
+from model.preprocess import ImageError, NotAnImageError, load_image
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,9 @@ class Predictor:
             return load_image(photo_bytes, self.resolution)
         except ImageError as error:
             return error
+        except Exception:  # a decoder bug on one photo must not fail the others in its batch
+            log.exception("unexpected error decoding a photo")
+            return NotAnImageError("that file is not an image I can read")
 
 
 def _describe(artifact: Artifact) -> str:

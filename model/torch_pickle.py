@@ -126,13 +126,14 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def _load(stream: BinaryIO) -> dict[str, np.ndarray]:
-    if pickle.load(stream) != LEGACY_MAGIC:
+    # Every pickle goes through the restricted unpickler: a crafted file cannot run code.
+    if _Unpickler(stream).load() != LEGACY_MAGIC:
         raise TorchPickleError("not a legacy (pre-1.6) torch file")
-    pickle.load(stream)  # protocol version
-    if not pickle.load(stream).get("little_endian", True):  # sys info
+    _Unpickler(stream).load()  # protocol version
+    if not _Unpickler(stream).load().get("little_endian", True):  # sys info
         raise TorchPickleError("big-endian torch files are not supported")
     tensors = _Unpickler(stream).load()
-    storage_keys = pickle.load(stream)
+    storage_keys = _Unpickler(stream).load()
     dtypes = {t.storage.key: t.storage.dtype for t in tensors.values()}
     storages = {key: _read_storage(stream, dtypes[key]) for key in storage_keys}
     return {name: _as_array(ref, storages) for name, ref in tensors.items()}

@@ -187,7 +187,9 @@ def fit(config: TrainConfig, model: nn.Module, train: Split, val: Split, logs: P
                          weights, init_params)
     best, history, start_epoch = state.params, [], 0
     checkpoint = logs / "checkpoint.msgpack"
-    run_id = json.dumps([dataclasses.asdict(config), num_breeds, len(train.labels)])
+    fingerprint = train.labels.tobytes() + val.labels.tobytes() + train.features[:, :4].tobytes()
+    data_digest = hashlib.sha256(fingerprint).hexdigest()
+    run_id = json.dumps([dataclasses.asdict(config), num_breeds, data_digest])
     saved = serialization.msgpack_restore(checkpoint.read_bytes()) if checkpoint.exists() else {}
     if saved.get("run") != run_id and saved:
         log.info("%s is from another configuration or data: starting afresh", checkpoint)
@@ -220,9 +222,11 @@ def fit(config: TrainConfig, model: nn.Module, train: Split, val: Split, logs: P
             best = jax.device_get(state.params)  # a host copy: the step donates its buffers
         history.append(row)
         _log_epoch(writer, row)
-        checkpoint.write_bytes(serialization.msgpack_serialize({
+        partial = checkpoint.with_suffix(".tmp")  # an interrupted write must not spoil resuming
+        partial.write_bytes(serialization.msgpack_serialize({
             "state": serialization.to_state_dict(jax.device_get(state)),
             "best": serialization.to_state_dict(best), "history": history, "run": run_id}))
+        partial.replace(checkpoint)
     writer.close()
     _write_curves(history, logs / "curves.csv")
     return state.replace(params=best), history
@@ -265,6 +269,8 @@ def zero_training_top1(data: dict[str, Split], labels: list[str],
     imagenet = backbone_params["params"]["classifier"]
     index = {c.wnid: c.index for c in imagenet_classes()}
     known = [i for i, label in enumerate(labels) if label in index]
+    if not known:  # only new breeds: the ImageNet head knows none of them
+        return dict.fromkeys(data, 0.0)
     columns = [index[labels[i]] for i in known]
     scores = {}
     for name, split in data.items():
@@ -296,7 +302,7 @@ def train_and_export(config: TrainConfig, examples: list[Example], out: Path,
     labels = label_table(examples)
     index = {b.label: i for i, b in enumerate(labels)}
     extractor = FeatureExtractor(config.variant, config.seed)
-    cache = FeatureCache(cache_root, config.variant)
+    cache = FeatureCache(cache_root, config.variant, config.seed)
     started = time.perf_counter()
     features = extractor.extract(splits["train"], config.views, cache, "train features")
     for name in ("val", "test"):

@@ -67,11 +67,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from model.predictor import Predictor  # loads JAX: only once the keys are there
+    from model.artifact import ArtifactError  # these load JAX: only once the keys are there
+    from model.predictor import Predictor
 
     settings = CollectorSettings(interval_s=args.interval, timeout_s=args.timeout)
+    try:
+        predictor = Predictor(args.model, warm_up=False)
+    except ArtifactError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     collector = FlickrCollector(flickr_client(api_key, api_secret, timeout_s=args.timeout),
-                                Predictor(args.model, warm_up=False), args.out, settings)
+                                predictor, args.out, settings)
     try:
         with logging_redirect_tqdm():
             report = collector.collect(args.breed, args.query, args.max_photos, args.name,

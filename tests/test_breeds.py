@@ -2,7 +2,8 @@
 
 import pytest
 
-from bot.breeds import BreedIndex, slug
+from bot.breeds import BreedIndex
+from model.dataset import slug
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +48,4 @@ def test_search_and_slug(index: BreedIndex) -> None:
     assert [b.name for b in index.search("poodle")] == [
         "miniature poodle", "standard poodle", "toy poodle"]
     assert slug("  Korean Jindo (진돗개)!") == "korean-jindo"
+    assert slug("진돗개").startswith("breed-") and slug("진돗개") != slug("시바견")

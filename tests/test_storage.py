@@ -347,6 +347,14 @@ def test_export_event_csv(store: Store, party: tuple[int, dict[str, int]]) -> No
     assert rows[0]["created_at"].endswith("+00:00")
 
 
+def test_export_keeps_typed_names_from_becoming_formulas(store: Store) -> None:
+    event = store.create_event(CAROL, "Party").id
+    prediction = predict(store, ALICE, message_id=1, event_id=event)
+    store.record_correction(prediction, ALICE, "hyperlink", '=HYPERLINK("x")', "new_breed")
+    [row] = csv.DictReader(io.StringIO(store.export_event_csv(event)))
+    assert row["corrected_name"] == "'=HYPERLINK(\"x\")"
+
+
 # Threads
 
 
