@@ -67,11 +67,17 @@ class Predictor:
         log.info("predictor %s ready in %.1f s", self.version, time.perf_counter() - started)
 
     def _forward_fn(self, params: dict, pixels: jax.Array) -> tuple[jax.Array, jax.Array]:
-        features, logits = run_backbone(self.backbone, params["backbone"], pixels)
-        imagenet_probs = jax.nn.softmax(logits)  # (B, 1000)
+        # Each photo and its mirror image, probabilities averaged: +1.3 points of dog top-1 on
+        # dogs-dev val for twice the backbone work (see README).
+        batch = pixels.shape[0]
+        both = jnp.concatenate([pixels, pixels[:, :, ::-1]])  # (2B, S, S, 3)
+        features, logits = run_backbone(self.backbone, params["backbone"], both)
+        imagenet_probs = jax.nn.softmax(logits)  # (2B, 1000)
         if self._head is None:
-            return imagenet_probs, imagenet_breed_probs(imagenet_probs)
-        return imagenet_probs, jax.nn.softmax(self._head.apply(params["head"], features))
+            breed_probs = imagenet_breed_probs(imagenet_probs)
+        else:
+            breed_probs = jax.nn.softmax(self._head.apply(params["head"], features))
+        return tuple(p.reshape(2, batch, -1).mean(0) for p in (imagenet_probs, breed_probs))
 
     def probabilities(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(B, S, S, 3) uint8 -> ImageNet softmax (B, 1000) and breed probabilities (B, N)."""
