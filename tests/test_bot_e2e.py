@@ -186,7 +186,7 @@ async def test_commands_menu_help_and_about(bot_env: BotEnv) -> None:
     await bot_env.fake.wait_for(PRIVATE.id, lambda m: "/correct" in m["text"])
     bot_env.fake.send_text(PRIVATE, ALEX, "/about")
     about = await bot_env.fake.wait_for(PRIVATE.id, lambda m: "Model" in m["text"])
-    assert "efficientnet-lite0-imagenet" in about["text"] and "74%" in about["text"]
+    assert "efficientnet-lite0-imagenet" in about["text"] and "75%" in about["text"]
 
 
 def _webp() -> bytes:
