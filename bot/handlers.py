@@ -102,8 +102,11 @@ async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Delete the user's stored photos, predictions and corrections."""
     report = await asyncio.to_thread(services(context).store.forget_user,
                                      update.effective_user.id)
+    hosted = (f" The {report.events_left} event(s) you host stay, so their guests' photos "
+              "still count." if report.events_left else "")
     await reply(update, f"Done: I deleted {report.predictions} photo answers, "
-                        f"{report.photos} stored photos and {report.corrections} corrections.")
+                        f"{report.photos} stored photos and {report.corrections} corrections."
+                        + hosted)
 
 
 # Photos

@@ -139,6 +139,9 @@ async def test_event_link_stats_and_export(bot_env: BotEnv, read_photo) -> None:
     rows = list(csv.DictReader(io.StringIO((await bot_env.download(export)).decode())))
     assert [(r["top1_name"], r["chat_type"]) for r in rows] == [("pug", "private")]
 
+    bot_env.fake.send_text(PRIVATE, ALEX, "/forget")  # the host's event outlives their data
+    await bot_env.fake.wait_for(PRIVATE.id, lambda m: "The 1 event(s) you host stay" in m["text"])
+
 
 @pytest.mark.parametrize("send, expected", [
     (lambda fake: fake.send_document(PRIVATE, ALEX, b"%PDF-1.4 not a photo", "menu.pdf",
