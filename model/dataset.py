@@ -21,6 +21,8 @@ import numpy as np
 from model.photo_sources import PHOTO_SUFFIXES
 from model.preprocess import load_rgb
 
+STANFORD_LICENCE = "ImageNet terms: non-commercial research"  # Stanford Dogs are ImageNet photos
+
 SPLITS = ("train", "val", "test")
 NEAR_DUPLICATE_BITS = 6  # pHash Hamming distance (of 64 bits) at which two photos are "the same"
 
@@ -82,7 +84,7 @@ def from_stanford_dir(root: Path, source: str = "stanford") -> list[Example]:
         label, name = stanford_label(folder.name)
         for path in _photos_under(folder):
             relative = f"{folder.name}/{path.name}"
-            examples.append(Example(path, sha256_of(path), label, name, source, "",
+            examples.append(Example(path, sha256_of(path), label, name, source, STANFORD_LICENCE,
                                     split_of.get(relative, "")))
     return examples
 

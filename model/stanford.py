@@ -33,7 +33,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from model.dataset import SPLITS, Example, sha256_of, stanford_label, write_manifest
+from model.dataset import (
+    SPLITS,
+    STANFORD_LICENCE,
+    Example,
+    sha256_of,
+    stanford_label,
+    write_manifest,
+)
 from model.labels import imagenet_classes
 from model.photo_sources import PHOTO_SUFFIXES
 from model.preprocess import exif_upright
@@ -41,7 +48,7 @@ from model.preprocess import exif_upright
 logger = logging.getLogger(__name__)
 
 SOURCE = "stanford"
-LICENCE = "ImageNet terms: non-commercial research"
+LICENCE = STANFORD_LICENCE
 DEFAULT_MARGIN = 0.1
 JPEG_QUALITY = 95
 INSTALL_HINT = "pip install -e '.[stanford]'"
