@@ -29,13 +29,11 @@ The manifest is written atomically, with ``<out>.report.txt`` beside it (``Build
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -48,21 +46,18 @@ from model.dataset import (
     SPLITS,
     Example,
     load_examples,
-    perceptual_hash,
     read_manifest,
     write_manifest,
 )
+from model.hash_cache import HASH_CACHE, HashCache
 
 log = logging.getLogger(__name__)
 
 SOURCE_ORDER = ("stanford", "flickr", "folder", "correction")  # preferred first among copies
 DROP_REASONS = ("exact_duplicate", "label_conflict", "unreadable", "too_few_photos")
 MOVED = "moved_for_near_duplicates"
-HASH_CACHE = "phash_cache.csv"  # the same format as model.flickr's, so either can seed the other
-HASH_CACHE_FIELDS = ("sha256", "phash")
 SMALL_BREED = 50  # the report lists breeds with fewer photos than this
 _PAIR_BLOCK = 1 << 22  # hash comparisons per numpy step of the all-pairs search (32 MB)
-_LOG_EVERY = 1000
 
 
 class BuildError(Exception):
@@ -312,60 +307,7 @@ def drop_small_breeds(examples: list[Example], hashes: np.ndarray, min_photos: i
     return [e for e in examples if e.label not in small], hashes[keep]
 
 
-# --- perceptual hashes ----------------------------------------------------------------------
-
-
-def read_hash_cache(path: Path) -> dict[str, int]:
-    """sha256 -> perceptual hash from a cache file; malformed (e.g. torn) rows are ignored."""
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return {row["sha256"]: int(row["phash"], 16) for row in rows
-            if len(row.get("sha256") or "") == 64 and len(row.get("phash") or "") == 16}
-
-
-def hash_photos(examples: list[Example], cache: Path, seeds: Sequence[Path] = (),
-                workers: int | None = None) -> list[int | None]:
-    """The perceptual hash of each photo (None: it does not decode).
-
-    Hashes come from ``cache`` and the ``seeds`` (other caches, read only) where known; new
-    ones are computed in threads and appended to ``cache`` as they come.
-    """
-    known: dict[str, int] = {}
-    for path in (*seeds, cache):
-        known |= read_hash_cache(path)
-    missing = list({e.sha256: e for e in examples if e.sha256 not in known}.values())
-    if missing:
-        log.info("hashing %d of %d photos (the rest are cached)", len(missing), len(examples))
-        _hash_into(missing, cache, known, workers or min(8, os.cpu_count() or 1))
-    return [known.get(e.sha256) for e in examples]
-
-
-def _hash_into(examples: list[Example], cache: Path, known: dict[str, int],
-               workers: int) -> None:
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    is_new = not cache.is_file() or cache.stat().st_size == 0
-    with open(cache, "a", newline="") as f, ThreadPoolExecutor(workers) as pool:
-        writer = csv.writer(f, lineterminator="\n")
-        if is_new:
-            writer.writerow(HASH_CACHE_FIELDS)
-        for done, (example, photo_hash) in enumerate(
-                zip(examples, pool.map(_hash_file, examples), strict=True), 1):
-            if photo_hash is not None:
-                known[example.sha256] = photo_hash
-                writer.writerow((example.sha256, f"{photo_hash:016x}"))
-            if done % _LOG_EVERY == 0:
-                f.flush()
-                log.info("hashed %d of %d photos", done, len(examples))
-
-
-def _hash_file(example: Example) -> int | None:
-    try:
-        return perceptual_hash(example.path.read_bytes())
-    except (OSError, ValueError) as error:  # ImageError is a ValueError
-        log.warning("%s: unreadable: %s", example.path, error)
-        return None
+# --- unreadable photos ----------------------------------------------------------------------
 
 
 def drop_unreadable(examples: list[Example], hashes: list[int | None],
@@ -518,7 +460,8 @@ def build_dataset(sources: Sources, config: BuildConfig) -> BuildReport:
         raise BuildError("no photos: no source has any (" + "; ".join(report.notes) + ")")
     examples = merge_duplicates(drop_missing(examples, report), report)
     seeds = [sources.flickr / HASH_CACHE] if sources.flickr is not None else []
-    hashes = hash_photos(examples, config.out.parent / HASH_CACHE, seeds)
+    with HashCache(config.out.parent / HASH_CACHE, seeds) as cache:
+        hashes = cache.hash_examples(examples)
     examples, hash_array = drop_unreadable(examples, hashes, report)
     examples, hash_array = drop_small_breeds(one_name_per_label(examples), hash_array,
                                              config.min_photos, report)

@@ -20,9 +20,7 @@ points it at another REST endpoint (a local fake in tests, or a mirror).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import os
@@ -31,7 +29,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -44,11 +41,11 @@ from model.dataset import (
     Example,
     NearDuplicates,
     load_examples,
-    perceptual_hash,
     read_manifest,
     slug,
     write_manifest,
 )
+from model.hash_cache import HASH_CACHE, CsvLog, HashCache
 from model.preprocess import ImageError, load_rgb
 
 if TYPE_CHECKING:
@@ -82,7 +79,6 @@ DROP_REASONS = ("no_url", "download_failed", "not_an_image", "too_small", "not_a
 ATTRIBUTION_FIELDS = ("photo_id", "owner", "licence", "title", "source_url", "image_url",
                       "sha256")
 DROPPED_FIELDS = ("photo_id", "reason", "detail")
-HASH_CACHE_FIELDS = ("sha256", "phash")
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
 
 T = TypeVar("T")
@@ -278,74 +274,6 @@ def _http_status(error: flickrapi.FlickrError) -> int | None:
     return int(match.group(1)) if match else None
 
 
-class CsvLog:
-    """A CSV that only grows, one flushed write a row, so a crash loses at most the last row.
-
-    Rows never span lines (``_one_line``), so a torn last line left by a crash is recognised
-    (no final newline) and cut off when the file is opened again.
-    """
-
-    def __init__(self, path: Path, fields: Sequence[str]):
-        self.path, self.fields = path, tuple(fields)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.rows = self._read_repaired()
-        self._file = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115 (closed in close)
-        if path.stat().st_size == 0:
-            self._write(dict(zip(self.fields, self.fields, strict=True)))
-
-    def _read_repaired(self) -> list[dict[str, str]]:
-        if not self.path.exists():
-            return []
-        content = self.path.read_bytes()
-        if content and not content.endswith(b"\n"):
-            log.warning("%s: cutting off a torn last line", self.path)
-            content = content[: content.rfind(b"\n") + 1]
-            self.path.write_bytes(content)
-        return list(csv.DictReader(io.StringIO(content.decode("utf-8"), newline="")))
-
-    def _write(self, row: dict[str, object]) -> None:
-        line = io.StringIO()
-        csv.DictWriter(line, self.fields, lineterminator="\n").writerow(row)
-        self._file.write(line.getvalue())
-        self._file.flush()
-
-    def append(self, row: dict[str, object]) -> None:
-        self._write(row)
-        self.rows.append({k: str(v) for k, v in row.items()})
-
-    def close(self) -> None:
-        self._file.close()
-
-
-class HashCache:
-    """sha256 -> 64-bit perceptual hash, kept in ``phash_cache.csv``."""
-
-    def __init__(self, path: Path):
-        self._log = CsvLog(path, HASH_CACHE_FIELDS)
-        self._hashes = {row["sha256"]: int(row["phash"], 16) for row in self._log.rows}
-        self._lock = threading.Lock()
-
-    def get(self, sha256: str) -> int | None:
-        return self._hashes.get(sha256)
-
-    def add(self, sha256: str, photo_hash: int) -> None:
-        with self._lock:
-            if sha256 not in self._hashes:
-                self._hashes[sha256] = photo_hash
-                self._log.append({"sha256": sha256, "phash": f"{photo_hash:016x}"})
-
-    def hash_bytes(self, sha256: str, photo_bytes: bytes) -> int:
-        """The cached hash, or compute and cache it."""
-        cached = self.get(sha256)
-        if cached is None:
-            cached = perceptual_hash(photo_bytes)
-            self.add(sha256, cached)
-        return cached
-
-    def close(self) -> None:
-        self._log.close()
-
-
 class BreedFolder:
     """``<out>/<slug>/``: the kept photos, attribution.csv, dropped.csv and manifest.csv."""
 
@@ -408,7 +336,7 @@ class FlickrCollector:
         """Keep up to ``max_photos`` photos of ``breed`` in all (earlier runs included)."""
         label = slug(breed)
         folder = BreedFolder(self.out / label, label, name or breed.replace("-", " ").title())
-        hashes = HashCache(self.out / "phash_cache.csv")
+        hashes = HashCache(self.out / HASH_CACHE)
         try:
             folder.write_manifest()  # in step with attribution.csv before it seeds the index
             index = self._seed_index(hashes, against)
@@ -576,29 +504,13 @@ class FlickrCollector:
             examples |= {e.path: e for e in read_manifest(manifest)}
         for data in against:
             examples |= {e.path: e for e in load_examples(Path(data))}
-        missing = [e for e in examples.values() if hashes.get(e.sha256) is None]
-        if missing:
-            log.info("hashing %d photos for the near-duplicate index", len(missing))
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                for example, photo_hash in zip(missing, pool.map(_hash_file, missing),
-                                               strict=True):
-                    if photo_hash is not None:
-                        hashes.add(example.sha256, photo_hash)
         index = NearDuplicates()
-        for path, example in examples.items():
-            photo_hash = hashes.get(example.sha256)
+        for path, photo_hash in zip(examples, hashes.hash_examples(list(examples.values())),
+                                    strict=True):
             if photo_hash is not None:
                 index.add(photo_hash, str(path))
         log.info("near-duplicate index: %d photos", len(examples))
         return index
-
-
-def _hash_file(example: Example) -> int | None:
-    try:
-        return perceptual_hash(example.path.read_bytes())
-    except (OSError, ImageError) as error:
-        log.warning("%s: left out of the near-duplicate index: %s", example.path, error)
-        return None
 
 
 def _sha256(photo_bytes: bytes) -> str:

@@ -17,7 +17,6 @@ from PIL import Image
 from bot.storage import Store
 from model.build import (
     DROP_REASONS,
-    HASH_CACHE,
     MOVED,
     BuildConfig,
     BuildError,
@@ -25,7 +24,6 @@ from model.build import (
     Sources,
     build_dataset,
     near_duplicate_groups,
-    read_hash_cache,
     split_targets,
 )
 from model.dataset import (
@@ -37,6 +35,7 @@ from model.dataset import (
     sha256_of,
     write_manifest,
 )
+from model.hash_cache import HASH_CACHE, read_hash_cache
 from model.stanford import LICENCE, breed_of
 
 REPO = Path(__file__).resolve().parents[1]

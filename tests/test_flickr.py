@@ -22,7 +22,6 @@ from model.flickr import (
     CC_LICENCES,
     CollectorError,
     CollectorSettings,
-    CsvLog,
     FlickrCollector,
     RateLimiter,
     flickr_client,
@@ -324,19 +323,6 @@ def test_rate_limiter_spaces_requests() -> None:
     now[0] += 5
     limiter.wait()
     assert slept == [1.0, 0.75]
-
-
-def test_csv_log_cuts_off_a_torn_last_line(tmp_path: Path) -> None:
-    path = tmp_path / "log.csv"
-    log = CsvLog(path, ("a", "b"))
-    log.append({"a": "1", "b": "x"})
-    log.close()
-    with open(path, "a") as f:
-        f.write("2,half")
-    log = CsvLog(path, ("a", "b"))
-    log.append({"a": "3", "b": "y"})
-    log.close()
-    assert csv_rows(path) == [{"a": "1", "b": "x"}, {"a": "3", "b": "y"}]
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
