@@ -615,14 +615,6 @@ class Store:
                 continue  # a code collision (2^-64 per pair): draw another code
         raise RuntimeError("could not draw a unique event code")
 
-    def event_by_code(self, code: str) -> EventInfo | None:
-        code = code.strip()
-        if not EVENT_CODE_RE.fullmatch(code):
-            return None
-        with self._reading() as session:
-            row = session.scalars(select(Event).where(Event.code == code)).first()
-            return None if row is None else _event_info(row)
-
     def join_event(self, user_id: int, code: str) -> EventInfo | None:
         """Make the event with that code the user's current one; None for an unknown code."""
         code = code.strip()
