@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from model.calibration import calibration_bins, expected_calibration_error
 from model.dataset import Example, load_examples
 from model.labels import imagenet_classes
 from model.predictor import Predictor
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 
 CHUNK = 64  # photos read, decoded and classified per step, to bound memory
 TOP_K = 5
-CALIBRATION_BINS = 15
 MOST_CONFUSED = 10
 THUMBNAIL_PX = 160
 GRADCAM_CHUNK = 4  # Grad-CAM photos per compiled call (padded), so it compiles once
@@ -187,29 +187,6 @@ def most_confused(truth: np.ndarray, predicted: np.ndarray, breeds: tuple,
     return [{"true_label": breeds[t].label, "true_name": breeds[t].name,
              "predicted_label": breeds[p].label, "predicted_name": breeds[p].name, "count": n}
             for (t, p), n in ranked[:count]]
-
-
-def calibration_bins(confidence: np.ndarray, correct: np.ndarray,
-                     bins: int = CALIBRATION_BINS) -> list[dict]:
-    """Equal-width bins (lower, upper] of top-1 confidence: count, accuracy, mean confidence."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.digitize(confidence, edges[1:-1], right=True)  # bin i holds (e_i, e_i+1]
-    rows = []
-    for i in range(bins):
-        inside = which == i
-        n = int(inside.sum())
-        rows.append({"lower": float(edges[i]), "upper": float(edges[i + 1]), "count": n,
-                     "accuracy": float(correct[inside].mean()) if n else None,
-                     "confidence": float(confidence[inside].mean()) if n else None})
-    return rows
-
-
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray,
-                               bins: int = CALIBRATION_BINS) -> float:
-    """ECE: the count-weighted mean gap between accuracy and confidence over the bins."""
-    total = len(confidence)
-    return float(sum(b["count"] / total * abs(b["accuracy"] - b["confidence"])
-                     for b in calibration_bins(confidence, correct, bins) if b["count"]))
 
 
 # --- Grad-CAM -------------------------------------------------------------------------------

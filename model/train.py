@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from model.artifact import Artifact, BreedLabel, code_version, save_artifact
 from model.baseline import SmallCNN, load_pixels
+from model.calibration import expected_calibration_error, fit_temperature
 from model.dataset import Example
 from model.efficientnet import from_pretrained
 from model.features import FeatureCache, FeatureExtractor
@@ -139,17 +140,32 @@ def eval_logits(state: TrainState, features: jax.Array) -> jax.Array:
 # Evaluation
 
 
+def split_logits(state: TrainState, split: Split, eval_fn, batch_size: int) -> np.ndarray:
+    """(N, num_breeds) logits of the model on a split's (clean) inputs."""
+    return np.concatenate([np.asarray(eval_fn(state, b["features"]))[: int(b["mask"].sum())]
+                           for b in batches(split, batch_size, None)])
+
+
 def evaluate(state: TrainState, split: Split, eval_fn, batch_size: int) -> dict[str, float]:
-    """Top-1, top-5 and loss of the head on a split's (clean) features."""
-    logits = np.concatenate([np.asarray(eval_fn(state, b["features"]))[: int(b["mask"].sum())]
-                             for b in batches(split, batch_size, None)])
+    """Top-1, top-5, loss and expected calibration error on a split's (clean) inputs."""
+    logits = split_logits(state, split, eval_fn, batch_size)
     top5 = np.argsort(-logits, 1)[:, :5]
-    log_probs = jax.nn.log_softmax(logits)
+    log_probs = np.asarray(jax.nn.log_softmax(logits))
     return {"top1": float((top5[:, 0] == split.labels).mean()),
             "top5": float((top5 == split.labels[:, None]).any(1).mean()),
-            "loss": float(-np.take_along_axis(np.asarray(log_probs), split.labels[:, None],
-                                              1).mean()),
+            "loss": float(-np.take_along_axis(log_probs, split.labels[:, None], 1).mean()),
+            "ece": expected_calibration_error(np.exp(log_probs.max(1)),
+                                              top5[:, 0] == split.labels),
             "count": len(split.labels)}
+
+
+def calibrate(state: TrainState, val: Split, eval_fn, batch_size: int
+              ) -> tuple[TrainState, float]:
+    """Fold the temperature fitted on val into the classifier (logits / T); rankings stay."""
+    temperature = fit_temperature(split_logits(state, val, eval_fn, batch_size), val.labels)
+    classifier = {name: value / temperature
+                  for name, value in state.params["classifier"].items()}
+    return state.replace(params={**state.params, "classifier": classifier}), temperature
 
 
 # The loop
@@ -320,8 +336,12 @@ def train_and_export(config: TrainConfig, examples: list[Example], out: Path,
                          lambda p: init_from_imagenet(p, list(index), backbone_params))
     training_s = time.perf_counter() - started
     eval_fn = jax.jit(eval_logits)
+    uncalibrated_ece = evaluate(state, data["val"], eval_fn, config.batch_size)["ece"]
+    state, temperature = calibrate(state, data["val"], eval_fn, config.batch_size)
+    log.info("temperature %.2f: val ECE %.3f before calibration", temperature, uncalibrated_ece)
     metrics = {name: evaluate(state, split, eval_fn, config.batch_size)
                for name, split in data.items()}
+    metrics["calibration"] = {"temperature": temperature, "val_ece_before": uncalibrated_ece}
     metrics["zero_training"] = zero_training_top1(data, list(index), backbone_params)
     metrics |= {"epochs": len(history), "extraction_s": round(extraction_s, 1),
                 "training_s": round(training_s, 1), "config": dataclasses.asdict(config)}

@@ -20,8 +20,6 @@ from model.head import init_from_imagenet
 from model.predictor import Predictor
 from model.report import (
     build_report,
-    calibration_bins,
-    expected_calibration_error,
     grad_cam,
     load_data,
     predictor_grad_cam,
@@ -70,30 +68,6 @@ def report(predictor: Predictor, dataset: Path,
 
 
 # --- metrics by hand ------------------------------------------------------------------------
-
-def test_ece_is_zero_when_confidence_matches_accuracy() -> None:
-    # 8 of 10 photos right at confidence 0.8, 1 of 4 right at 0.25: perfectly calibrated.
-    confidence = np.array([0.8] * 10 + [0.25] * 4)
-    correct = np.array([True] * 8 + [False] * 2 + [True] + [False] * 3)
-    assert expected_calibration_error(confidence, correct) == pytest.approx(0, abs=1e-9)
-
-
-def test_ece_of_an_overconfident_model() -> None:
-    # Sure at 0.95 but right half the time (gap 0.45), and at 0.6 but never right (gap 0.6):
-    # ECE = 0.5 * 0.45 + 0.5 * 0.6.
-    confidence = np.array([0.95] * 4 + [0.6] * 4)
-    correct = np.array([True, False, True, False] + [False] * 4)
-    assert expected_calibration_error(confidence, correct) == pytest.approx(0.525)
-
-
-def test_calibration_bins_are_equal_width_and_hold_every_photo() -> None:
-    confidence = np.array([0.01, 0.5, 1 / 15, 0.999, 1.0])
-    bins = calibration_bins(confidence, np.ones(5, bool))
-    assert len(bins) == 15 and bins[0]["lower"] == 0 and bins[-1]["upper"] == 1
-    assert sum(b["count"] for b in bins) == 5
-    assert bins[0]["count"] == 2  # (0, 1/15] holds 0.01 and 1/15 itself
-    assert bins[-1]["count"] == 2 and bins[7]["count"] == 1
-
 
 def test_grad_cam_points_at_what_raises_the_score() -> None:
     # Channel 0 is on at one place only; the score is that channel's mean minus channel 1's.

@@ -19,9 +19,13 @@ from model.predictor import Predictor
 from model.train import (
     Split,
     TrainConfig,
+    calibrate,
     create_state,
+    eval_logits,
+    evaluate,
     fit,
     label_table,
+    split_logits,
     train_and_export,
     train_step,
 )
@@ -64,6 +68,30 @@ def test_fit_learns_writes_curves_and_resumes(tmp_path: Path) -> None:
     assert resumed_history == history
     np.testing.assert_allclose(resumed.params["classifier"]["kernel"],
                                state.params["classifier"]["kernel"])
+
+
+def test_calibration_folds_a_temperature_into_the_classifier(tmp_path: Path) -> None:
+    # The temperature is fitted to val, not to how sure the head happened to be: a head made
+    # 4× too sure gets a 4× temperature and ends up with the same probabilities. Rankings stay.
+    rng = np.random.default_rng(3)
+    train, val = fake_split(rng, 40), fake_split(rng, 40)
+    state, _ = fit(FAST, HEAD, train, val, tmp_path)
+    wrong = rng.random(len(val.labels)) < 0.2  # mislabelled photos: no head can be sure
+    val = Split(val.features, np.where(wrong, (val.labels + 1) % 3, val.labels))
+    too_sure = state.replace(params={"classifier": jax.tree_util.tree_map(
+        lambda w: 4 * w, state.params["classifier"])})
+    eval_fn = jax.jit(eval_logits)
+    calibrated, temperature = calibrate(state, val, eval_fn, FAST.batch_size)
+    recalibrated, too_sure_temperature = calibrate(too_sure, val, eval_fn, FAST.batch_size)
+    before, after, again = (split_logits(s, val, eval_fn, FAST.batch_size)
+                            for s in (state, calibrated, recalibrated))
+    np.testing.assert_allclose(after, before / temperature, rtol=1e-4, atol=1e-4)
+    assert too_sure_temperature == pytest.approx(4 * temperature, rel=0.025)
+    np.testing.assert_allclose(again, after, rtol=0.03, atol=0.03)
+    assert (after.argmax(1) == before.argmax(1)).all()
+    ece = {name: evaluate(s, val, eval_fn, FAST.batch_size)["ece"]
+           for name, s in (("too sure", too_sure), ("recalibrated", recalibrated))}
+    assert ece["recalibrated"] < ece["too sure"]
 
 
 def test_class_weights_balance_a_rare_class(tmp_path: Path) -> None:
