@@ -63,7 +63,6 @@ class FeatureExtractor:
         self._clean = jax.jit(lambda p, x: run_backbone(self.backbone, p, x)[0])
         self._augmented = jax.jit(lambda p, k, s: run_backbone(
             self.backbone, p, random_views(k, s, resolution))[0])
-        self._decoders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")
 
     def _decode(self, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
         """The photo at the model's resolution and, for crops, a little larger."""
@@ -94,10 +93,11 @@ class FeatureExtractor:
         found = {e.sha256: f for e in examples if (f := cache.get(e.sha256, views)) is not None}
         missing = list({e.sha256: e for e in examples if e.sha256 not in found}.values())
         started = time.perf_counter()
-        with tqdm(total=len(missing), desc=desc, unit="photo", disable=not missing) as bar:
+        with (ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode") as decoders,
+              tqdm(total=len(missing), desc=desc, unit="photo", disable=not missing) as bar):
             for start in range(0, len(missing), BATCH):
                 chunk = missing[start : start + BATCH]
-                decoded = self._decoders.map(self._decode, [e.path for e in chunk])
+                decoded = decoders.map(self._decode, [e.path for e in chunk])
                 batch = [(e, *d) for e, d in zip(chunk, decoded, strict=True) if d is not None]
                 if batch:
                     for (example, *_), features in zip(batch, self._features(batch, views),
