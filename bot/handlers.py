@@ -7,10 +7,12 @@ import io
 import logging
 from dataclasses import dataclass
 from html import escape
+from pathlib import PurePosixPath
 
 import segno
-from telegram import InputFile, Message, Update
+from telegram import Bot, InputFile, Message, Update
 from telegram.constants import ChatAction, ParseMode
+from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 from telegram.helpers import create_deep_linked_url
 
@@ -24,7 +26,7 @@ from bot.replies import (
     correction_keyboard,
     feedback_keyboard,
 )
-from bot.storage import PredictionInfo, Store
+from bot.storage import PredictionInfo, Store, photo_sha256
 from model.dataset import slug
 from model.preprocess import ImageError
 
@@ -139,19 +141,23 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, f"Sorry, I couldn't read that: {escape(str(result))}. "
                             "Could you send it again as a photo?")
         return
-    prediction_id = await asyncio.to_thread(_record, svc.store, message, photo_bytes, suffix,
-                                            version, result.to_json())
+    prediction_id = await asyncio.to_thread(_record, svc.store, message, media.file_id,
+                                            photo_bytes, suffix, version, result.to_json())
     keyboard = feedback_keyboard(prediction_id) if result.is_dog else None
     sent = await reply(update, answer_text(result), reply_markup=keyboard)
     await asyncio.to_thread(svc.store.set_reply_message, prediction_id, sent.message_id)
 
 
-def _record(store: Store, message: Message, photo_bytes: bytes, suffix: str, version: str,
-            answer: dict) -> int:
+def _record(store: Store, message: Message, file_id: str, photo_bytes: bytes, suffix: str,
+            version: str, answer: dict) -> int:
+    # Only dogs are kept: photos of people or cats stay with Telegram unless a correction
+    # says they show a dog (see _keep_photo).
+    sha256 = store.save_photo(photo_bytes, suffix) if answer["is_dog"] else photo_sha256(
+        photo_bytes)
     event = store.current_event(message.from_user.id)
     return store.record_prediction(
         chat_id=message.chat_id, chat_type=message.chat.type, user_id=message.from_user.id,
-        photo_message_id=message.message_id, photo_sha256=store.save_photo(photo_bytes, suffix),
+        photo_message_id=message.message_id, photo_sha256=sha256, photo_file_id=file_id,
         model_version=version, answer=answer, event_id=event.id if event else None)
 
 
@@ -205,7 +211,8 @@ async def correct(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def _record_correction(svc: Services, prediction: PredictionInfo, update: Update,
                              label: str, name: str, kind: str | None = None) -> str:
-    """Store a correction and return the acknowledgement."""
+    """Store a correction (and its photo) and return the acknowledgement."""
+    await _keep_photo(svc.store, prediction, update.get_bot())
     top_label = prediction.top_k[0]["label"] if prediction.top_k else None
     kind = kind or ("confirmed" if label == top_label else "corrected")
     await asyncio.to_thread(svc.store.record_correction, prediction.id,
@@ -213,6 +220,23 @@ async def _record_correction(svc: Services, prediction: PredictionInfo, update: 
     if kind == "confirmed":
         return f"✅ Thanks! Noted that it's a {escape(name)}."
     return f"✏️ Thanks! Noted: it's a {escape(name)}. That helps me learn."
+
+
+async def _keep_photo(store: Store, prediction: PredictionInfo, bot: Bot) -> None:
+    """A corrected photo is training data: fetch it from Telegram again if it was not kept."""
+    if prediction.photo_file_id is None or store.photo_path(prediction.photo_sha256):
+        return
+    try:
+        telegram_file = await bot.get_file(prediction.photo_file_id)
+        photo_bytes = bytes(await telegram_file.download_as_bytearray())
+    except TelegramError as error:
+        log.warning("prediction %d: photo not fetched again: %s", prediction.id, error)
+        return
+    if photo_sha256(photo_bytes) != prediction.photo_sha256:
+        log.warning("prediction %d: Telegram sent other bytes for its photo", prediction.id)
+        return
+    suffix = PurePosixPath(telegram_file.file_path or "").suffix or ".jpg"
+    await asyncio.to_thread(store.save_photo, photo_bytes, suffix)
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

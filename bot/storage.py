@@ -162,6 +162,8 @@ class Prediction(Base):
     photo_message_id: Mapped[int] = mapped_column(BigInteger)
     reply_message_id: Mapped[int | None] = mapped_column(BigInteger)
     photo_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    # Telegram's id of the photo: a photo not kept (not a dog) is fetched again if corrected.
+    photo_file_id: Mapped[str | None] = mapped_column(String(256))
     model_version: Mapped[str] = mapped_column(String(64))
     is_dog: Mapped[bool]
     dog_probability: Mapped[float]
@@ -202,6 +204,7 @@ class PredictionInfo:
     top_k: list[dict]
     event_id: int | None
     model_version: str
+    photo_file_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -284,6 +287,11 @@ def upgrade(engine: Engine, database_url: str) -> None:
         command.upgrade(config, "head")
 
 
+def photo_sha256(photo_bytes: bytes) -> str:
+    """The hex sha256 that names a stored photo."""
+    return hashlib.sha256(photo_bytes).hexdigest()
+
+
 def _event_info(row: Event) -> EventInfo:
     return EventInfo(id=row.id, code=row.code, name=row.name)
 
@@ -297,6 +305,7 @@ def _prediction_info(row: Prediction) -> PredictionInfo:
         top_k=list(row.top_k),
         event_id=row.event_id,
         model_version=row.model_version,
+        photo_file_id=row.photo_file_id,
     )
 
 
@@ -387,7 +396,7 @@ class Store:
         MIME type or with a path in it, becomes ".bin" instead of failing the upload.
         """
         suffix = suffix.lower() if _SUFFIX_RE.fullmatch(suffix) else ".bin"
-        sha256 = hashlib.sha256(photo_bytes).hexdigest()
+        sha256 = photo_sha256(photo_bytes)
         path = self.photo_dir / f"{sha256}{suffix}"
         if path.exists():
             return sha256
@@ -426,6 +435,7 @@ class Store:
         model_version: str,
         answer: dict,
         event_id: int | None,
+        photo_file_id: str | None = None,
     ) -> int:
         """Store one answer of the model and return its id."""
         if chat_type not in CHAT_TYPES:
@@ -436,6 +446,7 @@ class Store:
             user_hash=self.user_hash(user_id),
             photo_message_id=photo_message_id,
             photo_sha256=photo_sha256,
+            photo_file_id=photo_file_id,
             model_version=model_version,
             is_dog=bool(answer["is_dog"]),
             dog_probability=float(answer["dog_probability"]),

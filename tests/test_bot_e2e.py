@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import io
 
 import pytest
+import skimage.data
 from PIL import Image
 
 from bot.app import COMMANDS
@@ -108,6 +110,22 @@ async def test_correct_needs_a_reply_and_forget_deletes_everything(bot_env: BotE
     assert bot_env.rows("select count(*) from predictions") == [(0,)]
     assert bot_env.rows("select count(*) from corrections") == [(0,)]
     assert list(bot_env.photos.iterdir()) == []
+
+
+async def test_non_dogs_are_not_kept_unless_a_correction_says_dog(bot_env: BotEnv) -> None:
+    cat = io.BytesIO()
+    Image.fromarray(skimage.data.chelsea()).save(cat, "JPEG")
+    answer = await bot_env.ask(PRIVATE, ALEX, cat.getvalue())
+    assert "doesn't look like a dog" in answer["text"]
+    [(sha, file_id)] = bot_env.rows("select photo_sha256, photo_file_id from predictions")
+    assert file_id and list(bot_env.photos.iterdir()) == []
+
+    # "It is a dog!": the photo becomes training data, fetched from Telegram again.
+    bot_env.fake.send_text(PRIVATE, ALEX, "/correct beagle", reply_to=answer["message_id"])
+    await bot_env.fake.wait_for(PRIVATE.id, lambda m: "it's a beagle" in m["text"])
+    [stored] = bot_env.photos.iterdir()
+    assert stored.name == f"{sha}.jpg"
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha
 
 
 async def test_group_photos_are_answered_as_replies(bot_env: BotEnv, read_photo) -> None:

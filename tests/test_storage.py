@@ -96,8 +96,27 @@ def test_migrations_create_schema_and_are_idempotent(tmp_path: Path) -> None:
     assert second.prediction(pid) is not None
     assert set(inspect(second.engine).get_table_names()) >= TABLES
     with second.engine.connect() as conn:
-        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0002"
     second.close()
+
+
+def test_upgrading_a_0001_database_keeps_its_rows(tmp_path: Path) -> None:
+    url = db_url(tmp_path)
+    command.upgrade(alembic_config(url), "0001")
+    with create_engine(url).begin() as conn:
+        conn.execute(text(
+            "INSERT INTO predictions (created_at, chat_hash, chat_type, user_hash,"
+            " photo_message_id, photo_sha256, model_version, is_dog, dog_probability, mixed,"
+            " top_k) VALUES ('2026-11-24 10:00:00', 'c', 'private', 'u', 7, :sha, 'v1', 1,"
+            " 0.9, 0, '[]')"), {"sha": "b" * 64})
+    store = open_store(tmp_path)  # upgrades to head
+    [old] = [store.prediction(1)]
+    assert (old.photo_sha256, old.model_version, old.photo_file_id) == ("b" * 64, "v1", None)
+    assert store.prediction(predict(store, ALICE)) is not None
+    store.close()
+    command.downgrade(alembic_config(url), "0001")
+    with create_engine(url).connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM predictions")) == 2
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(store: Store, tmp_path: Path) -> None:
