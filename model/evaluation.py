@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,9 @@ from model.labels import BREED_CLASSES, imagenet_classes
 from model.predictor import Predictor
 from model.preprocess import ImageError
 
-CHUNK = 64  # photos decoded and classified per step, to bound memory
+log = logging.getLogger(__name__)
+
+CHUNK = 64  # photos read, decoded and classified per step, to bound memory
 
 
 @dataclass(frozen=True)
@@ -34,15 +37,49 @@ def labelled_photos(folder: Path, split: str = "val", limit: int | None = None
     return photos
 
 
+@dataclass
+class FileScores:
+    """Probabilities for the photo files that could be read, and why the others could not."""
+
+    read: list[int]  # indices into the paths given
+    imagenet_probs: np.ndarray  # (len(read), 1000)
+    breed_probs: np.ndarray  # (len(read), len(predictor.breeds))
+    unreadable: list[tuple[int, str]]  # (index, reason)
+
+
+def score_files(predictor: Predictor, paths: list[Path]) -> FileScores:
+    """Read, decode and classify photo files ``CHUNK`` at a time, to bound memory."""
+    read, unreadable, imagenet_chunks, breed_chunks = [], [], [], []
+    for start in range(0, len(paths), CHUNK):
+        indices, photos = [], []
+        for i in range(start, min(start + CHUNK, len(paths))):
+            try:
+                photos.append(paths[i].read_bytes())
+                indices.append(i)
+            except OSError as error:
+                unreadable.append((i, error.strerror or str(error)))
+        decoded = predictor.decode(photos)
+        unreadable += [(i, str(d)) for i, d in zip(indices, decoded, strict=True)
+                       if isinstance(d, ImageError)]
+        pixels = [d for d in decoded if not isinstance(d, ImageError)]
+        read += [i for i, d in zip(indices, decoded, strict=True) if not isinstance(d, ImageError)]
+        if pixels:
+            imagenet_probs, breed_probs = predictor.probabilities(np.stack(pixels))
+            imagenet_chunks.append(imagenet_probs)
+            breed_chunks.append(breed_probs)
+        log.info("classified %d of %d photos", min(start + CHUNK, len(paths)), len(paths))
+    empty = np.zeros((0, 0), np.float32)
+    return FileScores(read, np.concatenate(imagenet_chunks) if read else empty,
+                      np.concatenate(breed_chunks) if read else empty, sorted(unreadable))
+
+
 def imagenet_probabilities(predictor: Predictor, paths: list[Path]) -> np.ndarray:
     """(N, 1000) ImageNet softmax for photos that must all be readable."""
-    chunks = []
-    for start in range(0, len(paths), CHUNK):
-        pixels = predictor.decode([p.read_bytes() for p in paths[start : start + CHUNK]])
-        if bad := [str(p) for p in pixels if isinstance(p, ImageError)]:
-            raise ImageError(f"unreadable evaluation photos: {bad}")
-        chunks.append(predictor.probabilities(np.stack(pixels))[0])
-    return np.concatenate(chunks)
+    scores = score_files(predictor, paths)
+    if scores.unreadable:
+        raise ImageError("unreadable evaluation photos: "
+                         f"{[str(paths[i]) for i, _ in scores.unreadable]}")
+    return scores.imagenet_probs
 
 
 def imagenet_accuracy(imagenet_probs: np.ndarray, wnids: list[str]) -> dict[str, float]:

@@ -35,16 +35,16 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from model.calibration import calibration_bins, expected_calibration_error
 from model.dataset import Example, load_examples
+from model.evaluation import score_files
 from model.labels import imagenet_classes
 from model.predictor import Predictor
-from model.preprocess import ImageError, load_rgb
+from model.preprocess import load_rgb
 
 matplotlib.use("Agg")  # files only, never a window; must precede pyplot's import
 import matplotlib.pyplot as plt  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-CHUNK = 64  # photos read, decoded and classified per step, to bound memory
 TOP_K = 5
 MOST_CONFUSED = 10
 THUMBNAIL_PX = 160
@@ -110,28 +110,10 @@ def score(predictor: Predictor, examples: list[Example]) -> Scored:
     index = {b.label: i for i, b in enumerate(predictor.breeds)}
     unknown = Counter(e.label for e in examples if e.label not in index)
     known = [e for e in examples if e.label in index]
-    kept: list[Example] = []
-    probs: list[np.ndarray] = []
-    unreadable: list[dict] = []
-    for start in range(0, len(known), CHUNK):
-        chunk, photos = [], []
-        for example in known[start : start + CHUNK]:
-            try:
-                photos.append(example.path.read_bytes())
-                chunk.append(example)
-            except OSError as error:
-                unreadable.append({"path": str(example.path),
-                                   "reason": error.strerror or str(error)})
-        pixels = []
-        for example, decoded in zip(chunk, predictor.decode(photos), strict=True):
-            if isinstance(decoded, ImageError):
-                unreadable.append({"path": str(example.path), "reason": str(decoded)})
-            else:
-                kept.append(example)
-                pixels.append(decoded)
-        if pixels:
-            probs.append(predictor.probabilities(np.stack(pixels))[1])
-        log.info("classified %d of %d photos", min(start + CHUNK, len(known)), len(known))
+    scores = score_files(predictor, [e.path for e in known])
+    kept = [known[i] for i in scores.read]
+    unreadable = [{"path": str(known[i].path), "reason": reason}
+                  for i, reason in scores.unreadable]
     for bad in unreadable:
         log.warning("skipped %s: %s", bad["path"], bad["reason"])
     if not kept:
@@ -139,7 +121,7 @@ def score(predictor: Predictor, examples: list[Example]) -> Scored:
                           f"{len(unreadable)} unreadable, {sum(unknown.values())} of breeds "
                           "the model does not know")
     truth = np.array([index[e.label] for e in kept])
-    return Scored(kept, truth, np.concatenate(probs), unknown, unreadable)
+    return Scored(kept, truth, scores.breed_probs, unknown, unreadable)
 
 
 # --- metrics --------------------------------------------------------------------------------
