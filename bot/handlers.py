@@ -28,7 +28,7 @@ from bot.replies import (
 )
 from bot.storage import PredictionInfo, Store, photo_sha256
 from model.dataset import slug
-from model.preprocess import ImageError
+from model.preprocess import PHOTO_FORMATS, ImageError
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +169,8 @@ async def not_a_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     elif message.video or message.animation or message.video_note:
         text = "I can only look at photos, not videos. Could you send a still photo of the dog?"
     else:
-        text = ("That file isn't a photo I can read. Please send a photo (JPEG, PNG, WebP, "
-                "GIF, BMP or TIFF) of a dog.")
+        text = (f"That file isn't a photo I can read. Please send a photo ({PHOTO_FORMATS}) "
+                "of a dog.")
     await reply(update, text)
 
 

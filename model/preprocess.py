@@ -14,6 +14,7 @@ import zlib
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,8 @@ MAX_PIXELS: int = 128_000_000
 # setting, unlike a warnings filter, so decoding threads cannot race on it). Images between
 # the two are refused by our own check before their pixels are decoded.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# iPhones save HEIC; Pillow reads AVIF itself, HEIC through the pillow-heif plugin.
+pillow_heif.register_heif_opener()
 # EfficientNet-Lite expects (x - 127) / 128 on 0-255 RGB.
 MEAN, SCALE = 127.0, 128.0
 
@@ -33,7 +36,8 @@ _WIDE_MODES = frozenset({"I", "F"})
 # Decoders report damaged data through a grab bag of exception types.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
 
-_NOT_AN_IMAGE = "that file is not an image I can read (JPEG, PNG, WebP, GIF, BMP or TIFF)"
+PHOTO_FORMATS = "JPEG, PNG, WebP, HEIC, AVIF, GIF, BMP or TIFF"  # for messages
+_NOT_AN_IMAGE = f"that file is not an image I can read ({PHOTO_FORMATS})"
 _DAMAGED = "that image file is damaged or incomplete"
 
 

@@ -72,6 +72,8 @@ def noisy_jpeg(width: int = 256, height: int = 256) -> bytes:
         ("BMP", RED, 0.0),
         ("TIFF", GREEN, 0.0),
         ("GIF", BLUE, 0.0),
+        ("HEIF", RED, 12.0),  # iPhones' HEIC
+        ("AVIF", GREEN, 12.0),
     ],
 )
 def test_formats_decode_to_model_input(fmt: str, colour: tuple[int, int, int], tol: float) -> None:
@@ -115,6 +117,16 @@ def test_exif_orientation_is_applied(
     pixels = np.asarray(image)
     assert_colour(pixels[:80], top_colour)
     assert_colour(pixels[-80:], bottom_colour)
+
+
+def test_heic_follows_its_own_transforms_not_the_exif_tag() -> None:
+    # The HEIF spec: the container's rotation (applied by libheif) rules and the EXIF tag is
+    # informative, so an iPhone photo, which carries both, must not be rotated twice.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    image = load_rgb(encode(red_left_blue_right(), "HEIF", exif=exif, quality=95))
+    assert image.size == (200, 100)
+    assert_colour(np.asarray(image)[:, :90], RED, 12.0)
 
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
