@@ -909,6 +909,11 @@ class FakeTelegram:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    def expire_file(self, file_id: str) -> None:
+        """Make ``getFile`` refuse ``file_id``, as Telegram does for ids it no longer serves."""
+        stored = self._files.pop(file_id)
+        self._files_by_path.pop(stored.file_path, None)
+
     def reset(self) -> None:
         """Forget chats, messages, files and pending updates (commands are kept)."""
         self._chats.clear()

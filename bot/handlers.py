@@ -26,8 +26,8 @@ from bot.replies import (
     correction_keyboard,
     feedback_keyboard,
 )
-from bot.storage import PredictionInfo, Store, photo_sha256
-from model.dataset import slug
+from bot.storage import PredictionInfo, Store
+from model.dataset import sha256_hex, slug
 from model.preprocess import PHOTO_FORMATS, ImageError
 
 log = logging.getLogger(__name__)
@@ -152,8 +152,8 @@ def _record(store: Store, message: Message, file_id: str, photo_bytes: bytes, su
             version: str, answer: dict) -> int:
     # Only dogs are kept: photos of people or cats stay with Telegram unless a correction
     # says they show a dog (see _keep_photo).
-    sha256 = store.save_photo(photo_bytes, suffix) if answer["is_dog"] else photo_sha256(
-        photo_bytes)
+    keep = answer["is_dog"]
+    sha256 = store.save_photo(photo_bytes, suffix) if keep else sha256_hex(photo_bytes)
     event = store.current_event(message.from_user.id)
     return store.record_prediction(
         chat_id=message.chat_id, chat_type=message.chat.type, user_id=message.from_user.id,
@@ -212,31 +212,36 @@ async def correct(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def _record_correction(svc: Services, prediction: PredictionInfo, update: Update,
                              label: str, name: str, kind: str | None = None) -> str:
     """Store a correction (and its photo) and return the acknowledgement."""
-    await _keep_photo(svc.store, prediction, update.get_bot())
     top_label = prediction.top_k[0]["label"] if prediction.top_k else None
     kind = kind or ("confirmed" if label == top_label else "corrected")
     await asyncio.to_thread(svc.store.record_correction, prediction.id,
                             update.effective_user.id, label, name, kind)
+    await _keep_photo(svc.store, prediction, update.get_bot())
     if kind == "confirmed":
         return f"✅ Thanks! Noted that it's a {escape(name)}."
     return f"✏️ Thanks! Noted: it's a {escape(name)}. That helps me learn."
 
 
 async def _keep_photo(store: Store, prediction: PredictionInfo, bot: Bot) -> None:
-    """A corrected photo is training data: fetch it from Telegram again if it was not kept."""
-    if prediction.photo_file_id is None or store.photo_path(prediction.photo_sha256):
+    """A corrected photo is training data: fetch it from Telegram again if it was not kept.
+
+    Best effort, after the correction is stored: a photo Telegram no longer serves costs
+    the training photo, never the correction.
+    """
+    if prediction.photo_file_id is None or await asyncio.to_thread(
+            store.photo_path, prediction.photo_sha256):
         return
     try:
         telegram_file = await bot.get_file(prediction.photo_file_id)
         photo_bytes = bytes(await telegram_file.download_as_bytearray())
-    except TelegramError as error:
+        suffix = PurePosixPath(telegram_file.file_path or "").suffix or ".jpg"
+        kept = await asyncio.to_thread(store.keep_photo, prediction.id, photo_bytes, suffix)
+    except (TelegramError, OSError) as error:
         log.warning("prediction %d: photo not fetched again: %s", prediction.id, error)
         return
-    if photo_sha256(photo_bytes) != prediction.photo_sha256:
-        log.warning("prediction %d: Telegram sent other bytes for its photo", prediction.id)
-        return
-    suffix = PurePosixPath(telegram_file.file_path or "").suffix or ".jpg"
-    await asyncio.to_thread(store.save_photo, photo_bytes, suffix)
+    if not kept:
+        log.warning("prediction %d: photo not kept (other bytes, or forgotten meanwhile)",
+                    prediction.id)
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

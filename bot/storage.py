@@ -51,6 +51,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from model.dataset import sha256_hex
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 CHAT_TYPES = frozenset({"private", "group", "supergroup"})
@@ -287,11 +289,6 @@ def upgrade(engine: Engine, database_url: str) -> None:
         command.upgrade(config, "head")
 
 
-def photo_sha256(photo_bytes: bytes) -> str:
-    """The hex sha256 that names a stored photo."""
-    return hashlib.sha256(photo_bytes).hexdigest()
-
-
 def _event_info(row: Event) -> EventInfo:
     return EventInfo(id=row.id, code=row.code, name=row.name)
 
@@ -396,7 +393,7 @@ class Store:
         MIME type or with a path in it, becomes ".bin" instead of failing the upload.
         """
         suffix = suffix.lower() if _SUFFIX_RE.fullmatch(suffix) else ".bin"
-        sha256 = photo_sha256(photo_bytes)
+        sha256 = sha256_hex(photo_bytes)
         path = self.photo_dir / f"{sha256}{suffix}"
         if path.exists():
             return sha256
@@ -412,6 +409,29 @@ class Store:
             Path(tmp).unlink(missing_ok=True)
             raise
         return sha256
+
+    def keep_photo(self, prediction_id: int, photo_bytes: bytes, suffix: str = ".jpg") -> bool:
+        """Store the photo of a prediction that was answered without keeping it.
+
+        False, with no file left behind, when the bytes are not that prediction's photo or
+        /forget removed every prediction of it meanwhile (checked again after writing, since
+        forget_user deletes only the files that exist when it commits).
+        """
+        sha256 = sha256_hex(photo_bytes)
+        if not self._photo_in_use(sha256, prediction_id):
+            return False
+        self.save_photo(photo_bytes, suffix)
+        if self._photo_in_use(sha256):
+            return True
+        self._delete_photo(sha256)
+        return False
+
+    def _photo_in_use(self, sha256: str, prediction_id: int | None = None) -> bool:
+        query = select(Prediction.id).where(Prediction.photo_sha256 == sha256)
+        if prediction_id is not None:
+            query = query.where(Prediction.id == prediction_id)
+        with self._reading() as session:
+            return session.scalars(query.limit(1)).first() is not None
 
     def photo_path(self, sha256: str) -> Path | None:
         """The stored file of that photo, whatever its suffix, or None."""

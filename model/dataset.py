@@ -41,8 +41,13 @@ class Example:
 MANIFEST_FIELDS = tuple(f.name for f in fields(Example))
 
 
+def sha256_hex(data: bytes) -> str:
+    """The hex sha256 that identifies a photo everywhere (manifests, the bot's photo store)."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_hex(path.read_bytes())
 
 
 def stanford_label(folder_name: str) -> tuple[str, str]:

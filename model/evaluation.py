@@ -37,7 +37,7 @@ def labelled_photos(folder: Path, split: str = "val", limit: int | None = None
     return photos
 
 
-@dataclass
+@dataclass(frozen=True)
 class FileScores:
     """Probabilities for the photo files that could be read, and why the others could not."""
 
@@ -68,9 +68,11 @@ def score_files(predictor: Predictor, paths: list[Path]) -> FileScores:
             imagenet_chunks.append(imagenet_probs)
             breed_chunks.append(breed_probs)
         log.info("classified %d of %d photos", min(start + CHUNK, len(paths)), len(paths))
-    empty = np.zeros((0, 0), np.float32)
-    return FileScores(read, np.concatenate(imagenet_chunks) if read else empty,
-                      np.concatenate(breed_chunks) if read else empty, sorted(unreadable))
+    if not read:
+        imagenet_chunks = [np.zeros((0, 1000), np.float32)]
+        breed_chunks = [np.zeros((0, len(predictor.breeds)), np.float32)]
+    return FileScores(read, np.concatenate(imagenet_chunks), np.concatenate(breed_chunks),
+                      sorted(unreadable))
 
 
 def imagenet_probabilities(predictor: Predictor, paths: list[Path]) -> np.ndarray:

@@ -20,7 +20,6 @@ points it at another REST endpoint (a local fake in tests, or a mirror).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -37,15 +36,17 @@ import flickrapi
 import requests
 from tqdm import tqdm
 
+from model.csv_log import CsvLog
 from model.dataset import (
     Example,
     NearDuplicates,
     load_examples,
     read_manifest,
+    sha256_hex,
     slug,
     write_manifest,
 )
-from model.hash_cache import HASH_CACHE, CsvLog, HashCache
+from model.hash_cache import HASH_CACHE, HashCache
 from model.preprocess import ImageError, load_rgb
 
 if TYPE_CHECKING:
@@ -481,7 +482,7 @@ class FlickrCollector:
             if not answer.is_dog:
                 drop(photo, "not_a_dog", f"dog probability {answer.dog_probability:.2f}")
                 continue
-            sha256 = _sha256(photo_bytes)
+            sha256 = sha256_hex(photo_bytes)
             photo_hash = hashes.hash_bytes(sha256, photo_bytes)
             duplicate_of = index.find(photo_hash)
             if duplicate_of is not None:
@@ -511,10 +512,6 @@ class FlickrCollector:
                 index.add(photo_hash, str(path))
         log.info("near-duplicate index: %d photos", len(examples))
         return index
-
-
-def _sha256(photo_bytes: bytes) -> str:
-    return hashlib.sha256(photo_bytes).hexdigest()
 
 
 def _take(items: Iterator[T], count: int) -> list[T]:

@@ -1,20 +1,20 @@
 """Perceptual hashes cached by sha256 in ``phash_cache.csv``, so a rerun decodes only new photos.
 
-The Flickr collector and the data-set build keep one each, in this one format, so either can
-seed the other. The cache is a ``CsvLog``: a crash loses at most the row being written.
+The Flickr collector and the data-set build keep one each, in this one format; the build also
+reads the collector's, read only. The cache is a ``CsvLog``: a crash loses at most one row.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from model.csv_log import CsvLog
 from model.dataset import Example, perceptual_hash
 from model.preprocess import ImageError
 
@@ -25,45 +25,6 @@ HASH_CACHE_FIELDS = ("sha256", "phash")
 _LOG_EVERY = 1000
 
 
-class CsvLog:
-    """A CSV that only grows, one flushed write a row, so a crash loses at most the last row.
-
-    Rows never span lines (callers collapse newlines), so a torn last line left by a crash is
-    recognised (no final newline) and cut off when the file is opened again.
-    """
-
-    def __init__(self, path: Path, fields: Sequence[str]):
-        self.path, self.fields = path, tuple(fields)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.rows = self._read_repaired()
-        self._file = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115 (closed in close)
-        if path.stat().st_size == 0:
-            self._write(dict(zip(self.fields, self.fields, strict=True)))
-
-    def _read_repaired(self) -> list[dict[str, str]]:
-        if not self.path.exists():
-            return []
-        content = self.path.read_bytes()
-        if content and not content.endswith(b"\n"):
-            log.warning("%s: cutting off a torn last line", self.path)
-            content = content[: content.rfind(b"\n") + 1]
-            self.path.write_bytes(content)
-        return list(csv.DictReader(io.StringIO(content.decode("utf-8"), newline="")))
-
-    def _write(self, row: dict[str, object]) -> None:
-        line = io.StringIO()
-        csv.DictWriter(line, self.fields, lineterminator="\n").writerow(row)
-        self._file.write(line.getvalue())
-        self._file.flush()
-
-    def append(self, row: dict[str, object]) -> None:
-        self._write(row)
-        self.rows.append({k: str(v) for k, v in row.items()})
-
-    def close(self) -> None:
-        self._file.close()
-
-
 def read_hash_cache(path: Path) -> dict[str, int]:
     """sha256 -> perceptual hash from a cache file, read only; malformed rows are ignored."""
     if not path.is_file():
@@ -72,9 +33,17 @@ def read_hash_cache(path: Path) -> dict[str, int]:
         return _valid(csv.DictReader(f))
 
 
-def _valid(rows: Sequence[dict[str, str]] | csv.DictReader) -> dict[str, int]:
-    return {row["sha256"]: int(row["phash"], 16) for row in rows
-            if len(row.get("sha256") or "") == 64 and len(row.get("phash") or "") == 16}
+def _valid(rows: Iterable[dict[str, str]]) -> dict[str, int]:
+    """The well-formed rows; a torn or hand-edited one is skipped, not fatal."""
+    hashes = {}
+    for row in rows:
+        sha256, photo_hash = row.get("sha256") or "", row.get("phash") or ""
+        if len(sha256) == 64 and len(photo_hash) == 16:
+            try:
+                hashes[sha256] = int(photo_hash, 16)
+            except ValueError:
+                continue
+    return hashes
 
 
 class HashCache:
@@ -84,10 +53,10 @@ class HashCache:
     """
 
     def __init__(self, path: Path, seeds: Sequence[Path] = ()):
-        self._log = CsvLog(path, HASH_CACHE_FIELDS)
         self._hashes: dict[str, int] = {}
         for seed in seeds:
             self._hashes |= read_hash_cache(seed)
+        self._log = CsvLog(path, HASH_CACHE_FIELDS)
         self._hashes |= _valid(self._log.rows)
         self._lock = threading.Lock()
 

@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -137,16 +138,21 @@ def eval_logits(state: TrainState, features: jax.Array) -> jax.Array:
     return state.apply_fn({"params": state.params}, features, train=False)
 
 
+EvalFn = Callable[[TrainState, jax.Array], jax.Array]  # eval_logits, jitted
+
+
 # Evaluation
 
 
-def split_logits(state: TrainState, split: Split, eval_fn, batch_size: int) -> np.ndarray:
+def split_logits(state: TrainState, split: Split, eval_fn: EvalFn,
+                 batch_size: int) -> np.ndarray:
     """(N, num_breeds) logits of the model on a split's (clean) inputs."""
     return np.concatenate([np.asarray(eval_fn(state, b["features"]))[: int(b["mask"].sum())]
                            for b in batches(split, batch_size, None)])
 
 
-def evaluate(state: TrainState, split: Split, eval_fn, batch_size: int) -> dict[str, float]:
+def evaluate(state: TrainState, split: Split, eval_fn: EvalFn,
+             batch_size: int) -> dict[str, float]:
     """Top-1, top-5, loss and expected calibration error on a split's (clean) inputs."""
     logits = split_logits(state, split, eval_fn, batch_size)
     top5 = np.argsort(-logits, 1)[:, :5]
@@ -159,7 +165,7 @@ def evaluate(state: TrainState, split: Split, eval_fn, batch_size: int) -> dict[
             "count": len(split.labels)}
 
 
-def calibrate(state: TrainState, val: Split, eval_fn, batch_size: int
+def calibrate(state: TrainState, val: Split, eval_fn: EvalFn, batch_size: int
               ) -> tuple[TrainState, float]:
     """Fold the temperature fitted on val into the classifier (logits / T); rankings stay."""
     temperature = fit_temperature(split_logits(state, val, eval_fn, batch_size), val.labels)

@@ -69,8 +69,9 @@ def main() -> int:
             print(f"  {split:<5} top-1 {m['top1']:.3f}  top-5 {m['top5']:.3f}  ({m['count']} views)"
                   f"   zero-training top-1 {metrics['zero_training'][split]:.3f}")
     calibration = metrics["calibration"]
+    held_out = f", test ECE {metrics['test']['ece']:.3f}" if "test" in metrics else ""
     print(f"  calibrated: temperature {calibration['temperature']:.2f}, val ECE "
-          f"{calibration['val_ece_before']:.3f} -> {metrics['val']['ece']:.3f}")
+          f"{calibration['val_ece_before']:.3f} -> {metrics['val']['ece']:.3f}{held_out}")
     print(f"  feature extraction {metrics['extraction_s']:.0f} s, head training "
           f"{metrics['training_s']:.0f} s over {metrics['epochs']} epochs")
     print(json.dumps({k: metrics[k] for k in ("val", "zero_training")}))

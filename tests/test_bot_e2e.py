@@ -128,6 +128,19 @@ async def test_non_dogs_are_not_kept_unless_a_correction_says_dog(bot_env: BotEn
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha
 
 
+async def test_a_photo_telegram_no_longer_serves_costs_the_photo_not_the_correction(
+        bot_env: BotEnv) -> None:
+    cat = io.BytesIO()
+    Image.fromarray(skimage.data.chelsea()).save(cat, "JPEG")
+    answer = await bot_env.ask(PRIVATE, ALEX, cat.getvalue())
+    [(file_id,)] = bot_env.rows("select photo_file_id from predictions")
+    bot_env.fake.expire_file(file_id)
+    bot_env.fake.send_text(PRIVATE, ALEX, "/correct beagle", reply_to=answer["message_id"])
+    await bot_env.fake.wait_for(PRIVATE.id, lambda m: "it's a beagle" in m["text"])
+    assert bot_env.rows("select label from corrections") == [("n02088364",)]
+    assert list(bot_env.photos.iterdir()) == []
+
+
 async def test_group_photos_are_answered_as_replies(bot_env: BotEnv, read_photo) -> None:
     sent = bot_env.fake.send_photo(GROUP, SAM, read_photo(CHIHUAHUA))
     answer = await bot_env.answer_to(GROUP.id, sent)

@@ -34,7 +34,7 @@ def test_evaluate_backbone_reports_imagenet_top1(shared_datasets: Path) -> None:
     dogs_121, dogs_dev = row["imagenet-dogs-121"], row["dogs-dev val"]
     assert (dogs_121["count"], dogs_dev["count"]) == (111, 400)
     assert dogs_121["top1"] >= 0.86 and dogs_121["dog_top1"] >= 0.86
-    assert dogs_dev["top1"] >= 0.70 and dogs_dev["dog_top1"] >= dogs_dev["top1"]
+    assert dogs_dev["top1"] >= 0.70 and dogs_dev["dog_top1"] >= 0.70
 
 
 def test_labelled_photos_read_both_layouts(shared_datasets: Path) -> None:

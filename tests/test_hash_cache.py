@@ -7,8 +7,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from model.csv_log import CsvLog
 from model.dataset import Example, perceptual_hash, sha256_of
-from model.hash_cache import CsvLog, HashCache, read_hash_cache
+from model.hash_cache import HashCache, read_hash_cache
 
 
 def test_csv_log_cuts_off_a_torn_last_line(tmp_path: Path) -> None:
@@ -42,7 +43,8 @@ def test_hashes_each_photo_once_and_keeps_seeds_read_only(tmp_path: Path) -> Non
     broken.write_bytes(b"not a photo")
     broken_example = Example(broken, sha256_of(broken), "x", "X", "folder", "", "")
     seed = tmp_path / "seed.csv"
-    seed.write_text(f"sha256,phash\n{plain.sha256},{123:016x}\nnonsense,row\n")
+    seed.write_text(f"sha256,phash\n{plain.sha256},{123:016x}\nnonsense,row\n"
+                    f"{'e' * 64},not-hex-not-hex!\n")
     seed_before = seed.read_bytes()
 
     cache_path = tmp_path / "cache" / "phash_cache.csv"
@@ -52,6 +54,7 @@ def test_hashes_each_photo_once_and_keeps_seeds_read_only(tmp_path: Path) -> Non
     assert hashes == [123, perceptual_hash(striped.path.read_bytes()), None, hashes[1]]
     assert seed.read_bytes() == seed_before
     assert read_hash_cache(cache_path) == {striped.sha256: hashes[1]}
+    assert len(cache_path.read_text().splitlines()) == 2  # the header and one row: hashed once
 
     striped.path.unlink()  # a second run must not need the photo again
     with HashCache(cache_path) as cache:

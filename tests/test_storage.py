@@ -110,12 +110,15 @@ def test_upgrading_a_0001_database_keeps_its_rows(tmp_path: Path) -> None:
             " top_k) VALUES ('2026-11-24 10:00:00', 'c', 'private', 'u', 7, :sha, 'v1', 1,"
             " 0.9, 0, '[]')"), {"sha": "b" * 64})
     store = open_store(tmp_path)  # upgrades to head
-    [old] = [store.prediction(1)]
+    old = store.prediction(1)
+    assert old is not None
     assert (old.photo_sha256, old.model_version, old.photo_file_id) == ("b" * 64, "v1", None)
     assert store.prediction(predict(store, ALICE)) is not None
     store.close()
     command.downgrade(alembic_config(url), "0001")
-    with create_engine(url).connect() as conn:
+    engine = create_engine(url)
+    assert "photo_file_id" not in {c["name"] for c in inspect(engine).get_columns("predictions")}
+    with engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM predictions")) == 2
 
 
@@ -268,6 +271,30 @@ def test_raw_user_and_chat_ids_are_never_stored(tmp_path: Path) -> None:
                 assert value not in raw_ids
                 assert not any(str(abs(raw)) in str(value) for raw in raw_ids)
     conn.close()
+
+
+def test_keep_photo_only_for_its_prediction_and_not_after_forget(store: Store,
+                                                                  monkeypatch: pytest.MonkeyPatch
+                                                                  ) -> None:
+    cat, other = b"a photo of a cat", b"another photo"
+    pid = predict(store, ALICE, sha=hashlib.sha256(cat).hexdigest())
+    assert not store.keep_photo(pid, other)  # not this prediction's photo
+    assert list(store.photo_dir.iterdir()) == []
+    assert store.keep_photo(pid, cat, ".png")
+    assert store.photo_path(hashlib.sha256(cat).hexdigest()).suffix == ".png"
+
+    store.forget_user(ALICE)
+    assert not store.keep_photo(pid, cat)  # gone before the fetch came back
+    pid = predict(store, BOB, sha=hashlib.sha256(cat).hexdigest())
+    real_save = store.save_photo
+
+    def forgotten_while_saving(photo_bytes: bytes, suffix: str = ".jpg") -> str:
+        store.forget_user(BOB)  # /forget commits before the file exists
+        return real_save(photo_bytes, suffix)
+
+    monkeypatch.setattr(store, "save_photo", forgotten_while_saving)
+    assert not store.keep_photo(pid, cat)
+    assert list(store.photo_dir.iterdir()) == []
 
 
 def test_forget_user_removes_their_rows_and_only_unreferenced_photos(store: Store) -> None:

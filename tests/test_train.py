@@ -30,6 +30,7 @@ from model.train import (
     train_step,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 HEAD = BreedHead(3)
 FAST = TrainConfig(views=1, epochs=6, batch_size=32, warmup_epochs=1, patience=3,
                    learning_rate=1e-2)
@@ -179,8 +180,9 @@ def test_artifact_round_trip_and_refusals(tmp_path: Path) -> None:
         load_artifact(tmp_path / "old")
 
 
-def test_train_export_and_classify_real_photos(tmp_path: Path, shared_datasets: Path) -> None:
-    """A tiny real run: 3 breeds of dogs-dev, then the artifact serves predictions."""
+@pytest.fixture
+def tiny_dogs_dev(tmp_path: Path, shared_datasets: Path) -> Path:
+    """dogs-dev's layout with 3 breeds of 9 photos: 6 train, 3 val each."""
     root = tmp_path / "data"
     lines = {"train": [], "val": []}
     for folder in ("n02088364-beagle", "n02111889-Samoyed", "n02086240-Shih-Tzu"):
@@ -192,7 +194,12 @@ def test_train_export_and_classify_real_photos(tmp_path: Path, shared_datasets: 
     (root / "splits").mkdir()
     for split, names in lines.items():
         (root / "splits" / f"{split}.txt").write_text("\n".join(names))
+    return root
 
+
+def test_train_export_and_classify_real_photos(tmp_path: Path, tiny_dogs_dev: Path) -> None:
+    """A tiny real run: 3 breeds of dogs-dev, then the artifact serves predictions."""
+    root = tiny_dogs_dev
     examples = load_examples(root)
     assert [b.name for b in label_table(examples)] == ["Shih-Tzu", "beagle", "Samoyed"]
     out, cache = tmp_path / "dev.whatbreed", tmp_path / "cache"
@@ -211,6 +218,29 @@ def test_train_export_and_classify_real_photos(tmp_path: Path, shared_datasets: 
     [answer] = predictor.classify([samoyed])
     assert answer.predictions[0].label == "n02111889" and len(answer.predictions) == 3
     assert predictor.version == artifact.version
+
+
+def test_the_train_and_classify_commands(tmp_path: Path, tiny_dogs_dev: Path) -> None:
+    def run(script: str, *args: object) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(REPO / "scripts" / script), *map(str, args)],
+                              cwd=REPO, capture_output=True, text=True, timeout=300)
+
+    out = tmp_path / "dev.whatbreed"
+    trained = run("train.py", "--data", tiny_dogs_dev, "--out", out, "--cache",
+                  tmp_path / "cache", "--views", 1, "--epochs", 4, "--batch-size", 32)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert f"wrote {out} (3 breeds" in trained.stdout
+    assert "calibrated: temperature" in trained.stdout
+    assert json.loads(trained.stdout.splitlines()[-1])["val"]["top1"] >= 2 / 3
+
+    samoyed = next((tiny_dogs_dev / "Images" / "n02111889-Samoyed").iterdir())
+    classified = run("classify.py", "--model", out, "--json", samoyed)
+    assert classified.returncode == 0, classified.stderr[-2000:]
+    assert json.loads(classified.stdout)["predictions"][0]["name"] == "Samoyed"
+
+    missing = run("train.py", "--data", tmp_path / "nowhere", "--out", tmp_path / "x.whatbreed")
+    assert missing.returncode == 2 and missing.stderr.startswith("error:")
+    assert "Traceback" not in missing.stderr
 
 
 def test_baseline_cnn_trains_on_pixels(tmp_path: Path, shared_datasets: Path) -> None:
