@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import sys
@@ -17,6 +18,10 @@ from model.artifact import ArtifactError
 from model.predictor import MODELS
 
 log = logging.getLogger("bot")
+
+
+class StartupError(Exception):
+    """Something the user can fix before the bot can start; str(error) says what."""
 
 
 class RedactToken(logging.Filter):
@@ -61,7 +66,12 @@ async def run_playground(services: Services, port: int, model_file: Path | None)
     """The real bot against a local stand-in of the Bot API, with its chat page."""
     fake = FakeTelegram()
     redact_in_logs(fake.token)
-    await fake.start(port=port)
+    try:
+        await fake.start(port=port)
+    except OSError as error:
+        why = "it is in use" if error.errno == errno.EADDRINUSE else str(error)
+        raise StartupError(f"cannot serve the playground on port {port}: {why}; "
+                           "pass --port or set PORT") from error
     print(f"No TELEGRAM_BOT_TOKEN: playground at {fake.url} (Ctrl-C stops)", flush=True)
     try:
         await serve(build_application(fake.token, services, fake.base_url, fake.base_file_url),
@@ -71,7 +81,7 @@ async def run_playground(services: Services, port: int, model_file: Path | None)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)),
                         help="playground port on 127.0.0.1 (without a token)")
     args = parser.parse_args()
@@ -84,7 +94,7 @@ def main() -> None:
         redact_in_logs(settings.token)
     try:
         asyncio.run(run(settings, args.port))
-    except ArtifactError as error:  # a bad WHATBREED_MODEL: say so, no traceback
+    except (ArtifactError, StartupError) as error:  # e.g. a bad WHATBREED_MODEL, a busy port
         sys.exit(f"error: {error}")
     except TelegramError as error:  # e.g. a revoked token; PTB's message quotes the token
         message = str(error).replace(settings.token or "\0", "<token>")

@@ -80,3 +80,19 @@ def test_playground_process(tmp_path: Path, read_photo) -> None:
     assert PLAYGROUND_TOKEN not in log
     assert "Traceback" not in log
     assert (tmp_path / "whatbreed.db").is_file() and any((tmp_path / "photos").iterdir())
+
+
+def test_a_busy_port_is_one_clear_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "bot", "--port", str(port)],
+                                env=env | {"WHATBREED_DATA": str(tmp_path)},
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: cannot serve the playground on port {port}: it is in use; "
+        "pass --port or set PORT")
+    assert "Traceback" not in result.stderr
