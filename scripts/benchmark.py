@@ -12,6 +12,7 @@ import io
 import json
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -20,9 +21,14 @@ import numpy as np
 from PIL import Image
 
 from model.efficientnet import VARIANTS, from_pretrained, run_backbone, weights_path
-from model.onnx_reference import ort_session
 from model.preprocess import load_image, normalize
 from model.torch_pickle import load_state_dict
+
+try:
+    from model.onnx_reference import ort_session
+except ImportError as missing:
+    sys.exit(f"error: the benchmark needs {missing.name} (the bench extra): "
+             "pip install -e '.[bench]'")
 
 
 def median_seconds(run: Callable[[], object], repeats: int, warmup: int = 2) -> float:

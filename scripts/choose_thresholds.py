@@ -6,10 +6,10 @@ Non-dogs are scikit-image's sample photos (needs the dev extra) plus synthetic o
 """
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
-import skimage.data
 
 from model.answers import dog_probability, imagenet_breed_probs, imagenet_breeds
 from model.evaluation import (
@@ -20,6 +20,11 @@ from model.evaluation import (
     photos_as_bytes,
 )
 from model.predictor import Predictor
+
+try:
+    import skimage.data
+except ImportError:
+    sys.exit("error: the non-dog sample photos come from scikit-image: pip install -e '.[dev]'")
 
 SKIMAGE_PHOTOS = ("astronaut", "brick", "camera", "chelsea", "clock", "coffee", "coins",
                   "colorwheel", "grass", "gravel", "horse", "hubble_deep_field",
