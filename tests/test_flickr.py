@@ -356,6 +356,20 @@ def test_cli_collects_from_flickr_rest_url(dogs: list[bytes], tmp_path: Path,
     assert (tmp_path / "jindo" / "1.jpg").read_bytes() == dogs[0]
 
 
+def test_cli_fails_when_flickr_cannot_be_reached(tmp_path: Path,
+                                                 make_env: Callable[..., dict[str, str]]
+                                                 ) -> None:
+    with FakeFlickr([]) as fake:
+        env = make_env(fake)  # then the server goes away: nothing listens on its port
+    result = run_cli("--breed", "jindo", "--query", "Jindo dog", "--max", "5",
+                     "--out", str(tmp_path), "--interval", "0", "--timeout", "1", env=env)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == ("error: 1 search pages failed (is Flickr "
+                                              "reachable?): run the same command again to "
+                                              "fetch them")
+    assert "Traceback" not in result.stderr
+
+
 @pytest.fixture
 def make_env() -> Callable[[FakeFlickr], dict[str, str]]:
     def make(fake: FakeFlickr) -> dict[str, str]:
