@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from model.labels import BREED_CLASSES, imagenet_classes
 from model.predictor import Predictor
 from model.preprocess import ImageError
-
-log = logging.getLogger(__name__)
 
 CHUNK = 64  # photos read, decoded and classified per step, to bound memory
 
@@ -50,29 +48,42 @@ class FileScores:
 def score_files(predictor: Predictor, paths: list[Path]) -> FileScores:
     """Read, decode and classify photo files ``CHUNK`` at a time, to bound memory."""
     read, unreadable, imagenet_chunks, breed_chunks = [], [], [], []
-    for start in range(0, len(paths), CHUNK):
-        indices, photos = [], []
-        for i in range(start, min(start + CHUNK, len(paths))):
-            try:
-                photos.append(paths[i].read_bytes())
-                indices.append(i)
-            except OSError as error:
-                unreadable.append((i, error.strerror or str(error)))
-        decoded = predictor.decode(photos)
-        unreadable += [(i, str(d)) for i, d in zip(indices, decoded, strict=True)
-                       if isinstance(d, ImageError)]
-        pixels = [d for d in decoded if not isinstance(d, ImageError)]
-        read += [i for i, d in zip(indices, decoded, strict=True) if not isinstance(d, ImageError)]
-        if pixels:
-            imagenet_probs, breed_probs = predictor.probabilities(np.stack(pixels))
-            imagenet_chunks.append(imagenet_probs)
-            breed_chunks.append(breed_probs)
-        log.info("classified %d of %d photos", min(start + CHUNK, len(paths)), len(paths))
+    with tqdm(total=len(paths), desc="classifying", unit="photo",
+              disable=len(paths) <= CHUNK) as bar:
+        for start in range(0, len(paths), CHUNK):
+            chunk = range(start, min(start + CHUNK, len(paths)))
+            pixels, failed = _decode_files(predictor, paths, chunk)
+            unreadable += failed
+            if pixels:
+                imagenet_probs, breed_probs = predictor.probabilities(np.stack(list(
+                    pixels.values())))
+                imagenet_chunks.append(imagenet_probs)
+                breed_chunks.append(breed_probs)
+                read += list(pixels)
+            bar.update(len(chunk))
     if not read:
         imagenet_chunks = [np.zeros((0, 1000), np.float32)]
         breed_chunks = [np.zeros((0, len(predictor.breeds)), np.float32)]
     return FileScores(read, np.concatenate(imagenet_chunks), np.concatenate(breed_chunks),
                       sorted(unreadable))
+
+
+def _decode_files(predictor: Predictor, paths: list[Path], indices: range
+                  ) -> tuple[dict[int, np.ndarray], list[tuple[int, str]]]:
+    """Pixels of the files that read and decode, by index; (index, reason) for the rest."""
+    photos, failed = {}, []
+    for i in indices:
+        try:
+            photos[i] = paths[i].read_bytes()
+        except OSError as error:
+            failed.append((i, error.strerror or str(error)))
+    pixels = {}
+    for i, decoded in zip(photos, predictor.decode(list(photos.values())), strict=True):
+        if isinstance(decoded, ImageError):
+            failed.append((i, str(decoded)))
+        else:
+            pixels[i] = decoded
+    return pixels, failed
 
 
 def imagenet_probabilities(predictor: Predictor, paths: list[Path]) -> np.ndarray:
