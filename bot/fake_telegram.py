@@ -1303,7 +1303,9 @@ class FakeTelegram:
             if inspect.isawaitable(result):
                 result = await result
         except ApiError as error:
-            logger.info("%s -> %s %s", method, error.code, error.description)
+            # A long poll superseded by the next one is routine: the bot's own shutdown makes one.
+            level = logging.DEBUG if error.code == 409 else logging.INFO
+            logger.log(level, "%s -> %s %s", method, error.code, error.description)
             return error.response()
         except web.HTTPRequestEntityTooLarge:
             return ApiError("Request Entity Too Large", 413).response()

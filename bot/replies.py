@@ -47,7 +47,10 @@ def answer_text(answer: Answer) -> str:
         title = f"🐕 {_sentence(headline(answer))}"
     else:
         title = f"🐕 Looks like a <b>{escape(answer.predictions[0].name)}</b>."
-    lines = [_line(g) for g in answer.predictions[:SHOWN_BREEDS]]
+    # A row that would read "0%" says nothing; the first breed always shows.
+    shown = [g for i, g in enumerate(answer.predictions[:SHOWN_BREEDS])
+             if i == 0 or g.probability >= 0.005]
+    lines = [_line(g) for g in shown]
     return "\n".join([title, "", *lines])
 
 

@@ -16,7 +16,7 @@ DOWNLOAD_TIMEOUT_S = 20
 
 
 class SourceError(OSError):
-    """A photo that could not be read or fetched; str(error) is a human message."""
+    """A photo that could not be read or fetched; str(error) says why (the caller names it)."""
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class PhotoSource:
         try:
             return Path(self.name).read_bytes()
         except OSError as error:
-            raise SourceError(f"cannot read {self.name}: {error.strerror or error}") from error
+            raise SourceError(f"cannot read it: {error.strerror or error}") from error
 
 
 def _download(url: str) -> bytes:
@@ -38,13 +38,13 @@ def _download(url: str) -> bytes:
         with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
             body = response.read(MAX_DOWNLOAD_BYTES + 1)
     except urllib.error.HTTPError as error:
-        raise SourceError(f"cannot download {url}: HTTP {error.code} {error.reason}") from error
+        raise SourceError(f"cannot download it: HTTP {error.code} {error.reason}") from error
     except (urllib.error.URLError, TimeoutError, ValueError, OSError,
             http.client.HTTPException) as error:  # also a connection lost mid-body
         reason = getattr(error, "reason", error)
-        raise SourceError(f"cannot download {url}: {reason}") from error
+        raise SourceError(f"cannot download it: {reason}") from error
     if len(body) > MAX_DOWNLOAD_BYTES:
-        raise SourceError(f"{url} is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB")
+        raise SourceError(f"it is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB")
     return body
 
 

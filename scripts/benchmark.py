@@ -72,7 +72,8 @@ def ort_timings(variant: str, pixels: np.ndarray, repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variant", default="lite0", choices=("lite0", "lite1", "lite2"))
     parser.add_argument("--repeats", type=int, default=40, help="timed runs at batch 1")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

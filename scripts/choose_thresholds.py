@@ -47,7 +47,8 @@ def non_dog_arrays(seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets/dogs-dev"))
     parser.add_argument("--limit", type=int, default=None, help="at most this many val photos")
     args = parser.parse_args()

@@ -12,7 +12,8 @@ from model.predictor import MODELS, Predictor
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("photos", nargs="+", help="photo files, folders or http(s) URLs")
     parser.add_argument("--top-k", type=int, default=5, help="breeds to list per photo")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")

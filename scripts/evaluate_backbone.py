@@ -1,6 +1,6 @@
 """ImageNet top-1 and latency of each backbone variant on the shared dog photos.
 
-    python scripts/evaluate_backbone.py [--variants lite0 lite1 lite2] [--limit 1000] [--json]
+    python scripts/evaluate_backbone.py [--variants lite0 lite1 lite2] [--limit N] [--json]
 
 Top-1 is over all 1000 ImageNet classes; "dog top-1" takes the argmax over the 121 dog breed
 classes only. Latency is one photo at a time, already preprocessed, median of 30 runs.
@@ -45,7 +45,8 @@ def evaluate(variant: str, limit: int | None) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--limit", type=int, default=None, help="at most this many val photos")
     parser.add_argument("--json", action="store_true", help="print one JSON object per variant")

@@ -17,6 +17,11 @@ from model.predictor import MODELS
 from model.train import TrainConfig, train_and_export, train_baseline
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter,
+                    argparse.ArgumentDefaultsHelpFormatter):
+    """The docstring as written, and each option's default."""
+
+
 def print_baseline(metrics: dict, out: Path) -> int:
     print(f"small CNN from scratch: wrote {out.with_name(out.name + '.baseline.json')}")
     for split in ("train", "val", "test"):
@@ -29,22 +34,27 @@ def print_baseline(metrics: dict, out: Path) -> int:
 
 def main() -> int:
     defaults = TrainConfig()
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--out", type=Path, default=Path("var/model.whatbreed"))
-    parser.add_argument("--cache", type=Path, default=Path("var/cache/features"))
-    parser.add_argument("--variant", choices=MODELS, default=defaults.variant)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--data", type=Path, required=True,
+                        help="a manifest, a Stanford-layout folder with splits, or class folders")
+    parser.add_argument("--out", type=Path, default=Path("var/model.whatbreed"),
+                        help="the model file to write")
+    parser.add_argument("--cache", type=Path, default=Path("var/cache/features"),
+                        help="where backbone features are cached")
+    parser.add_argument("--variant", choices=MODELS, default=defaults.variant,
+                        help="backbone")
     parser.add_argument("--views", type=int, default=defaults.views,
                         help="augmented views per training photo")
     parser.add_argument("--hidden", type=int, default=defaults.hidden,
                         help="hidden layer width (0: linear head)")
-    parser.add_argument("--dropout", type=float, default=defaults.dropout)
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--dropout", type=float, default=defaults.dropout, help="dropout rate")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs,
+                        help="at most this many (early stopping on val top-1)")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="photos")
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
+                        help="peak AdamW learning rate")
     parser.add_argument("--no-balance", action="store_true", help="no class weights")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="for every random draw")
     parser.add_argument("--baseline-cnn", action="store_true",
                         help="instead, train a small CNN from scratch on the same photos")
     args = parser.parse_args()

@@ -53,8 +53,9 @@ def test_json_lines_for_files_urls_and_failures(shared_datasets: Path, photo_ser
         assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1
     errors = result.stderr.splitlines()
     assert any("notes.jpg" in e and "not an image" in e for e in errors)
-    assert any("missing.jpg" in e and "No such file" in e for e in errors)
-    assert any("nope.jpg" in e and "404" in e for e in errors)
+    # Each error names its input once, then says why.
+    assert f"error: {tmp_path / 'missing.jpg'}: cannot read it: No such file or directory" in errors
+    assert f"error: {photo_server}/nope.jpg: cannot download it: HTTP 404 File not found" in errors
     assert "Traceback" not in result.stderr
 
 
