@@ -487,7 +487,8 @@ def render_html(m: dict) -> str:
 <meta name=viewport content="width=device-width, initial-scale=1">
 <title>WhatBreed report: {_e(m['model'])}</title><style>{_STYLE}</style></head><body>
 <h1>WhatBreed evaluation report</h1>
-<p><b>{_e(m['model'])}</b>: {_e(m['description'])}<br>
+<p><b>{_e(m['model'])}</b>: {_e(m['description'])} (its own figures; this report's are
+below)<br>
 <span class=muted>data: {_e(m['data'])}, split: {_e(m['split'] or 'all')}</span></p>
 <h2>Summary</h2>{_summary(m)}
 <p class=muted>Top-1, top-5, F1 and calibration use all the model's breeds; restricted top-1
