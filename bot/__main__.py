@@ -69,6 +69,7 @@ async def run_playground(services: Services, port: int, model_file: Path | None)
     try:
         await fake.start(port=port)
     except OSError as error:
+        await fake.stop()
         why = "it is in use" if error.errno == errno.EADDRINUSE else str(error)
         raise StartupError(f"cannot serve the playground on port {port}: {why}; "
                            "pass --port or set PORT") from error

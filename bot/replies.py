@@ -49,7 +49,7 @@ def answer_text(answer: Answer) -> str:
         title = f"🐕 Looks like a <b>{escape(answer.predictions[0].name)}</b>."
     # A row that would read "0%" says nothing; the first breed always shows.
     shown = [g for i, g in enumerate(answer.predictions[:SHOWN_BREEDS])
-             if i == 0 or g.probability >= 0.005]
+             if i == 0 or f"{g.probability:.0%}" != "0%"]
     lines = [_line(g) for g in shown]
     return "\n".join([title, "", *lines])
 

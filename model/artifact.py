@@ -85,8 +85,7 @@ def load_artifact(path: Path) -> Artifact:
     try:
         data = Path(path).read_bytes()
     except OSError as error:
-        raise ArtifactError(f"cannot read model file {path}: {error.strerror} (without a file, "
-                            "name a zero-training model: lite0, lite1 or lite2)") from error
+        raise ArtifactError(f"cannot read model file {path}: {error.strerror}") from error
     if not data.startswith(MAGIC):
         raise ArtifactError(f"{path} is not a WhatBreed model file")
     checksum, payload = data[len(MAGIC) : len(MAGIC) + 32], data[len(MAGIC) + 32 :]

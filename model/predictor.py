@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from model.answers import Answer, Breed, imagenet_breed_probs, imagenet_breeds, make_answer
-from model.artifact import Artifact, load_artifact
+from model.artifact import Artifact, ArtifactError, load_artifact
 from model.efficientnet import from_pretrained, run_backbone
 from model.head import BreedHead
 from model.preprocess import ImageError, NotAnImageError, load_image
@@ -49,6 +49,9 @@ class Predictor:
                                 f"(no training yet): right on {MEASURED_DOG_TOP1[variant]:.0%} "
                                 "of 3,764 photos of 10 breeds (dogs-dev val)")
         else:
+            if not Path(model).exists():
+                raise ArtifactError(f"no model file {model} (the zero-training models are "
+                                    f"{', '.join(MODELS)})")
             artifact = load_artifact(Path(model))
             variant, head_params = artifact.variant, {"params": artifact.head_params}
             self._head = BreedHead(len(artifact.labels), **artifact.head_config)

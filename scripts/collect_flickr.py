@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     print("dropped by reason:")
     print(report.table())
     print(report.summary())
-    if report.pages_failed:
-        print(f"error: {report.pages_failed} search pages failed (is Flickr reachable?): run "
+    if report.pages_failed and report.kept_before + report.kept < args.max_photos:
+        print(f"error: {report.pages_failed} search page(s) failed (is Flickr reachable?): run "
               "the same command again to fetch them", file=sys.stderr)
         return 1
     return 0

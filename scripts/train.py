@@ -35,7 +35,7 @@ def print_baseline(metrics: dict, out: Path) -> int:
 def main() -> int:
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("--data", type=Path, required=True,
+    parser.add_argument("--data", type=Path, required=True, default=argparse.SUPPRESS,
                         help="a manifest, a Stanford-layout folder with splits, or class folders")
     parser.add_argument("--out", type=Path, default=Path("var/model.whatbreed"),
                         help="the model file to write")

@@ -364,7 +364,7 @@ def test_cli_fails_when_flickr_cannot_be_reached(tmp_path: Path,
     result = run_cli("--breed", "jindo", "--query", "Jindo dog", "--max", "5",
                      "--out", str(tmp_path), "--interval", "0", "--timeout", "1", env=env)
     assert result.returncode == 1
-    assert result.stderr.splitlines()[-1] == ("error: 1 search pages failed (is Flickr "
+    assert result.stderr.splitlines()[-1] == ("error: 1 search page(s) failed (is Flickr "
                                               "reachable?): run the same command again to "
                                               "fetch them")
     assert "Traceback" not in result.stderr

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from model.answers import Answer
+from model.artifact import ArtifactError
 from model.predictor import BATCH_SIZES, Predictor
 from model.preprocess import NotAnImageError, TruncatedImageError
 
@@ -105,3 +106,9 @@ def test_concurrent_calls_match_serial(predictor: Predictor, val_photos: list[by
                 assert_same_answer(got, want)
             else:
                 assert type(got) is type(want)
+
+
+def test_an_unknown_model_names_the_choices() -> None:
+    with pytest.raises(ArtifactError, match=r"^no model file lite9 \(the zero-training models "
+                                            r"are lite0, lite1, lite2\)$"):
+        Predictor("lite9")
