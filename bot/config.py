@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from model import DEFAULT_VARIANT
+
 DATA_DIR = Path(os.environ.get("WHATBREED_DATA", "var"))
 
 
@@ -38,7 +40,7 @@ class Settings:
             token=os.environ.get("TELEGRAM_BOT_TOKEN") or None,
             database_url=os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'whatbreed.db'}"),
             photo_dir=DATA_DIR / "photos",
-            model=os.environ.get("WHATBREED_MODEL", "lite0"),
+            model=os.environ.get("WHATBREED_MODEL", DEFAULT_VARIANT),
             user_salt=_user_salt(DATA_DIR),
             api_url=os.environ.get("TELEGRAM_API_URL") or None,
         )

@@ -2,6 +2,11 @@
 
 import logging
 
+# Backbone variants, each also a zero-training model. Lite2 is the most accurate, and all
+# three run within 2x of ONNX Runtime (README: "Accuracy and latency of the three variants").
+MODELS = ("lite0", "lite1", "lite2")
+DEFAULT_VARIANT = "lite2"
+
 # On every machine without a TPU, JAX logs "Unable to initialize backend 'tpu'" at INFO, which
 # reads like an error in our INFO-level logs. Only that line goes: a GPU that fails to start
 # must still say why.

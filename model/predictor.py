@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from model import DEFAULT_VARIANT, MODELS
 from model.answers import Answer, Breed, imagenet_breed_probs, imagenet_breeds, make_answer
 from model.artifact import Artifact, ArtifactError, load_artifact
 from model.efficientnet import from_pretrained, run_backbone
@@ -20,8 +21,6 @@ from model.preprocess import ImageError, NotAnImageError, load_image
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VARIANT = "lite0"
-MODELS = ("lite0", "lite1", "lite2")  # zero-training models, one per backbone variant
 # Dog top-1 of the zero-training models on dogs-dev val, from scripts/evaluate_backbone.py.
 MEASURED_DOG_TOP1 = {"lite0": 0.747, "lite1": 0.760, "lite2": 0.765}
 BATCH_SIZES = (1, 8, 32)  # compiled shapes; a batch is padded up to the next one

@@ -29,6 +29,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
+from model import DEFAULT_VARIANT
 from model.artifact import Artifact, BreedLabel, code_version, save_artifact
 from model.baseline import SmallCNN, load_pixels
 from model.calibration import expected_calibration_error, fit_temperature
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    variant: str = "lite0"
+    variant: str = DEFAULT_VARIANT
     views: int = 2  # augmented views per training photo, besides the clean one
     hidden: int = 0  # 0: a linear head (initialised from ImageNet's classifier)
     dropout: float = 0.2

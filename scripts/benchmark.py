@@ -20,6 +20,7 @@ import jax
 import numpy as np
 from PIL import Image
 
+from model import DEFAULT_VARIANT, MODELS
 from model.efficientnet import VARIANTS, from_pretrained, run_backbone, weights_path
 from model.preprocess import load_image, normalize
 from model.torch_pickle import load_state_dict
@@ -76,7 +77,7 @@ def ort_timings(variant: str, pixels: np.ndarray, repeats: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variant", default="lite0", choices=("lite0", "lite1", "lite2"))
+    parser.add_argument("--variant", default=DEFAULT_VARIANT, choices=MODELS)
     parser.add_argument("--repeats", type=int, default=40, help="timed runs at batch 1")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()

@@ -5,10 +5,11 @@ import logging
 import os
 import sys
 
+from model import DEFAULT_VARIANT, MODELS
 from model.artifact import ArtifactError
 from model.classify import classify_sources
 from model.photo_sources import expand
-from model.predictor import MODELS, Predictor
+from model.predictor import Predictor
 
 
 def main() -> int:
@@ -17,7 +18,7 @@ def main() -> int:
     parser.add_argument("photos", nargs="+", help="photo files, folders or http(s) URLs")
     parser.add_argument("--top-k", type=int, default=5, help="breeds to list per photo")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    parser.add_argument("--model", default=os.environ.get("WHATBREED_MODEL", "lite0"),
+    parser.add_argument("--model", default=os.environ.get("WHATBREED_MODEL", DEFAULT_VARIANT),
                         help=f"{', '.join(MODELS)} (no training) or a trained model file "
                              "(default: $WHATBREED_MODEL or lite0)")
     args = parser.parse_args()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from model import DEFAULT_VARIANT
 from model.flickr import (
     CollectorError,
     CollectorSettings,
@@ -43,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--against", type=Path, nargs="+", action="extend", default=[],
                         metavar="PATH", help="data sets (manifest CSV, Stanford-layout or "
                         "class folders) whose near-duplicates are refused")
-    parser.add_argument("--model", default=os.environ.get("WHATBREED_MODEL", "lite0"),
+    parser.add_argument("--model", default=os.environ.get("WHATBREED_MODEL", DEFAULT_VARIANT),
                         help="backbone that checks photos are dogs (default lite0)")
     parser.add_argument("--interval", type=float, default=1.0,
                         help="seconds between requests (default 1)")

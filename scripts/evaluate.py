@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from model import DEFAULT_VARIANT
 from model.artifact import ArtifactError
 from model.predictor import Predictor
 from model.report import ReportError, build_report, load_data, select_examples
@@ -21,7 +22,7 @@ from model.report import ReportError, build_report, load_data, select_examples
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=os.environ.get("WHATBREED_MODEL", "lite0"),
+    parser.add_argument("--model", default=os.environ.get("WHATBREED_MODEL", DEFAULT_VARIANT),
                         help="lite0, lite1, lite2 or a trained model file")
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--split", default="val", help="train, val, test or all (default val)")

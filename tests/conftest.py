@@ -17,7 +17,10 @@ from bot.handlers import Services
 from bot.inference import BatchingClassifier
 from bot.ratelimit import RateLimiter
 from bot.storage import Store
+from model import DEFAULT_VARIANT
 from model.predictor import Predictor
+
+DEFAULT_MODEL_VERSION = f"efficientnet-{DEFAULT_VARIANT}-imagenet"  # what Predictor() says
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,9 @@ from PIL import Image
 
 from bot.app import COMMANDS
 from bot.fake_telegram import ChatSpec, UserSpec
-from tests.conftest import BotEnv
+from model import DEFAULT_VARIANT
+from model.predictor import MEASURED_DOG_TOP1
+from tests.conftest import DEFAULT_MODEL_VERSION, BotEnv
 
 ALEX = UserSpec(1001, "Alex")
 SAM = UserSpec(1002, "Sam")
@@ -53,7 +55,7 @@ async def test_photo_gets_breeds_buttons_and_is_stored(bot_env: BotEnv, read_pho
     [(photo_sha, reply_id, version)] = await eventually(lambda: bot_env.rows(
         "select photo_sha256, reply_message_id, model_version from predictions"
         " where reply_message_id is not null"))
-    assert reply_id == answer["message_id"] and version == "efficientnet-lite0-imagenet"
+    assert reply_id == answer["message_id"] and version == DEFAULT_MODEL_VERSION
     assert (bot_env.photos / f"{photo_sha}.jpg").is_file()
 
 
@@ -220,7 +222,8 @@ async def test_commands_menu_help_and_about(bot_env: BotEnv) -> None:
     await bot_env.fake.wait_for(PRIVATE.id, lambda m: "/correct" in m["text"])
     bot_env.fake.send_text(PRIVATE, ALEX, "/about")
     about = await bot_env.fake.wait_for(PRIVATE.id, lambda m: "Model" in m["text"])
-    assert "efficientnet-lite0-imagenet" in about["text"] and "75%" in about["text"]
+    accuracy = f"{MEASURED_DOG_TOP1[DEFAULT_VARIANT]:.0%}"
+    assert DEFAULT_MODEL_VERSION in about["text"] and accuracy in about["text"]
 
 
 def _webp() -> bytes:

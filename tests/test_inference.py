@@ -10,6 +10,7 @@ from bot.inference import BatchingClassifier
 from model.answers import Answer
 from model.predictor import Predictor
 from model.preprocess import NotAnImageError
+from tests.conftest import DEFAULT_MODEL_VERSION
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ async def test_concurrent_photos_are_batched_and_answered_in_order(
     answers = [answer for answer, _version in results]
     assert [a.predictions[0].label for a in answers[:3]] == [n.split("-")[0] for n in names]
     assert isinstance(answers[3], NotAnImageError)
-    assert {version for _, version in results} == {"efficientnet-lite0-imagenet"}
+    assert {version for _, version in results} == {DEFAULT_MODEL_VERSION}
     assert any("batch of 4" in r.getMessage() for r in caplog.records)
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import DEFAULT_MODEL_VERSION
+
 PLAYGROUND_TOKEN = "123456:playground"
 
 
@@ -68,7 +70,7 @@ def test_playground_process(tmp_path: Path, read_photo) -> None:
             time.sleep(0.1)
 
         process.send_signal(signal.SIGHUP)
-        wait_for_line(process, lines, "model reloaded: efficientnet-lite0-imagenet")
+        wait_for_line(process, lines, f"model reloaded: {DEFAULT_MODEL_VERSION}")
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
         lines.append(output)
