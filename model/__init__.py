@@ -2,8 +2,8 @@
 
 import logging
 
-# Backbone variants, each also a zero-training model. Lite2 is the most accurate, and all
-# three run within 2x of ONNX Runtime (README: "Accuracy and latency of the three variants").
+# Backbone variants, each also a zero-training model. Lite2 is the most accurate, at twice
+# Lite0's time and the same ratio to ONNX Runtime (README: "Accuracy and latency ...").
 MODELS = ("lite0", "lite1", "lite2")
 DEFAULT_VARIANT = "lite2"
 
