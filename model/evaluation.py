@@ -1,4 +1,5 @@
-"""Scoring the zero-training model on labelled photos: ImageNet accuracy and threshold sweeps."""
+"""Scoring photo files in chunks (for the backbone scripts and the report), ImageNet accuracy,
+and the threshold sweeps of the zero-training model."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from model.efficientnet import NUM_CLASSES
 from model.labels import BREED_CLASSES, imagenet_classes
 from model.predictor import Predictor
 from model.preprocess import ImageError
@@ -62,7 +64,7 @@ def score_files(predictor: Predictor, paths: list[Path]) -> FileScores:
                 read += list(pixels)
             bar.update(len(chunk))
     if not read:
-        imagenet_chunks = [np.zeros((0, 1000), np.float32)]
+        imagenet_chunks = [np.zeros((0, NUM_CLASSES), np.float32)]
         breed_chunks = [np.zeros((0, len(predictor.breeds)), np.float32)]
     return FileScores(read, np.concatenate(imagenet_chunks), np.concatenate(breed_chunks),
                       sorted(unreadable))
