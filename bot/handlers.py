@@ -27,7 +27,7 @@ from bot.replies import (
     feedback_keyboard,
 )
 from bot.storage import PredictionInfo, Store
-from model.dataset import sha256_hex, slug
+from model.data.dataset import sha256_hex, slug
 from model.preprocess import PHOTO_FORMATS, ImageError
 
 log = logging.getLogger(__name__)

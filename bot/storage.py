@@ -51,7 +51,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from model.dataset import sha256_hex
+from model.data.dataset import sha256_hex
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 

@@ -28,7 +28,7 @@ from model.torch_pickle import load_state_dict
 try:
     import onnxruntime  # noqa: F401 (imported late by ort_session; checked here, up front)
 
-    from model.onnx_reference import ort_session
+    from model.evaluation.onnx_reference import ort_session
 except ImportError as missing:
     sys.exit(f"error: the benchmark needs {missing.name} (the bench extra): "
              "pip install -e '.[bench]'")

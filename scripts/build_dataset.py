@@ -8,7 +8,7 @@ Sources that are absent are skipped (a line in the report says so); it is an err
 none of them has any photo. Exact duplicates are kept once, near-duplicates stay in one split,
 official splits are kept (Stanford's val is carved from its train photos). The report is
 printed and written to <out>.report.txt; perceptual hashes are cached in phash_cache.csv
-beside the output. See model/build.py.
+beside the output. See model/data/build.py.
 """
 
 import argparse
@@ -16,7 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-from model.build import SMALL_BREED, BuildConfig, BuildError, Sources, build_dataset
+from model.data.build import SMALL_BREED, BuildConfig, BuildError, Sources, build_dataset
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

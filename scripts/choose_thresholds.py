@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from model.answers import dog_probability, imagenet_breed_probs, imagenet_breeds
-from model.evaluation import (
+from model.evaluation.scoring import (
     dog_threshold_sweep,
     imagenet_probabilities,
     labelled_photos,

@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from model import DEFAULT_VARIANT
-from model.flickr import (
+from model.data.flickr import (
     CollectorError,
     CollectorSettings,
     FlickrCollector,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from model import DEFAULT_VARIANT
 from model.artifact import ArtifactError
+from model.evaluation.report import ReportError, build_report, load_data, select_examples
 from model.predictor import Predictor
-from model.report import ReportError, build_report, load_data, select_examples
 
 
 def main() -> int:
@@ -34,7 +34,7 @@ def main() -> int:
     if any(n is not None and n < 0 for n in (args.limit, args.gradcam, args.gallery)):
         parser.error("--limit, --gradcam and --gallery must not be negative")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("model.report").setLevel(logging.INFO)
+    logging.getLogger("model.evaluation.report").setLevel(logging.INFO)
     name = f"{Path(args.model).stem}-{args.data.resolve().name}-{args.split}"
     out = args.out or Path("var/reports") / name
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.evaluation import imagenet_accuracy, imagenet_probabilities, labelled_photos
+from model.evaluation.scoring import imagenet_accuracy, imagenet_probabilities, labelled_photos
 from model.predictor import MODELS, Predictor
 
 SHARED = Path("../shared/datasets")

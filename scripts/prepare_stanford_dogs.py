@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from model.stanford import DEFAULT_MARGIN, StanfordError, prepare_from_dir, prepare_from_tfds
+from model.data.stanford import DEFAULT_MARGIN, StanfordError, prepare_from_dir, prepare_from_tfds
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,9 +12,9 @@ import logging
 import sys
 from pathlib import Path
 
-from model.dataset import load_examples
+from model.data.dataset import load_examples
 from model.predictor import MODELS
-from model.train import TrainConfig, train_and_export, train_baseline
+from model.training.train import TrainConfig, train_and_export, train_baseline
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter,

@@ -3,7 +3,7 @@
 import pytest
 
 from bot.breeds import BreedIndex
-from model.dataset import slug
+from model.data.dataset import slug
 
 
 @pytest.fixture(scope="module")

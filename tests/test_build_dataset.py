@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from bot.storage import Store
-from model.build import (
+from model.data.build import (
     DROP_REASONS,
     MOVED,
     BuildConfig,
@@ -26,7 +26,7 @@ from model.build import (
     near_duplicate_groups,
     split_targets,
 )
-from model.dataset import (
+from model.data.dataset import (
     NEAR_DUPLICATE_BITS,
     SPLITS,
     Example,
@@ -35,8 +35,8 @@ from model.dataset import (
     sha256_of,
     write_manifest,
 )
-from model.hash_cache import HASH_CACHE, read_hash_cache
-from model.stanford import LICENCE, breed_of
+from model.data.hash_cache import HASH_CACHE, read_hash_cache
+from model.data.stanford import LICENCE, breed_of
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "build_dataset.py"
@@ -251,7 +251,7 @@ def test_report_counts_every_drop_and_is_written(built: Built) -> None:
 
 
 def test_manifest_reads_back_and_training_accepts_it(built: Built) -> None:
-    from model.train import split_examples
+    from model.training.train import split_examples
 
     out = built.root / "out" / "manifest.csv"
     read = load_examples(out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.calibration import calibration_bins, expected_calibration_error, fit_temperature
+from model.training.calibration import calibration_bins, expected_calibration_error, fit_temperature
 
 
 def test_ece_is_zero_when_confidence_matches_accuracy() -> None:

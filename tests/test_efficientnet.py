@@ -1,8 +1,9 @@
 """Tests for model.efficientnet: architecture, weight mapping, depthwise forms, and numerics.
 
 Numerics are checked two ways: against an independent ONNX Runtime graph built from the same
-state_dict (model.onnx_reference), and against values recorded in tests/data/ (regenerate them
-with ``.venv/bin/python -m tests.test_efficientnet --record``, only for a deliberate change).
+state_dict (model.evaluation.onnx_reference), and against values recorded in tests/data/
+(regenerate them with ``.venv/bin/python -m tests.test_efficientnet --record``, only for a
+deliberate change).
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def test_run_backbone_equals_apply() -> None:
 def test_matches_onnx_reference(read_photo: Callable[[str], bytes],
                                 pretrained: Callable[[str], Pretrained],
                                 forward: Callable, variant: str) -> None:
-    from model.onnx_reference import ort_session
+    from model.evaluation.onnx_reference import ort_session
 
     model, _params = pretrained(variant)
     photos = PHOTOS if variant == "lite0" else PHOTOS[:1]
@@ -237,7 +238,8 @@ if __name__ == "__main__" and sys.argv[1:] == ["--record"]:
                 "pooled features[::40] (32 of 1280) and top-5 ImageNet indices of photos under "
                 "../shared/datasets, each read with model.preprocess.load_image(bytes, 224). "
                 "Written by `.venv/bin/python -m tests.test_efficientnet --record`; the values "
-                "also matched the ONNX Runtime reference (model.onnx_reference) within 1e-4.",
+                "also matched the ONNX Runtime reference (model.evaluation.onnx_reference) "
+                "within 1e-4.",
         "photos": record,
     }, indent=1)
     # One line per list of numbers.

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.evaluation import (
+from model.evaluation.scoring import (
     dog_threshold_sweep,
     imagenet_probabilities,
     labelled_photos,

@@ -17,8 +17,8 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from model.dataset import Example, load_examples, write_manifest
-from model.flickr import (
+from model.data.dataset import Example, load_examples, write_manifest
+from model.data.flickr import (
     CC_LICENCES,
     CollectorError,
     CollectorSettings,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from model.csv_log import CsvLog
-from model.dataset import Example, perceptual_hash, sha256_of
-from model.hash_cache import HashCache, read_hash_cache
+from model.data.csv_log import CsvLog
+from model.data.dataset import Example, perceptual_hash, sha256_of
+from model.data.hash_cache import HashCache, read_hash_cache
 
 
 def test_csv_log_cuts_off_a_torn_last_line(tmp_path: Path) -> None:

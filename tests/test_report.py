@@ -1,6 +1,6 @@
-"""Tests for model.report and scripts/evaluate.py: metrics by hand, Grad-CAM, and whole reports
-on a few real photos (symlinked from ../shared/datasets, never copied) for the zero-training
-model and for a trained head."""
+"""Tests for model.evaluation.report and scripts/evaluate.py: metrics by hand, Grad-CAM, and
+whole reports on a few real photos (symlinked from ../shared/datasets, never copied) for the
+zero-training model and for a trained head."""
 
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ import pytest
 from PIL import Image
 
 from model.artifact import Artifact, BreedLabel, save_artifact
-from model.head import init_from_imagenet
-from model.predictor import Predictor
-from model.report import (
+from model.evaluation.report import (
     build_report,
     grad_cam,
     load_data,
     predictor_grad_cam,
     select_examples,
 )
+from model.head import init_from_imagenet
+from model.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
 BREEDS = ("n02088364-beagle", "n02111889-Samoyed", "n02099601-golden_retriever")

@@ -18,8 +18,8 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from model.dataset import read_manifest
-from model.stanford import (
+from model.data.dataset import read_manifest
+from model.data.stanford import (
     LICENCE,
     MissingDependencyError,
     Prepared,

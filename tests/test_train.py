@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from model.artifact import Artifact, ArtifactError, BreedLabel, load_artifact, save_artifact
-from model.augment import random_views
-from model.dataset import load_examples
-from model.features import FeatureCache
+from model.data.dataset import load_examples
 from model.head import BreedHead
 from model.predictor import Predictor
-from model.train import (
+from model.training.augment import random_views
+from model.training.features import FeatureCache
+from model.training.train import (
     Split,
     TrainConfig,
     calibrate,
@@ -108,7 +108,7 @@ def test_class_weights_balance_a_rare_class(tmp_path: Path) -> None:
 
 DATA_PARALLEL = """
 import json, numpy as np, jax
-from model.train import fit, TrainConfig
+from model.training.train import fit, TrainConfig
 from tests.test_train import FAST, HEAD, fake_split
 rng = np.random.default_rng(1)
 train, val = fake_split(rng, 40), fake_split(rng, 10)
@@ -245,7 +245,7 @@ def test_the_train_and_classify_commands(tmp_path: Path, tiny_dogs_dev: Path) ->
 
 def test_baseline_cnn_trains_on_pixels(tmp_path: Path, shared_datasets: Path) -> None:
     """--baseline-cnn: the same fit on 96-pixel photos; metrics land beside the output."""
-    from model.train import train_baseline
+    from model.training.train import train_baseline
 
     examples = [e for e in load_examples(shared_datasets / "dogs-dev")
                 if e.label in ("n02088364", "n02111889")]

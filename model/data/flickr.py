@@ -8,7 +8,7 @@ photo already collected (any breed under ``out``) or of any ``against`` data set
     <out>/<breed>/<photo_id>.jpg      the bytes as downloaded
     <out>/<breed>/attribution.csv     ATTRIBUTION_FIELDS: who to credit, under which licence
     <out>/<breed>/dropped.csv         DROPPED_FIELDS: photos refused, and why
-    <out>/<breed>/manifest.csv        model/dataset.py's manifest of the kept photos
+    <out>/<breed>/manifest.csv        model/data/dataset.py's manifest of the kept photos
     <out>/phash_cache.csv             sha256 -> perceptual hash, so reruns are fast
 
 Every request (API page or image) waits on one ``RateLimiter`` and is retried with exponential
@@ -36,8 +36,8 @@ import flickrapi
 import requests
 from tqdm import tqdm
 
-from model.csv_log import CsvLog
-from model.dataset import (
+from model.data.csv_log import CsvLog
+from model.data.dataset import (
     Example,
     NearDuplicates,
     load_examples,
@@ -46,7 +46,7 @@ from model.dataset import (
     slug,
     write_manifest,
 )
-from model.hash_cache import HASH_CACHE, HashCache
+from model.data.hash_cache import HASH_CACHE, HashCache
 from model.preprocess import ImageError, load_rgb
 
 if TYPE_CHECKING:

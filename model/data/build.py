@@ -2,10 +2,10 @@
 
 ``build_dataset`` merges, in this order of preference:
 
-- Stanford Dogs (``<stanford>/manifest.csv`` from ``model.stanford``, or a raw Stanford-layout
+- Stanford Dogs (``<stanford>/manifest.csv`` from ``model.data.stanford``, or a raw Stanford-layout
   folder), with its official train/test split;
 - the breeds collected from Flickr (every ``<flickr>/<breed>/manifest.csv``);
-- any ``--folder`` read by ``model.dataset.load_examples`` (plain class folders, a
+- any ``--folder`` read by ``model.data.dataset.load_examples`` (plain class folders, a
   Stanford-layout folder with ``splits/*.txt``, or another manifest);
 - the bot's corrections: each corrected photo with the label of its latest correction.
 
@@ -41,7 +41,7 @@ import numpy as np
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from model.dataset import (
+from model.data.dataset import (
     NEAR_DUPLICATE_BITS,
     SPLITS,
     Example,
@@ -49,7 +49,7 @@ from model.dataset import (
     read_manifest,
     write_manifest,
 )
-from model.hash_cache import HASH_CACHE, HashCache
+from model.data.hash_cache import HASH_CACHE, HashCache
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from model.dataset import Example
+from model.data.dataset import Example
 from model.preprocess import ImageError, load_image, normalize
 
 RESOLUTION = 96

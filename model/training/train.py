@@ -31,13 +31,13 @@ from tqdm import tqdm
 
 from model import DEFAULT_VARIANT
 from model.artifact import Artifact, BreedLabel, code_version, save_artifact
-from model.baseline import SmallCNN, load_pixels
-from model.calibration import expected_calibration_error, fit_temperature
-from model.dataset import Example
+from model.data.dataset import Example
 from model.efficientnet import from_pretrained
-from model.features import FeatureCache, FeatureExtractor
 from model.head import BreedHead, init_from_imagenet
 from model.labels import imagenet_classes
+from model.training.baseline import SmallCNN, load_pixels
+from model.training.calibration import expected_calibration_error, fit_temperature
+from model.training.features import FeatureCache, FeatureExtractor
 
 log = logging.getLogger(__name__)
 

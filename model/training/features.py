@@ -17,10 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from model.augment import random_views, source_size
-from model.dataset import Example
+from model.data.dataset import Example
 from model.efficientnet import from_pretrained, run_backbone
 from model.preprocess import PREPROCESS_VERSION, ImageError, crop_and_resize, load_rgb
+from model.training.augment import random_views, source_size
 
 log = logging.getLogger(__name__)
 BATCH = 32

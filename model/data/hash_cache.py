@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from model.csv_log import CsvLog
-from model.dataset import Example, perceptual_hash
+from model.data.csv_log import CsvLog
+from model.data.dataset import Example, perceptual_hash
 from model.preprocess import ImageError
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from model.dataset import (
+from model.data.dataset import (
     SPLITS,
     STANFORD_LICENCE,
     Example,

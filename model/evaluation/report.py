@@ -33,12 +33,12 @@ import numpy as np
 from PIL import Image
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from model.calibration import calibration_bins, expected_calibration_error
-from model.dataset import Example, load_examples
-from model.evaluation import score_files
+from model.data.dataset import Example, load_examples
+from model.evaluation.scoring import score_files
 from model.labels import imagenet_classes
 from model.predictor import Predictor
 from model.preprocess import load_rgb
+from model.training.calibration import calibration_bins, expected_calibration_error
 
 matplotlib.use("Agg")  # files only, never a window; must precede pyplot's import
 import matplotlib.pyplot as plt  # noqa: E402

@@ -1,0 +1,1 @@
+"""Building training data: Stanford Dogs, Flickr, plain folders, one merged manifest."""

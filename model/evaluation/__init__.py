@@ -1,0 +1,1 @@
+"""Measuring a model: accuracy on labelled photos, the evaluation report, the ONNX reference."""

@@ -1,0 +1,1 @@
+"""Training a breed head on cached backbone features, and its calibration."""
