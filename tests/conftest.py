@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -23,13 +24,26 @@ from model.predictor import Predictor
 DEFAULT_MODEL_VERSION = f"efficientnet-{DEFAULT_VARIANT}-imagenet"  # what Predictor() says
 
 
+# .ci/run sets this: CI always has the photos, so a missing folder there is a failure, not a
+# quietly green run with the real-photo tests skipped.
+REQUIRE_DATASETS = "WHATBREED_REQUIRE_DATASETS"
+
+
+def datasets_folder(path: Path) -> Path:
+    """``path`` if it is a folder; else skip the test (fail, where $WHATBREED_REQUIRE_DATASETS
+    is set)."""
+    if not path.is_dir():
+        reason = f"{path} is absent: real photos are needed for this test"
+        if os.environ.get(REQUIRE_DATASETS):
+            pytest.fail(f"{reason}, and ${REQUIRE_DATASETS} says they must be there")
+        pytest.skip(reason)
+    return path
+
+
 @pytest.fixture(scope="session")
 def shared_datasets() -> Path:
-    """``../shared/datasets`` beside the repository; tests needing real photos skip without it."""
-    path = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-    if not path.is_dir():
-        pytest.skip("../shared/datasets is absent: real photos are needed for this test")
-    return path
+    """``../shared/datasets`` beside the repository, where the real photos live."""
+    return datasets_folder(Path(__file__).resolve().parents[1].parent / "shared" / "datasets")
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +58,7 @@ def read_photo(shared_datasets: Path) -> Callable[[str], bytes]:
 
 @pytest.fixture(scope="session")
 def classifier() -> Iterator[BatchingClassifier]:
-    """One real Lite0 predictor behind the micro-batcher, shared by the bot tests."""
+    """One real predictor (the default variant) behind the micro-batcher, for the bot tests."""
     classifier = BatchingClassifier(lambda: Predictor(warm_up=False))
     yield classifier
     classifier.close()
