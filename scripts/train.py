@@ -2,6 +2,10 @@
 
     python scripts/train.py --data MANIFEST_OR_DIR --out var/model.whatbreed [--views 2] ...
 
+The model answers over every breed of the zero-training model (ImageNet's 121) plus every new
+breed in the data, and keeps the zero-training answers for breeds without photos;
+--only-data-breeds trains a head over the data's breeds alone.
+
 --data takes a manifest from build_dataset.py, a Stanford-layout folder with splits/*.txt
 (e.g. ../shared/datasets/dogs-dev), or class folders already split by a manifest.
 """
@@ -53,6 +57,14 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="photos")
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
                         help="peak AdamW learning rate")
+    parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing,
+                        help="of the one-hot targets")
+    parser.add_argument("--distill-weight", type=float, default=defaults.distill_weight,
+                        help="how strongly the old breeds keep the zero-training answers (0: off)")
+    parser.add_argument("--distill-temperature", type=float,
+                        default=defaults.distill_temperature, help="softens both answers")
+    parser.add_argument("--only-data-breeds", action="store_true",
+                        help="a head over the data's breeds alone, forgetting the others")
     parser.add_argument("--no-balance", action="store_true", help="no class weights")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="for every random draw")
     parser.add_argument("--baseline-cnn", action="store_true",
@@ -62,7 +74,10 @@ def main() -> int:
     config = TrainConfig(variant=args.variant, views=args.views, hidden=args.hidden,
                          dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size,
                          learning_rate=args.learning_rate, balance=not args.no_balance,
-                         seed=args.seed)
+                         seed=args.seed, label_smoothing=args.label_smoothing,
+                         distill_weight=args.distill_weight,
+                         distill_temperature=args.distill_temperature,
+                         extend=not args.only_data_breeds)
     try:
         examples = load_examples(args.data)
         if args.baseline_cnn:

@@ -23,7 +23,7 @@ from model.evaluation.report import (
     predictor_grad_cam,
     select_examples,
 )
-from model.head import init_from_imagenet
+from model.head import imagenet_rows
 from model.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,9 +145,8 @@ def test_trained_head(predictor: Predictor, dataset: Path, tmp_path: Path) -> No
     """A head on exactly the data's breeds (started from ImageNet's rows for them): restricted
     top-1 equals top-1, and Grad-CAM scores with the head's logits."""
     labels = [BreedLabel(*b.split("-", 1)) for b in BREEDS]
-    zeros = {"classifier": {"kernel": np.zeros((1280, 3), np.float32),
-                            "bias": np.zeros(3, np.float32)}}
-    head = init_from_imagenet(zeros, [b.label for b in labels], predictor._params["backbone"])
+    head = {"classifier": imagenet_rows([b.label for b in labels],
+                                        predictor._params["backbone"])}
     path = tmp_path / "head.whatbreed"
     save_artifact(Artifact("lite0", labels, {"hidden": 0, "dropout": 0.2}, head,
                            created_at="2026-11-25T00:00:00"), path)

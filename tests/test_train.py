@@ -10,9 +10,10 @@ import jax
 import numpy as np
 import pytest
 
+from model.answers import imagenet_breeds
 from model.artifact import Artifact, ArtifactError, BreedLabel, load_artifact, save_artifact
-from model.data.dataset import load_examples
-from model.head import BreedHead
+from model.data.dataset import Example, load_examples
+from model.head import BreedHead, init_rows, prototype, rows_by_label
 from model.predictor import Predictor
 from model.training.augment import random_views
 from model.training.features import FeatureCache
@@ -206,17 +207,22 @@ def test_train_export_and_classify_real_photos(tmp_path: Path, tiny_dogs_dev: Pa
     artifact = train_and_export(FAST, examples, out, cache)
     assert artifact.metrics["val"]["top1"] >= 2 / 3
     assert set(artifact.metrics["zero_training"]) == {"train", "val"}
+    # It extends the zero-training model: every one of ImageNet's 121 breeds, in its order.
+    assert [b.label for b in artifact.labels] == [b.label for b in imagenet_breeds()]
     cached = sorted(p.stat().st_mtime_ns for p in cache.rglob("*.npy"))
     assert len(cached) == 27
 
     again = train_and_export(FAST, examples, tmp_path / "again.whatbreed", cache)
     assert sorted(p.stat().st_mtime_ns for p in cache.rglob("*.npy")) == cached  # reused
     assert again.metrics["val"] == pytest.approx(artifact.metrics["val"], rel=1e-3)
+    only = train_and_export(replace(FAST, extend=False), examples,
+                            tmp_path / "only.whatbreed", cache)
+    assert [b.name for b in only.labels] == ["Shih-Tzu", "beagle", "Samoyed"]
 
     predictor = Predictor(str(out), warm_up=False)
     samoyed = (root / "Images" / "n02111889-Samoyed").iterdir().__next__().read_bytes()
     [answer] = predictor.classify([samoyed])
-    assert answer.predictions[0].label == "n02111889" and len(answer.predictions) == 3
+    assert answer.predictions[0].label == "n02111889" and len(answer.predictions) == 5
     assert predictor.version == artifact.version
 
 
@@ -229,7 +235,7 @@ def test_the_train_and_classify_commands(tmp_path: Path, tiny_dogs_dev: Path) ->
     trained = run("train.py", "--data", tiny_dogs_dev, "--out", out, "--cache",
                   tmp_path / "cache", "--views", 1, "--epochs", 4, "--batch-size", 32)
     assert trained.returncode == 0, trained.stderr[-2000:]
-    assert f"wrote {out} (3 breeds" in trained.stdout
+    assert f"wrote {out} (121 breeds" in trained.stdout
     assert "calibrated: temperature" in trained.stdout
     assert json.loads(trained.stdout.splitlines()[-1])["val"]["top1"] >= 2 / 3
 
@@ -253,3 +259,69 @@ def test_baseline_cnn_trains_on_pixels(tmp_path: Path, shared_datasets: Path) ->
     metrics = train_baseline(replace(FAST, epochs=2), examples, tmp_path / "m.whatbreed")
     assert set(metrics) >= {"train", "val", "epochs"} and 0 <= metrics["val"]["top1"] <= 1
     assert json.loads((tmp_path / "m.whatbreed.baseline.json").read_text()) == metrics
+
+
+def base_teacher() -> dict:
+    """A linear head that knows fake classes 0-2 (their centres, scaled), unsure of itself."""
+    centres = np.random.default_rng(42).normal(0, 1, (3, 1280))  # those of fake_split
+    return {"kernel": (centres.T * 0.001).astype(np.float32), "bias": np.zeros(3, np.float32)}
+
+
+def extend_fit(tmp_path: Path, distill_weight: float) -> tuple[dict, dict]:
+    """A head over base classes 0-2 and new class 3, trained on photos of 0 and 3 only.
+
+    Returns its logits and the teacher's on fresh photos of each class.
+    """
+    rng = np.random.default_rng(5)
+    data = fake_split(rng, 40, classes=4)
+    seen = np.isin(data.labels, [0, 3])
+    train = Split(data.features[seen], data.labels[seen])
+    teacher, labels = base_teacher(), ["a", "b", "c", "new"]
+    new_rows = {"new": prototype(train.features[train.labels == 3])}
+    config = replace(FAST, distill_weight=distill_weight, learning_rate=1e-3)
+    state, _ = fit(config, BreedHead(4), train, train, tmp_path,
+                   lambda p: init_rows(p, labels, rows_by_label(teacher, labels[:3]), new_rows),
+                   teacher)
+    fresh = fake_split(rng, 20, classes=4)
+    by_class = {c: Split(fresh.features[fresh.labels == c], fresh.labels[fresh.labels == c])
+                for c in range(4)}
+    logits = {c: split_logits(state, s, jax.jit(eval_logits), 32) for c, s in by_class.items()}
+    expected = {c: s.features @ teacher["kernel"] + teacher["bias"] for c, s in by_class.items()}
+    return logits, expected
+
+
+def test_extending_learns_the_new_breed_and_keeps_the_old_answers(tmp_path: Path) -> None:
+    logits, expected = extend_fit(tmp_path / "lwf", distill_weight=10.0)
+    assert all((logits[c].argmax(1) == c).mean() >= 0.9 for c in range(4))  # 1, 2: no photos
+
+    def drift(logits: dict) -> float:  # how far the base classes' answers moved, on class 0
+        return float(np.abs(jax.nn.softmax(logits[0][:, :3])
+                            - jax.nn.softmax(expected[0])).mean())
+
+    plain, _ = extend_fit(tmp_path / "plain", distill_weight=0.0)
+    assert drift(logits) < drift(plain) / 2  # distillation keeps the teacher's answers
+
+
+def test_imprinted_rows_match_the_known_rows_scale() -> None:
+    params = {"classifier": {"kernel": np.zeros((1280, 3), np.float32),
+                             "bias": np.zeros(3, np.float32)}}
+    known = {"a": np.r_[np.full(1280, 0.1), 1.0], "b": np.r_[np.full(1280, -0.3), 3.0]}
+    features = np.random.default_rng(0).normal(1, 1, (5, 1280))
+    rows = init_rows(params, ["a", "new", "b"], known, {"new": prototype(features)})
+    kernel, bias = rows["classifier"]["kernel"], rows["classifier"]["bias"]
+    np.testing.assert_allclose(kernel[:, 0], 0.1)
+    np.testing.assert_allclose(bias[[0, 2]], [1.0, 3.0])
+    mean_norm = (np.linalg.norm(known["a"][:-1]) + np.linalg.norm(known["b"][:-1])) / 2
+    assert np.linalg.norm(kernel[:, 1]) == pytest.approx(mean_norm, rel=1e-5)
+    assert bias[1] == pytest.approx(2.0)
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+    assert np.corrcoef(kernel[:, 1], unit.mean(0))[0, 1] > 0.999  # points at the breed
+
+
+def test_label_table_puts_the_base_first() -> None:
+    base = (BreedLabel("n02111889", "Samoyed"), BreedLabel("n02088364", "beagle"))
+    examples = [Example(Path(f"{label}.jpg"), label, label, name, "folder", "", "train")
+                for label, name in (("jindo", "Korean Jindo"), ("n02088364", "beagle"),
+                                    ("akita", "Akita"))]
+    assert [b.label for b in label_table(examples, base)] == ["n02111889", "n02088364", "akita",
+                                                             "jindo"]

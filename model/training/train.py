@@ -1,5 +1,10 @@
 """Training the breed head on cached backbone features, data-parallel over local devices.
 
+A trained model extends the one it starts from, never shrinks it: by default it answers over
+every breed of the zero-training model (ImageNet's 121) plus every new breed in the data. The
+old rows start from ImageNet's and keep its answers on every training photo by distillation
+(Learning without Forgetting, Li & Hoiem 2016); new rows start imprinted from their photos.
+
 Reads top to bottom: the config, the batches, one jitted train step, evaluation, the loop
 (early stopping, checkpoints, curves), and ``train_and_export`` that ties them together.
 """
@@ -33,8 +38,8 @@ from model import DEFAULT_VARIANT
 from model.artifact import Artifact, BreedLabel, code_version, save_artifact
 from model.data.dataset import Example
 from model.efficientnet import from_pretrained
-from model.head import BreedHead, init_from_imagenet
-from model.labels import imagenet_classes
+from model.head import BreedHead, imagenet_rows, init_rows, prototype, rows_by_label
+from model.labels import BREED_CLASSES, imagenet_classes
 from model.training.baseline import SmallCNN, load_pixels
 from model.training.calibration import expected_calibration_error, fit_temperature
 from model.training.features import FeatureCache, FeatureExtractor
@@ -57,6 +62,9 @@ class TrainConfig:
     patience: int = 6  # epochs without a better val top-1 before stopping
     balance: bool = True  # weight classes inversely to their photo counts
     seed: int = 0
+    extend: bool = True  # answer over the base model's breeds too, not the data's alone
+    distill_weight: float = 10.0  # how strongly the base breeds keep the base model's answers
+    distill_temperature: float = 2.0  # softens both answers, so the runners-up count too
 
 
 # Data
@@ -68,12 +76,31 @@ class Split:
     labels: np.ndarray  # (N,) int32
 
 
-def label_table(examples: list[Example]) -> list[BreedLabel]:
-    """Every label in the data, sorted; ImageNet's synonyms become aliases."""
+@dataclass(frozen=True)
+class Base:
+    """The model a trained head extends: its breeds, and their linear rows, which training keeps
+    answering as before (the distillation teacher)."""
+
+    labels: tuple[BreedLabel, ...]
+    classifier: dict  # {"kernel": (1280, L), "bias": (L,)}
+
+
+def imagenet_base(backbone_params: dict, exclude: tuple[str, ...] = ()) -> Base:
+    """The zero-training model: ImageNet's dog breeds (less ``exclude``) and their rows."""
+    classes = imagenet_classes()
+    labels = tuple(BreedLabel(classes[i].wnid, classes[i].name, classes[i].names[1:])
+                   for i in BREED_CLASSES if classes[i].wnid not in exclude)
+    return Base(labels, imagenet_rows([b.label for b in labels], backbone_params))
+
+
+def label_table(examples: list[Example], base: tuple[BreedLabel, ...] = ()) -> list[BreedLabel]:
+    """The base's labels first (the teacher's columns), then the data's others, sorted;
+    ImageNet's synonyms become aliases."""
     names = {e.label: e.name for e in examples}
     synonyms = {c.wnid: c.names[1:] for c in imagenet_classes()}
-    return [BreedLabel(label, names[label], tuple(synonyms.get(label, ())))
-            for label in sorted(names)]
+    known = {b.label for b in base}
+    return [*base, *(BreedLabel(label, names[label], tuple(synonyms.get(label, ())))
+                     for label in sorted(names) if label not in known)]
 
 
 def make_split(examples: list[Example], features: dict[str, np.ndarray],
@@ -113,7 +140,19 @@ def batches(split: Split, batch_size: int, rng: np.random.Generator | None):
 class TrainState(train_state.TrainState):
     dropout_key: jax.Array  # a raw uint32 key, so checkpoints serialise it
     class_weights: jax.Array  # (num_breeds,)
+    teacher: dict | None = None  # the base's rows, {"kernel": (1280, L), "bias": (L,)}; frozen
     label_smoothing: float = struct.field(pytree_node=False, default=0.0)
+    distill_weight: float = struct.field(pytree_node=False, default=0.0)
+    distill_temperature: float = struct.field(pytree_node=False, default=1.0)
+
+
+def distillation_loss(logits: jax.Array, features: jax.Array, teacher: dict,
+                      temperature: float) -> jax.Array:
+    """(B,) cross-entropy of the first L logits' softened answer against the teacher's on the
+    same features, times T² so its gradients keep their scale (Hinton et al. 2015)."""
+    old = logits[:, : teacher["bias"].shape[0]]  # (B, L): the base's breeds come first
+    target = jax.nn.softmax((features @ teacher["kernel"] + teacher["bias"]) / temperature)
+    return optax.softmax_cross_entropy(old / temperature, target) * temperature**2
 
 
 def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
@@ -127,6 +166,10 @@ def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
                                       state.label_smoothing)
         weights = batch["mask"] * state.class_weights[batch["label"]]
         loss = (optax.softmax_cross_entropy(logits, targets) * weights).sum() / weights.sum()
+        if state.teacher is not None:
+            kept = distillation_loss(logits, batch["features"], state.teacher,
+                                     state.distill_temperature)
+            loss += state.distill_weight * (kept * batch["mask"]).sum() / batch["mask"].sum()
         return loss, logits
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -179,7 +222,7 @@ def calibrate(state: TrainState, val: Split, eval_fn: EvalFn, batch_size: int
 
 
 def create_state(config: TrainConfig, model: nn.Module, sample: np.ndarray, steps: int,
-                 weights: np.ndarray, init_params) -> TrainState:
+                 weights: np.ndarray, init_params, teacher: dict | None = None) -> TrainState:
     """Params of ``model`` (the head, or the baseline CNN) with AdamW on a warm-up + cosine."""
     key = jax.random.key(config.seed)
     params = model.init(key, jnp.asarray(sample))["params"]
@@ -190,13 +233,17 @@ def create_state(config: TrainConfig, model: nn.Module, sample: np.ndarray, step
                              tx=optax.adamw(schedule, weight_decay=config.weight_decay),
                              dropout_key=jax.random.PRNGKey(config.seed + 1),
                              class_weights=jnp.asarray(weights),
-                             label_smoothing=config.label_smoothing)
+                             teacher=jax.tree_util.tree_map(jnp.asarray, teacher),
+                             label_smoothing=config.label_smoothing,
+                             distill_weight=config.distill_weight,
+                             distill_temperature=config.distill_temperature)
 
 
 def fit(config: TrainConfig, model: nn.Module, train: Split, val: Split, logs: Path,
-        init_params=lambda p: p) -> tuple[TrainState, list[dict]]:
+        init_params=lambda p: p, teacher: dict | None = None) -> tuple[TrainState, list[dict]]:
     """Train ``model`` (inputs ``Split.features``, outputs ``model.num_breeds`` logits) with
-    early stopping on val top-1; resumes from ``logs/checkpoint.msgpack``."""
+    early stopping on val top-1, distilling ``teacher``'s answers into the first logits when
+    given; resumes from ``logs/checkpoint.msgpack``."""
     mesh = Mesh(np.array(jax.devices()), ("data",))
     data_sharding = NamedSharding(mesh, PartitionSpec("data"))
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -207,7 +254,7 @@ def fit(config: TrainConfig, model: nn.Module, train: Split, val: Split, logs: P
     num_breeds = model.num_breeds
     weights = class_weights(train.labels, num_breeds, config.balance)
     state = create_state(config, model, train.features[:1], steps_per_epoch * config.epochs,
-                         weights, init_params)
+                         weights, init_params, teacher)
     best, history, start_epoch = state.params, [], 0
     checkpoint = logs / "checkpoint.msgpack"
     fingerprint = train.labels.tobytes() + val.labels.tobytes() + train.features[:, :4].tobytes()
@@ -318,11 +365,50 @@ def split_examples(examples: list[Example]) -> dict[str, list[Example]]:
     return splits
 
 
+def train_head(config: TrainConfig, labels: list[BreedLabel], data: dict[str, Split],
+               base: Base | None, backbone_params: dict, logs: Path
+               ) -> tuple[TrainState, dict]:
+    """Fit a head over ``labels`` on cached features, calibrate it, and measure every split.
+
+    With a ``base``, its labels are the first ``labels``, its rows their start and its answers
+    the distillation teacher. Without one, the breeds ImageNet knows start from its rows.
+    """
+    names = [b.label for b in labels]
+    if base is None:
+        imagenet = {c.wnid for c in imagenet_classes()}
+        base_names = [label for label in names if label in imagenet]
+        known = rows_by_label(imagenet_rows(base_names, backbone_params), base_names)
+    else:
+        known = rows_by_label(base.classifier, [b.label for b in base.labels])
+    train = data["train"]
+    prototypes = {label: prototype(train.features[train.labels == i])
+                  for i, label in enumerate(names)
+                  if label not in known and (train.labels == i).any()}
+    head = BreedHead(len(labels), config.hidden, config.dropout)
+    state, history = fit(config, head, train, data["val"], logs,
+                         lambda p: init_rows(p, names, known, prototypes),
+                         base.classifier if base else None)
+    eval_fn = jax.jit(eval_logits)
+    uncalibrated_ece = evaluate(state, data["val"], eval_fn, config.batch_size)["ece"]
+    state, temperature = calibrate(state, data["val"], eval_fn, config.batch_size)
+    log.info("temperature %.2f: val ECE %.3f before calibration", temperature, uncalibrated_ece)
+    metrics = {name: evaluate(state, split, eval_fn, config.batch_size)
+               for name, split in data.items()}
+    metrics["calibration"] = {"temperature": temperature, "val_ece_before": uncalibrated_ece}
+    return state, metrics | {"epochs": len(history)}
+
+
 def train_and_export(config: TrainConfig, examples: list[Example], out: Path,
-                     cache_root: Path) -> Artifact:
-    """Extract (or reuse) features, train the head, evaluate it, and write the artifact."""
+                     cache_root: Path, base: Base | None = None) -> Artifact:
+    """Extract (or reuse) features, train the head, evaluate it, and write the artifact.
+
+    With ``config.extend`` the head extends ``base`` (by default the zero-training model);
+    otherwise it answers over the data's breeds alone.
+    """
     splits = split_examples(examples)
-    labels = label_table(examples)
+    _, backbone_params = from_pretrained(config.variant)
+    base = (base or imagenet_base(backbone_params)) if config.extend else None
+    labels = label_table(examples, base.labels if base else ())
     index = {b.label: i for i, b in enumerate(labels)}
     extractor = FeatureExtractor(config.variant, config.seed)
     cache = FeatureCache(cache_root, config.variant, config.seed)
@@ -336,22 +422,12 @@ def train_and_export(config: TrainConfig, examples: list[Example], out: Path,
 
     logs = out.with_name(out.name + ".logs")
     logs.mkdir(parents=True, exist_ok=True)
-    _, backbone_params = from_pretrained(config.variant)
     started = time.perf_counter()
-    head = BreedHead(len(labels), config.hidden, config.dropout)
-    state, history = fit(config, head, data["train"], data["val"], logs,
-                         lambda p: init_from_imagenet(p, list(index), backbone_params))
-    training_s = time.perf_counter() - started
-    eval_fn = jax.jit(eval_logits)
-    uncalibrated_ece = evaluate(state, data["val"], eval_fn, config.batch_size)["ece"]
-    state, temperature = calibrate(state, data["val"], eval_fn, config.batch_size)
-    log.info("temperature %.2f: val ECE %.3f before calibration", temperature, uncalibrated_ece)
-    metrics = {name: evaluate(state, split, eval_fn, config.batch_size)
-               for name, split in data.items()}
-    metrics["calibration"] = {"temperature": temperature, "val_ece_before": uncalibrated_ece}
+    state, metrics = train_head(config, labels, data, base, backbone_params, logs)
     metrics["zero_training"] = zero_training_top1(data, list(index), backbone_params)
-    metrics |= {"epochs": len(history), "extraction_s": round(extraction_s, 1),
-                "training_s": round(training_s, 1), "config": dataclasses.asdict(config)}
+    metrics |= {"extraction_s": round(extraction_s, 1),
+                "training_s": round(time.perf_counter() - started, 1),
+                "config": dataclasses.asdict(config)}
     artifact = Artifact(
         variant=config.variant, labels=labels,
         head_config={"hidden": config.hidden, "dropout": config.dropout},
