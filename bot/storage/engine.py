@@ -1,0 +1,66 @@
+"""Connecting to the database: SQLite's settings and the Alembic migrations (``upgrade``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+
+
+def make_engine(database_url: str) -> Engine:
+    """An engine for ``database_url``; SQLite gets WAL, foreign keys and explicit BEGINs."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if url.database in (None, "", ":memory:"):
+        # Each pooled connection would see its own empty in-memory database.
+        raise ValueError("SQLite storage needs a file, e.g. sqlite:///var/whatbreed.db")
+    Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control from pysqlite so _sqlite_on_begin decides how BEGIN is sent.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # In WAL mode NORMAL cannot corrupt the file; it only may lose the last commits on a
+    # power cut, and it saves an fsync per commit.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_on_begin(connection: Any) -> None:
+    # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
+    # another thread wrote in between; BEGIN IMMEDIATE waits for the write lock instead.
+    writes = connection.get_execution_options().get("whatbreed_write", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+
+def alembic_config(database_url: str) -> Config:
+    """An Alembic configuration for the packaged migrations; no alembic.ini needed."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # ConfigParser treats % as interpolation; passwords in URLs may contain it.
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def upgrade(engine: Engine, database_url: str) -> None:
+    """Bring the database to the newest migration; a no-op when it is already there."""
+    config = alembic_config(database_url)
+    # A write transaction from the start: two processes starting at once take turns.
+    with engine.execution_options(whatbreed_write=True).begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
