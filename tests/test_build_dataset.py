@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from bot.storage import Store
+from model.answers import Answer, BreedGuess
 from model.data.build import (
     DROP_REASONS,
     MOVED,
@@ -151,9 +152,7 @@ def make_bot_database(root: Path, shared: Path, beagle: Path) -> tuple[str, str,
         prediction = store.record_prediction(
             chat_id=7, chat_type="private", user_id=7, photo_message_id=len(shas) + 1,
             photo_sha256=sha, model_version="lite0-test", event_id=None,
-            answer={"is_dog": True, "dog_probability": 0.9, "mixed": False,
-                    "predictions": [{**dict(zip(("label", "name"), top1, strict=True)),
-                                     "probability": 0.8}]})
+            answer=Answer(True, 0.9, False, (BreedGuess(*top1, 0.8),)))
         store.record_correction(prediction, 7, *correction, "corrected")
         shas.append(sha)
     store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import re
 import sqlite3
 import subprocess
@@ -22,6 +23,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
 from bot.storage import CSV_FIELDS, MIGRATIONS_DIR, Base, Store, alembic_config
+from model.answers import Answer, BreedGuess
 
 REPO = Path(__file__).resolve().parents[1]
 SALT = "test-salt"
@@ -49,17 +51,9 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
-def answer(breed: tuple[str, str] = GOLDEN, *, is_dog: bool = True, p: float = 0.9) -> dict:
-    label, name = breed
-    return {
-        "is_dog": is_dog,
-        "dog_probability": 0.97 if is_dog else 0.02,
-        "mixed": False,
-        "predictions": [
-            {"label": label, "name": name, "probability": p, "extra": "dropped"},
-            {"label": PUG[0], "name": PUG[1], "probability": 1 - p},
-        ],
-    }
+def answer(breed: tuple[str, str] = GOLDEN, *, is_dog: bool = True, p: float = 0.9) -> Answer:
+    guesses = (BreedGuess(*breed, p), BreedGuess(*PUG, 1 - p))
+    return Answer(is_dog, 0.97 if is_dog else 0.02, False, guesses, None if is_dog else "tabby")
 
 
 def predict(
@@ -71,7 +65,7 @@ def predict(
     chat_id: int = GROUP,
     chat_type: str = "supergroup",
     event_id: int | None = None,
-    result: dict | None = None,
+    result: Answer | None = None,
 ) -> int:
     return store.record_prediction(
         chat_id=chat_id,
@@ -108,11 +102,14 @@ def test_upgrading_a_0001_database_keeps_its_rows(tmp_path: Path) -> None:
             "INSERT INTO predictions (created_at, chat_hash, chat_type, user_hash,"
             " photo_message_id, photo_sha256, model_version, is_dog, dog_probability, mixed,"
             " top_k) VALUES ('2026-11-24 10:00:00', 'c', 'private', 'u', 7, :sha, 'v1', 1,"
-            " 0.9, 0, '[]')"), {"sha": "b" * 64})
+            " 0.9, 0, :top_k)"),
+            {"sha": "b" * 64, "top_k": json.dumps([{"label": PUG[0], "name": PUG[1],
+                                                    "probability": 0.9}])})
     store = open_store(tmp_path)  # upgrades to head
     old = store.prediction(1)
     assert old is not None
     assert (old.photo_sha256, old.model_version, old.photo_file_id) == ("b" * 64, "v1", None)
+    assert old.guesses == (BreedGuess(*PUG, 0.9),)
     assert store.prediction(predict(store, ALICE)) is not None
     store.close()
     command.downgrade(alembic_config(url), "0001")
@@ -194,7 +191,7 @@ def test_record_and_look_up_by_photo_or_reply_message(store: Store) -> None:
     info = store.prediction(pid)
     assert info is not None
     assert (info.photo_message_id, info.reply_message_id) == (41, None)
-    assert info.top_k[0] == {"label": GOLDEN[0], "name": GOLDEN[1], "probability": 0.9}
+    assert info.guesses == (BreedGuess(*GOLDEN, 0.9), BreedGuess(*PUG, 0.1))
     assert info.model_version == "lite2-v1" and info.event_id is None
     assert store.prediction_for_message(GROUP, 42) is None
     store.set_reply_message(pid, 42)
@@ -213,6 +210,18 @@ def test_record_and_look_up_by_photo_or_reply_message(store: Store) -> None:
             answer=answer(),
             event_id=None,
         )
+
+
+def test_answers_are_stored_as_json_in_the_format_they_always_had(store: Store) -> None:
+    predict(store, ALICE, result=answer(p=0.123456))
+    with store.engine.connect() as conn:
+        row = conn.execute(text("SELECT is_dog, dog_probability, mixed, top_k FROM predictions"))
+        is_dog, dog_probability, mixed, top_k = row.one()
+    assert (is_dog, dog_probability, mixed) == (1, 0.97, 0)
+    assert json.loads(top_k) == [  # probabilities rounded to 4 places, no other keys
+        {"label": GOLDEN[0], "name": GOLDEN[1], "probability": 0.1235},
+        {"label": PUG[0], "name": PUG[1], "probability": 0.8765},
+    ]
 
 
 def test_corrections_of_each_kind(store: Store) -> None:

@@ -37,7 +37,7 @@ def event_csv(rows: Iterable[Prediction], latest: dict[int, Correction]) -> str:
 
 
 def _csv_row(row: Prediction, correction: Correction | None) -> dict[str, str]:
-    top1 = row.top_k[0] if row.top_k else {}
+    top1 = row.guesses[0] if row.guesses else None
     return {
         "created_at": row.created_at.isoformat(),
         "chat_type": row.chat_type,
@@ -47,9 +47,9 @@ def _csv_row(row: Prediction, correction: Correction | None) -> dict[str, str]:
         "is_dog": _format_bool(row.is_dog),
         "dog_probability": _format_float(row.dog_probability),
         "mixed": _format_bool(row.mixed),
-        "top1_label": top1.get("label", ""),
-        "top1_name": top1.get("name", ""),
-        "top1_probability": _format_float(top1.get("probability")),
+        "top1_label": top1.label if top1 else "",
+        "top1_name": top1.name if top1 else "",
+        "top1_probability": _format_float(top1.probability if top1 else None),
         "corrected_label": _cell(correction.label) if correction else "",
         "corrected_name": _cell(correction.name) if correction else "",
         "correction_kind": correction.kind if correction else "",

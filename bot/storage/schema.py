@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from model.answers import BreedGuess
+
 EVENT_NAME_MAX = 64
 
 
@@ -118,6 +120,13 @@ class Prediction(Base):
         ForeignKey("events.id", ondelete="SET NULL"), index=True
     )
 
+    @property
+    def guesses(self) -> tuple[BreedGuess, ...]:
+        """``top_k`` read back as the model's types."""
+        return tuple(
+            BreedGuess(str(g["label"]), str(g["name"]), float(g["probability"]))
+            for g in self.top_k
+        )
 
 
 class Correction(Base):

@@ -26,6 +26,7 @@ from bot.storage.engine import make_engine, upgrade
 from bot.storage.export import event_csv
 from bot.storage.photos import PhotoFolder
 from bot.storage.schema import EVENT_NAME_MAX, Correction, Event, EventMember, Prediction
+from model.answers import Answer, BreedGuess
 from model.data.dataset import sha256_hex
 
 CHAT_TYPES = frozenset({"private", "group", "supergroup"})
@@ -53,7 +54,7 @@ class PredictionInfo:
     photo_message_id: int
     reply_message_id: int | None
     photo_sha256: str
-    top_k: list[dict]
+    guesses: tuple[BreedGuess, ...]  # the model's answer, most likely first
     event_id: int | None
     model_version: str
     photo_file_id: str | None = None
@@ -61,7 +62,7 @@ class PredictionInfo:
     @classmethod
     def of(cls, row: Prediction) -> PredictionInfo:
         return cls(row.id, row.photo_message_id, row.reply_message_id, row.photo_sha256,
-                   list(row.top_k), row.event_id, row.model_version, row.photo_file_id)
+                   row.guesses, row.event_id, row.model_version, row.photo_file_id)
 
 
 @dataclass(frozen=True)
@@ -90,14 +91,6 @@ class LabelledPhoto:
     label: str
     name: str
     kind: str  # the latest correction's kind: "confirmed", "corrected" or "new_breed"
-
-
-def _top_k(predictions: list[dict]) -> list[dict]:
-    """Keep only the documented keys, so the JSON column never grows ad-hoc fields."""
-    return [
-        {"label": str(p["label"]), "name": str(p["name"]), "probability": float(p["probability"])}
-        for p in predictions
-    ]
 
 
 def clean_event_name(name: str) -> str:
@@ -219,13 +212,14 @@ class Store:
         photo_message_id: int,
         photo_sha256: str,
         model_version: str,
-        answer: dict,
+        answer: Answer,
         event_id: int | None,
         photo_file_id: str | None = None,
     ) -> int:
         """Store one answer of the model and return its id."""
         if chat_type not in CHAT_TYPES:
             raise ValueError(f"chat_type must be one of {sorted(CHAT_TYPES)}, not {chat_type!r}")
+        stored = answer.to_json()  # the JSON form: probabilities rounded to 4 places
         row = Prediction(
             chat_hash=self.chat_hash(chat_id),
             chat_type=chat_type,
@@ -234,10 +228,10 @@ class Store:
             photo_sha256=photo_sha256,
             photo_file_id=photo_file_id,
             model_version=model_version,
-            is_dog=bool(answer["is_dog"]),
-            dog_probability=float(answer["dog_probability"]),
-            mixed=bool(answer["mixed"]),
-            top_k=_top_k(answer.get("predictions") or []),
+            is_dog=answer.is_dog,
+            dog_probability=stored["dog_probability"],
+            mixed=answer.mixed,
+            top_k=stored["predictions"],
             event_id=event_id,
         )
         with self._writing() as session:
@@ -339,8 +333,8 @@ class Store:
         photos = []
         for sha256, (correction, prediction) in sorted(latest.items()):
             label, name = correction.label, correction.name
-            if correction.kind == "confirmed" and prediction.top_k:
-                label, name = prediction.top_k[0]["label"], prediction.top_k[0]["name"]
+            if correction.kind == "confirmed" and prediction.guesses:
+                label, name = prediction.guesses[0].label, prediction.guesses[0].name
             photos.append(
                 LabelledPhoto(sha256, self.photo_path(sha256), label, name, correction.kind)
             )
@@ -489,4 +483,4 @@ def _new_event_code() -> str:
 def _final_name(row: Prediction, correction: Correction | None) -> str | None:
     if correction is not None:
         return correction.name
-    return row.top_k[0]["name"] if row.top_k else None
+    return row.guesses[0].name if row.guesses else None
