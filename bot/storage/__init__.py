@@ -3,14 +3,14 @@
 SQLite (WAL mode) by default, any SQLAlchemy URL (PostgreSQL) in production. One job a module:
 
 - ``schema``: the tables (SQLAlchemy models), created only by the migrations in ``bot/migrations``;
-- ``engine``: connecting (SQLite's settings) and migrating;
+- ``engine``: connecting (SQLite's settings), migrating, and read-only access;
 - ``photos``: photo files named by their sha256;
 - ``store``: ``Store``, every query the bot makes, from worker threads;
-- ``export``: an event's CSV.
+- ``export``: an event's CSV, and the corrected photos as a training manifest.
 """
 
-from bot.storage.engine import MIGRATIONS_DIR, alembic_config
-from bot.storage.export import CSV_FIELDS
+from bot.storage.engine import MIGRATIONS_DIR, UnreadableDatabase, alembic_config
+from bot.storage.export import CSV_FIELDS, export_corrections
 from bot.storage.schema import Base
 from bot.storage.store import EventInfo, PredictionInfo, Store
 
@@ -21,5 +21,7 @@ __all__ = [
     "EventInfo",
     "PredictionInfo",
     "Store",
+    "UnreadableDatabase",
     "alembic_config",
+    "export_corrections",
 ]

@@ -82,17 +82,6 @@ class ForgetReport:
     events_left: int
 
 
-@dataclass(frozen=True)
-class LabelledPhoto:
-    """A stored photo and the breed its latest correction gives it (for training data)."""
-
-    sha256: str
-    path: Path | None  # None when the photo file is gone
-    label: str
-    name: str
-    kind: str  # the latest correction's kind: "confirmed", "corrected" or "new_breed"
-
-
 def clean_event_name(name: str) -> str:
     """Whitespace collapsed (names show up in one-line messages), capped at 64 characters."""
     cleaned = " ".join(name.split())[:EVENT_NAME_MAX].strip()
@@ -316,29 +305,6 @@ class Store:
         )
         with self._reading() as session:
             return [(label, name) for label, name in session.execute(query)]
-
-    def labelled_photos(self) -> list[LabelledPhoto]:
-        """Every corrected photo with the label of its latest correction, by sha256.
-
-        The latest correction of a photo is taken over all predictions of it (the same photo
-        may be sent twice); "confirmed" takes the model's top-1 label of that prediction.
-        """
-        query = (
-            select(Correction, Prediction)
-            .join(Prediction, Correction.prediction_id == Prediction.id)
-            .order_by(Correction.created_at, Correction.id)
-        )
-        with self._reading() as session:
-            latest = {p.photo_sha256: (c, p) for c, p in session.execute(query)}
-        photos = []
-        for sha256, (correction, prediction) in sorted(latest.items()):
-            label, name = correction.label, correction.name
-            if correction.kind == "confirmed" and prediction.guesses:
-                label, name = prediction.guesses[0].label, prediction.guesses[0].name
-            photos.append(
-                LabelledPhoto(sha256, self.photo_path(sha256), label, name, correction.kind)
-            )
-        return photos
 
     # Forgetting
 
