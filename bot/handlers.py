@@ -27,6 +27,7 @@ from bot.replies import (
     feedback_keyboard,
 )
 from bot.storage import PredictionInfo, Store
+from model.answers import Answer
 from model.data.dataset import sha256_hex, slug
 from model.preprocess import PHOTO_FORMATS, ImageError
 
@@ -142,17 +143,17 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                             "Could you send it again as a photo?")
         return
     prediction_id = await asyncio.to_thread(_record, svc.store, message, media.file_id,
-                                            photo_bytes, suffix, version, result.to_json())
+                                            photo_bytes, suffix, version, result)
     keyboard = feedback_keyboard(prediction_id) if result.is_dog else None
     sent = await reply(update, answer_text(result), reply_markup=keyboard)
     await asyncio.to_thread(svc.store.set_reply_message, prediction_id, sent.message_id)
 
 
 def _record(store: Store, message: Message, file_id: str, photo_bytes: bytes, suffix: str,
-            version: str, answer: dict) -> int:
+            version: str, answer: Answer) -> int:
     # Only dogs are kept: photos of people or cats stay with Telegram unless a correction
     # says they show a dog (see _keep_photo).
-    keep = answer["is_dog"]
+    keep = answer.is_dog
     sha256 = store.save_photo(photo_bytes, suffix) if keep else sha256_hex(photo_bytes)
     event = store.current_event(message.from_user.id)
     return store.record_prediction(
@@ -212,7 +213,7 @@ async def correct(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def _record_correction(svc: Services, prediction: PredictionInfo, update: Update,
                              label: str, name: str, kind: str | None = None) -> str:
     """Store a correction (and its photo) and return the acknowledgement."""
-    top_label = prediction.top_k[0]["label"] if prediction.top_k else None
+    top_label = prediction.guesses[0].label if prediction.guesses else None
     kind = kind or ("confirmed" if label == top_label else "corrected")
     await asyncio.to_thread(svc.store.record_correction, prediction.id,
                             update.effective_user.id, label, name, kind)
@@ -256,15 +257,15 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if action == "fix":
         await query.answer()
         await query.edit_message_reply_markup(correction_keyboard(prediction.id,
-                                                                  prediction.top_k))
+                                                                  prediction.guesses))
     elif action == "other":
         await query.answer()
         await query.message.reply_text("Which breed is it? Reply to my answer with "
                                        "/correct breed, e.g. /correct jindo.")
     elif action in ("ok", "set"):
-        guess = prediction.top_k[int(choice) if action == "set" else 0]
+        guess = prediction.guesses[int(choice) if action == "set" else 0]
         await _acknowledge(query, await _record_correction(
-            svc, prediction, update, guess["label"], guess["name"]))
+            svc, prediction, update, guess.label, guess.name))
     elif action == "new":
         await _add_new_breed(update, context, prediction)
     elif action == "cancel":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -61,9 +62,10 @@ def feedback_keyboard(prediction_id: int) -> InlineKeyboardMarkup:
     ]])
 
 
-def correction_keyboard(prediction_id: int, guesses: list[dict]) -> InlineKeyboardMarkup:
+def correction_keyboard(prediction_id: int,
+                        guesses: Sequence[BreedGuess]) -> InlineKeyboardMarkup:
     """The other likely breeds as buttons, plus "something else"."""
-    rows = [[InlineKeyboardButton(g["name"], callback_data=f"set:{prediction_id}:{index}")]
+    rows = [[InlineKeyboardButton(g.name, callback_data=f"set:{prediction_id}:{index}")]
             for index, g in enumerate(guesses) if index > 0]
     rows.append([InlineKeyboardButton("Something else…", callback_data=f"other:{prediction_id}")])
     return InlineKeyboardMarkup(rows)

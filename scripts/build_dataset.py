@@ -9,13 +9,20 @@ none of them has any photo. Exact duplicates are kept once, near-duplicates stay
 official splits are kept (Stanford's val is carved from its train photos). The report is
 printed and written to <out>.report.txt; perceptual hashes are cached in phash_cache.csv
 beside the output. See model/data/build.py.
+
+The bot's corrections are read from its database without changing it (bot.storage's
+export_corrections writes them as a manifest, which the build reads like any other); a
+database not at the bot's newest migration is an error: start the bot once to migrate it.
 """
 
 import argparse
 import logging
 import sys
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 
+from bot.storage import UnreadableDatabase, export_corrections
 from model.data.build import SMALL_BREED, BuildConfig, BuildError, Sources, build_dataset
 
 
@@ -50,16 +57,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def sources(args: argparse.Namespace, scratch: Path) -> Sources:
+    """The sources named on the command line; the bot's corrections exported into ``scratch``."""
+    named = Sources(args.stanford, args.flickr, tuple(args.folder))
+    manifest = scratch / "corrections.csv"
+    try:
+        export_corrections(args.corrections, args.photos, manifest)
+    except FileNotFoundError as absent:  # no database or photo folder: the report says so
+        return replace(named, skipped=(("correction", str(absent)),))
+    return replace(named, corrections=manifest)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # its migration chatter
-    sources = Sources(args.stanford, args.flickr, tuple(args.folder), args.corrections,
-                      args.photos)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its chatter on reading a revision
     config = BuildConfig(args.out, args.val, args.test, args.seed, args.min_photos,
                          args.small_breed)
     try:
-        report = build_dataset(sources, config)
+        with tempfile.TemporaryDirectory(prefix="corrections-") as scratch:
+            report = build_dataset(sources(args, Path(scratch)), config)
+    except UnreadableDatabase as error:
+        print(f"error: --corrections {error}", file=sys.stderr)
+        return 2
     except BuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

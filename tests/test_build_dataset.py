@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.storage import Store
+from bot.storage import Store, export_corrections
+from model.answers import Answer, BreedGuess
 from model.data.build import (
     DROP_REASONS,
     MOVED,
@@ -51,6 +52,8 @@ class Built:
 
     root: Path
     sources: Sources
+    database_url: str  # the bot's, whose corrections the sources hold as a manifest
+    bot_photos: Path
     report: BuildReport
     stanford: list[Example]  # the Stanford-style manifest's rows
     exact_copy: str  # sha256 of a Stanford photo also in the class folder
@@ -151,9 +154,7 @@ def make_bot_database(root: Path, shared: Path, beagle: Path) -> tuple[str, str,
         prediction = store.record_prediction(
             chat_id=7, chat_type="private", user_id=7, photo_message_id=len(shas) + 1,
             photo_sha256=sha, model_version="lite0-test", event_id=None,
-            answer={"is_dog": True, "dog_probability": 0.9, "mixed": False,
-                    "predictions": [{**dict(zip(("label", "name"), top1, strict=True)),
-                                     "probability": 0.8}]})
+            answer=Answer(True, 0.9, False, (BreedGuess(*top1, 0.8),)))
         store.record_correction(prediction, 7, *correction, "corrected")
         shas.append(sha)
     store.close()
@@ -170,10 +171,12 @@ def built(tmp_path_factory: pytest.TempPathFactory, shared_datasets: Path) -> Bu
     dev = make_dev_folder(root, shared_datasets, paths[SAMOYED][8])
     folder = make_class_folders(root, shared_datasets, paths)
     url, jindo_photo, relabelled = make_bot_database(root, shared_datasets, paths[BEAGLE][2])
-    sources = Sources(root / "stanford", root / "flickr", (folder, dev), url, root / "bot" /
-                      "photos")
+    corrections = root / "bot" / "corrections.csv"
+    export_corrections(url, root / "bot" / "photos", corrections)
+    sources = Sources(root / "stanford", root / "flickr", (folder, dev), corrections)
     report = build_dataset(sources, BuildConfig(root / "out" / "manifest.csv"))
-    return Built(root, sources, report, stanford, sha256_of(paths[GOLDEN][0]),
+    return Built(root, sources, url, root / "bot" / "photos", report, stanford,
+                 sha256_of(paths[GOLDEN][0]),
                  (sha256_of(paths[GOLDEN][1]), sha256_of(folder / GOLDEN / "near.jpg")),
                  (sha256_of(paths[SAMOYED][8]), sha256_of(dev / "Images" / SAMOYED / "copy.jpg")),
                  sha256_of(paths[SAMOYED][0]), relabelled, jindo_photo)
@@ -192,7 +195,7 @@ def test_merges_every_source_with_its_labels_and_licences(built: Built) -> None:
                         ("correction", "")}
     bot_photo = built.by_sha()[built.jindo_photo]
     assert (bot_photo.label, bot_photo.source) == ("jindo", "correction")
-    assert bot_photo.path.parent == built.sources.photos
+    assert bot_photo.path.parent.resolve() == built.bot_photos.resolve()
     assert built.report.read == {"stanford": 36 + 7, "flickr": 9, "folder": 9, "correction": 2}
 
 
@@ -263,41 +266,70 @@ def test_manifest_reads_back_and_training_accepts_it(built: Built) -> None:
     assert {e.sha256 for e in read} <= cached.keys()
 
 
+def run_script(*args: object) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, SCRIPT, *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def one_error(result: subprocess.CompletedProcess) -> str:
+    """The one "error:" line of a run that failed as a user's mistake (exit status 2)."""
+    assert result.returncode == 2
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    return error
+
+
 def test_the_command_line_rebuilds_the_same_bytes_from_the_cache(built: Built) -> None:
     out = built.root / "out" / "manifest.csv"
     first = out.read_bytes()
     s = built.sources
-    args = ["--stanford", s.stanford, "--flickr", s.flickr, "--folder", s.folders[0],
-            "--folder", s.folders[1], "--corrections", s.corrections, "--photos", s.photos,
-            "--out", out, "--seed", "0"]
-    result = subprocess.run([sys.executable, SCRIPT, *map(str, args)], cwd=REPO,
-                            capture_output=True, text=True, timeout=120)
+    result = run_script("--stanford", s.stanford, "--flickr", s.flickr, "--folder", s.folders[0],
+                        "--folder", s.folders[1], "--corrections", built.database_url,
+                        "--photos", built.bot_photos, "--out", out, "--seed", "0")
     assert result.returncode == 0, result.stderr
     assert out.read_bytes() == first
     assert "hashing 1 of 58 photos" in result.stderr  # all but the file that is no photo
     assert "photos per breed and split" in result.stdout
 
 
+def test_the_command_line_reports_an_absent_database_as_skipped(built: Built,
+                                                                tmp_path: Path) -> None:
+    absent = tmp_path / "absent"
+    result = run_script("--stanford", absent, "--flickr", absent, "--folder",
+                        built.sources.folders[1], "--corrections", f"sqlite:///{absent / 'x.db'}",
+                        "--photos", built.bot_photos, "--min-photos", 1,
+                        "--out", tmp_path / "m.csv")
+    assert result.returncode == 0, result.stderr
+    assert f"correction: no database {absent / 'x.db'}: skipped" in result.stdout
+    assert result.stdout == (tmp_path / "m.csv.report.txt").read_text()
+    assert not absent.exists()  # reading never creates the database
+
+
 def test_the_command_line_fails_in_one_line_without_photos(tmp_path: Path) -> None:
     absent = tmp_path / "absent"
-    result = subprocess.run(
-        [sys.executable, SCRIPT, "--stanford", absent, "--flickr", absent, "--corrections",
-         f"sqlite:///{absent / 'x.db'}", "--photos", absent, "--out", tmp_path / "m.csv"],
-        cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "no photos" in errors[0]
+    error = one_error(run_script("--stanford", absent, "--flickr", absent, "--corrections",
+                                 f"sqlite:///{absent / 'x.db'}", "--photos", absent,
+                                 "--out", tmp_path / "m.csv"))
+    assert "no photos" in error
     for source in ("stanford", "flickr", "correction"):
-        assert source in errors[0]
+        assert f"{source}: no " in error
     assert not (tmp_path / "m.csv").exists()
 
 
-def test_a_database_that_cannot_be_read_is_a_build_error(tmp_path: Path) -> None:
+def test_the_command_line_fails_in_one_line_on_a_database_it_cannot_read(
+        tmp_path: Path) -> None:
     (tmp_path / "photos").mkdir()
     (tmp_path / "bot.db").write_bytes(b"not a database" * 100)
-    sources = Sources(corrections=f"sqlite:///{tmp_path / 'bot.db'}", photos=tmp_path / "photos")
-    with pytest.raises(BuildError, match="cannot read the database"):
-        build_dataset(sources, BuildConfig(tmp_path / "m.csv"))
+    absent = tmp_path / "absent"
+    error = one_error(run_script("--stanford", absent, "--flickr", absent, "--corrections",
+                                 f"sqlite:///{tmp_path / 'bot.db'}", "--photos",
+                                 tmp_path / "photos", "--out", tmp_path / "m.csv"))
+    assert error.startswith(f"error: --corrections sqlite:///{tmp_path / 'bot.db'}: cannot "
+                            "read the database")
+
+
+def test_an_absent_corrections_manifest_is_skipped(tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match=f"correction: no {tmp_path / 'c.csv'}: skipped"):
+        build_dataset(Sources(corrections=tmp_path / "c.csv"), BuildConfig(tmp_path / "m.csv"))
 
 
 def test_reencoded_copies_are_near_duplicates(built: Built) -> None:

@@ -32,7 +32,7 @@ def test_names_are_escaped_for_html() -> None:
 
 
 def test_correction_buttons_offer_the_other_guesses() -> None:
-    keyboard = correction_keyboard(7, [{"name": "Shih-Tzu"}, {"name": "Lhasa"}])
+    keyboard = correction_keyboard(7, [SHIH_TZU, LHASA])
     buttons = [(b.text, b.callback_data) for row in keyboard.inline_keyboard for b in row]
     assert buttons == [("Lhasa", "set:7:1"), ("Something else…", "other:7")]
     confirm = confirm_new_breed_keyboard(7).inline_keyboard[0]

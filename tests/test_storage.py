@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import re
 import sqlite3
 import subprocess
@@ -20,8 +21,20 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import OperationalError
 
-from bot.storage import CSV_FIELDS, MIGRATIONS_DIR, Base, Store, alembic_config
+from bot.storage import (
+    CSV_FIELDS,
+    MIGRATIONS_DIR,
+    Base,
+    Store,
+    UnreadableDatabase,
+    alembic_config,
+    export_corrections,
+)
+from bot.storage.engine import read_only_engine
+from model.answers import Answer, BreedGuess
+from model.data.dataset import load_examples, read_manifest, sha256_of
 
 REPO = Path(__file__).resolve().parents[1]
 SALT = "test-salt"
@@ -49,17 +62,9 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
-def answer(breed: tuple[str, str] = GOLDEN, *, is_dog: bool = True, p: float = 0.9) -> dict:
-    label, name = breed
-    return {
-        "is_dog": is_dog,
-        "dog_probability": 0.97 if is_dog else 0.02,
-        "mixed": False,
-        "predictions": [
-            {"label": label, "name": name, "probability": p, "extra": "dropped"},
-            {"label": PUG[0], "name": PUG[1], "probability": 1 - p},
-        ],
-    }
+def answer(breed: tuple[str, str] = GOLDEN, *, is_dog: bool = True, p: float = 0.9) -> Answer:
+    guesses = (BreedGuess(*breed, p), BreedGuess(*PUG, 1 - p))
+    return Answer(is_dog, 0.97 if is_dog else 0.02, False, guesses, None if is_dog else "tabby")
 
 
 def predict(
@@ -71,7 +76,7 @@ def predict(
     chat_id: int = GROUP,
     chat_type: str = "supergroup",
     event_id: int | None = None,
-    result: dict | None = None,
+    result: Answer | None = None,
 ) -> int:
     return store.record_prediction(
         chat_id=chat_id,
@@ -108,11 +113,14 @@ def test_upgrading_a_0001_database_keeps_its_rows(tmp_path: Path) -> None:
             "INSERT INTO predictions (created_at, chat_hash, chat_type, user_hash,"
             " photo_message_id, photo_sha256, model_version, is_dog, dog_probability, mixed,"
             " top_k) VALUES ('2026-11-24 10:00:00', 'c', 'private', 'u', 7, :sha, 'v1', 1,"
-            " 0.9, 0, '[]')"), {"sha": "b" * 64})
+            " 0.9, 0, :top_k)"),
+            {"sha": "b" * 64, "top_k": json.dumps([{"label": PUG[0], "name": PUG[1],
+                                                    "probability": 0.9}])})
     store = open_store(tmp_path)  # upgrades to head
     old = store.prediction(1)
     assert old is not None
     assert (old.photo_sha256, old.model_version, old.photo_file_id) == ("b" * 64, "v1", None)
+    assert old.guesses == (BreedGuess(*PUG, 0.9),)
     assert store.prediction(predict(store, ALICE)) is not None
     store.close()
     command.downgrade(alembic_config(url), "0001")
@@ -194,7 +202,7 @@ def test_record_and_look_up_by_photo_or_reply_message(store: Store) -> None:
     info = store.prediction(pid)
     assert info is not None
     assert (info.photo_message_id, info.reply_message_id) == (41, None)
-    assert info.top_k[0] == {"label": GOLDEN[0], "name": GOLDEN[1], "probability": 0.9}
+    assert info.guesses == (BreedGuess(*GOLDEN, 0.9), BreedGuess(*PUG, 0.1))
     assert info.model_version == "lite2-v1" and info.event_id is None
     assert store.prediction_for_message(GROUP, 42) is None
     store.set_reply_message(pid, 42)
@@ -213,6 +221,18 @@ def test_record_and_look_up_by_photo_or_reply_message(store: Store) -> None:
             answer=answer(),
             event_id=None,
         )
+
+
+def test_answers_are_stored_as_json_in_the_format_they_always_had(store: Store) -> None:
+    predict(store, ALICE, result=answer(p=0.123456))
+    with store.engine.connect() as conn:
+        row = conn.execute(text("SELECT is_dog, dog_probability, mixed, top_k FROM predictions"))
+        is_dog, dog_probability, mixed, top_k = row.one()
+    assert (is_dog, dog_probability, mixed) == (1, 0.97, 0)
+    assert json.loads(top_k) == [  # probabilities rounded to 4 places, no other keys
+        {"label": GOLDEN[0], "name": GOLDEN[1], "probability": 0.1235},
+        {"label": PUG[0], "name": PUG[1], "probability": 0.8765},
+    ]
 
 
 def test_corrections_of_each_kind(store: Store) -> None:
@@ -424,21 +444,79 @@ def test_concurrent_writes_from_eight_threads_all_land(store: Store) -> None:
     assert all(store.prediction(pid).reply_message_id is not None for pid in ids)
 
 
-def test_labelled_photos_take_the_latest_correction_of_each_photo(store: Store) -> None:
-    golden, jindo, unlabelled = (store.save_photo(b) for b in (b"golden", b"jindo", b"none"))
+# Corrections as training data
+
+
+def corrected_database(tmp_path: Path, read_photo) -> dict[str, str]:
+    """A bot database with real dog photos, named by the label they end with: one corrected,
+    then sent again and confirmed; one added as a new breed; one never corrected; one whose
+    file is gone."""
+    store = open_store(tmp_path)
+    golden, pug, pekinese = (store.save_photo(read_photo(f"imagenet-dogs-121/{name}.jpg"))
+                             for name in ("n02099712-Labrador_retriever", "n02110958-pug",
+                                          "n02086079-Pekinese"))
     first = predict(store, ALICE, sha=golden, result=answer(LAB))
     store.record_correction(first, ALICE, *PUG, "corrected")
     again = predict(store, BOB, message_id=2, sha=golden)  # the same photo, sent again
     store.record_correction(again, BOB, "n02099601", "golden", "confirmed")  # latest: top-1
-    store.record_correction(predict(store, BOB, sha=jindo), BOB, "jindo", "Jindo", "new_breed")
-    predict(store, CAROL, sha=unlabelled)
+    store.record_correction(predict(store, BOB, sha=pug), BOB, "jindo", "Jindo", "new_breed")
+    predict(store, CAROL, sha=pekinese)  # never corrected
     store.record_correction(predict(store, CAROL, sha="f" * 64), CAROL, *LAB, "corrected")
-    photos = {p.sha256: p for p in store.labelled_photos()}
-    assert sorted(photos) == sorted([golden, jindo, "f" * 64])
-    assert (photos[golden].label, photos[golden].name, photos[golden].kind) == (
-        *GOLDEN,
-        "confirmed",
-    )
-    assert photos[golden].path == store.photo_path(golden)
-    assert (photos[jindo].label, photos[jindo].name) == ("jindo", "Jindo")
-    assert photos["f" * 64].path is None  # corrected, but the file is gone
+    store.close()
+    return {"golden": golden, "jindo": pug, "gone": "f" * 64}
+
+
+def test_export_corrections_writes_each_corrected_photo_with_its_latest_label(
+    tmp_path: Path, read_photo
+) -> None:
+    shas = corrected_database(tmp_path, read_photo)
+    manifest = tmp_path / "out" / "corrections.csv"
+    exported = export_corrections(db_url(tmp_path), tmp_path / "photos", manifest)
+    read = {e.sha256: e for e in load_examples(manifest)}
+    assert read_manifest(manifest) == list(read.values())
+    assert [e.sha256 for e in exported] == sorted(read) == sorted(shas.values())
+    golden, jindo, gone = (read[shas[k]] for k in ("golden", "jindo", "gone"))
+    assert (golden.label, golden.name) == GOLDEN  # "confirmed" takes the model's top-1
+    assert (jindo.label, jindo.name) == ("jindo", "Jindo")
+    assert (gone.label, gone.name) == LAB
+    assert {(e.source, e.licence, e.split) for e in read.values()} == {("correction", "", "")}
+    for example in (golden, jindo):
+        assert example.path.resolve() == (tmp_path / "photos" / f"{example.sha256}.jpg").resolve()
+        assert sha256_of(example.path) == example.sha256
+    assert gone.path.resolve() == (tmp_path / "photos" / gone.sha256).resolve()
+    assert not gone.path.exists()  # the data build counts it as unreadable
+
+
+def test_export_corrections_only_reads(tmp_path: Path, read_photo) -> None:
+    corrected_database(tmp_path, read_photo)
+    database = tmp_path / "db" / "whatbreed.db"
+    before = database.read_bytes()
+    engine = read_only_engine(db_url(tmp_path))
+    with pytest.raises(OperationalError, match="readonly"), engine.begin() as conn:
+        conn.execute(text("DELETE FROM corrections"))
+    engine.dispose()
+    export_corrections(db_url(tmp_path), tmp_path / "photos", tmp_path / "corrections.csv")
+    assert database.read_bytes() == before
+
+
+def test_export_corrections_needs_the_database_and_photos_and_never_migrates(
+    tmp_path: Path,
+) -> None:
+    absent = tmp_path / "absent" / "whatbreed.db"
+    manifest = tmp_path / "corrections.csv"
+    with pytest.raises(FileNotFoundError, match=f"no database {absent}"):
+        export_corrections(f"sqlite:///{absent}", tmp_path, manifest)
+    assert not absent.parent.exists()  # nothing created
+    url = db_url(tmp_path)
+    command.upgrade(alembic_config(url), "0001")
+    with pytest.raises(UnreadableDatabase, match="at migration 0001, not 0002: start the bot"):
+        export_corrections(url, tmp_path, manifest)
+    with create_engine(url).connect() as conn:  # still at 0001: reading never migrates
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+    open_store(tmp_path).close()
+    with pytest.raises(FileNotFoundError, match="no photo folder"):
+        export_corrections(url, tmp_path / "no-photos", manifest)
+    (tmp_path / "bot.db").write_bytes(b"not a database" * 100)
+    with pytest.raises(UnreadableDatabase, match="cannot read the database"):
+        export_corrections(f"sqlite:///{tmp_path / 'bot.db'}", tmp_path, manifest)
+    assert not manifest.exists()

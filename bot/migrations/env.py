@@ -18,7 +18,8 @@ from alembic import context
 from sqlalchemy import TypeDecorator
 from sqlalchemy.engine import Connection
 
-from bot.storage import Base, make_engine
+from bot.storage.engine import make_engine
+from bot.storage.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

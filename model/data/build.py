@@ -7,7 +7,8 @@
 - the breeds collected from Flickr (every ``<flickr>/<breed>/manifest.csv``);
 - any ``--folder`` read by ``model.data.dataset.load_examples`` (plain class folders, a
   Stanford-layout folder with ``splits/*.txt``, or another manifest);
-- the bot's corrections: each corrected photo with the label of its latest correction.
+- the bot's corrections: a manifest of each corrected photo with the label of its latest
+  correction (source "correction"), which the bot exports (``scripts/build_dataset.py``).
 
 Then, in steps that each count what they drop (``DROP_REASONS``):
 
@@ -38,8 +39,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from model.data.dataset import (
     NEAR_DUPLICATE_BITS,
@@ -71,8 +70,8 @@ class Sources:
     stanford: Path | None = None
     flickr: Path | None = None
     folders: tuple[Path, ...] = ()  # named explicitly, so each must exist
-    corrections: str | None = None  # the bot's database URL
-    photos: Path | None = None  # the bot's photo folder
+    corrections: Path | None = None  # the manifest of the bot's corrected photos
+    skipped: tuple[tuple[str, str], ...] = ()  # (source, why) the caller found absent
 
 
 @dataclass(frozen=True)
@@ -177,7 +176,9 @@ def read_sources(sources: Sources, report: BuildReport) -> list[Example]:
     """Every photo of every source present; absent ones become a note in the report."""
     examples = (_read_stanford(sources.stanford, report) + _read_flickr(sources.flickr, report)
                 + [e for folder in sources.folders for e in _read_folder(folder)]
-                + _read_corrections(sources.corrections, sources.photos, report))
+                + _read_corrections(sources.corrections, report))
+    for source, why in sources.skipped:
+        _skip(report, source, why)
     report.read.update(e.source for e in examples)
     for source, count in sorted(report.read.items()):
         log.info("%s: %d photos", source, count)
@@ -217,29 +218,13 @@ def _read_folder(folder: Path) -> list[Example]:
     return examples
 
 
-def _read_corrections(url: str | None, photos: Path | None,
-                      report: BuildReport) -> list[Example]:
+def _read_corrections(manifest: Path | None, report: BuildReport) -> list[Example]:
     """The bot's corrected photos; a missing photo file is kept here and dropped later."""
-    if url is None:
+    if manifest is None:
         return []
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
-        return _skip(report, "correction", f"no database {parsed.database}")
-    if photos is None or not photos.is_dir():
-        return _skip(report, "correction", f"no photo folder {photos}")
-    from bot.storage import Store  # imported here: the model package does not need the bot
-
-    try:
-        store = Store(url, photos, "build-dataset")  # the salt keys user hashes, unused here
-        try:
-            labelled = store.labelled_photos()
-        finally:
-            store.close()
-    except SQLAlchemyError as error:
-        raise BuildError(f"--corrections {parsed!r}: cannot read the database: "
-                         f"{str(error).splitlines()[0]}") from error
-    return [Example(p.path or photos / p.sha256, p.sha256, p.label, p.name, "correction", "", "")
-            for p in labelled]
+    if not manifest.is_file():
+        return _skip(report, "correction", f"no {manifest}")
+    return read_manifest(manifest)
 
 
 # --- cleaning -------------------------------------------------------------------------------

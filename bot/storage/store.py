@@ -1,193 +1,40 @@
-"""Storage: predictions, corrections and events in SQL, photos as content-addressed files.
+"""The bot's queries: predictions, corrections, events, their stats, and forgetting a user.
 
-SQLite (WAL mode) by default, any SQLAlchemy URL (PostgreSQL) in production. The schema is
-created only by the Alembic migrations in ``bot/migrations``, which ``Store`` runs at start.
+Every ``Store`` method opens its own session, so the bot may call them from worker threads.
 Raw Telegram user and chat ids are never stored: they appear as an HMAC-SHA256 of the id
 (a private chat's id is its user's id, so chats are hashed the same way).
-Every ``Store`` method opens its own session, so the bot may call them from worker threads.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
-import io
-import os
 import re
 import secrets
-import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    DateTime,
-    Dialect,
-    Engine,
-    ForeignKey,
-    Index,
-    MetaData,
-    String,
-    TypeDecorator,
-    UniqueConstraint,
-    create_engine,
-    delete,
-    event,
-    func,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, Select, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
+from bot.storage.engine import make_engine, upgrade
+from bot.storage.export import event_csv
+from bot.storage.photos import PhotoFolder
+from bot.storage.schema import EVENT_NAME_MAX, Correction, Event, EventMember, Prediction
+from model.answers import Answer, BreedGuess
 from model.data.dataset import sha256_hex
-
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 CHAT_TYPES = frozenset({"private", "group", "supergroup"})
 CORRECTION_KINDS = frozenset({"confirmed", "corrected", "new_breed"})
-EVENT_NAME_MAX = 64
 # Telegram's /start payload allows [A-Za-z0-9_-], at most 64 characters.
 EVENT_CODE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_SHA256_RE = re.compile(r"[0-9a-f]{64}")
-# A suffix is part of a file name, so it must never carry a path separator or "..".
-_SUFFIX_RE = re.compile(r"\.[A-Za-z0-9]{1,8}")
-_TMP_PREFIX = ".tmp-"
 
-CSV_FIELDS = (
-    "created_at",
-    "chat_type",
-    "user",
-    "photo_sha256",
-    "model_version",
-    "is_dog",
-    "dog_probability",
-    "mixed",
-    "top1_label",
-    "top1_name",
-    "top1_probability",
-    "corrected_label",
-    "corrected_name",
-    "correction_kind",
-)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC timestamp on every backend.
-
-    SQLite has no time zones and SQLAlchemy would silently drop tzinfo, so values are
-    converted to UTC before they are written and read back as aware UTC datetimes.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are ambiguous; pass an aware UTC datetime")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class Base(DeclarativeBase):
-    # Stable constraint names let later migrations drop or alter them on PostgreSQL.
-    metadata = MetaData(
-        naming_convention={
-            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-            "pk": "pk_%(table_name)s",
-        }
-    )
-    type_annotation_map = {datetime: UTCDateTime(), list[Any]: JSON}
-
-
-class Event(Base):
-    __tablename__ = "events"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    code: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(EVENT_NAME_MAX))
-    host_hash: Mapped[str] = mapped_column(String(64), index=True)
-
-
-class EventMember(Base):
-    __tablename__ = "event_members"
-    __table_args__ = (
-        UniqueConstraint("event_id", "user_hash"),
-        # current_event: the latest membership of one user.
-        Index(None, "user_hash", "joined_at"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
-    user_hash: Mapped[str] = mapped_column(String(64))
-    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class Prediction(Base):
-    __tablename__ = "predictions"
-    __table_args__ = (
-        # prediction_for_message matches either the user's photo or the bot's reply.
-        Index(None, "chat_hash", "photo_message_id"),
-        Index(None, "chat_hash", "reply_message_id"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    chat_hash: Mapped[str] = mapped_column(String(64))
-    chat_type: Mapped[str] = mapped_column(String(16))
-    user_hash: Mapped[str] = mapped_column(String(64), index=True)
-    photo_message_id: Mapped[int] = mapped_column(BigInteger)
-    reply_message_id: Mapped[int | None] = mapped_column(BigInteger)
-    photo_sha256: Mapped[str] = mapped_column(String(64), index=True)
-    # Telegram's id of the photo: a photo not kept (not a dog) is fetched again if corrected.
-    photo_file_id: Mapped[str | None] = mapped_column(String(256))
-    model_version: Mapped[str] = mapped_column(String(64))
-    is_dog: Mapped[bool]
-    dog_probability: Mapped[float]
-    mixed: Mapped[bool]
-    top_k: Mapped[list[Any]]
-    event_id: Mapped[int | None] = mapped_column(
-        ForeignKey("events.id", ondelete="SET NULL"), index=True
-    )
-
-
-class Correction(Base):
-    __tablename__ = "corrections"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    prediction_id: Mapped[int] = mapped_column(
-        ForeignKey("predictions.id", ondelete="CASCADE"), index=True
-    )
-    user_hash: Mapped[str] = mapped_column(String(64), index=True)
-    label: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(String(128))
-    kind: Mapped[str] = mapped_column(String(16), index=True)
+Info = TypeVar("Info")
 
 
 @dataclass(frozen=True)
@@ -196,6 +43,10 @@ class EventInfo:
     code: str
     name: str
 
+    @classmethod
+    def of(cls, row: Event) -> EventInfo:
+        return cls(row.id, row.code, row.name)
+
 
 @dataclass(frozen=True)
 class PredictionInfo:
@@ -203,10 +54,15 @@ class PredictionInfo:
     photo_message_id: int
     reply_message_id: int | None
     photo_sha256: str
-    top_k: list[dict]
+    guesses: tuple[BreedGuess, ...]  # the model's answer, most likely first
     event_id: int | None
     model_version: str
     photo_file_id: str | None = None
+
+    @classmethod
+    def of(cls, row: Prediction) -> PredictionInfo:
+        return cls(row.id, row.photo_message_id, row.reply_message_id, row.photo_sha256,
+                   row.guesses, row.event_id, row.model_version, row.photo_file_id)
 
 
 @dataclass(frozen=True)
@@ -224,94 +80,6 @@ class ForgetReport:
     corrections: int
     photos: int
     events_left: int
-
-
-@dataclass(frozen=True)
-class LabelledPhoto:
-    """A stored photo and the breed its latest correction gives it (for training data)."""
-
-    sha256: str
-    path: Path | None  # None when the photo file is gone
-    label: str
-    name: str
-    kind: str  # the latest correction's kind: "confirmed", "corrected" or "new_breed"
-
-
-def make_engine(database_url: str) -> Engine:
-    """An engine for ``database_url``; SQLite gets WAL, foreign keys and explicit BEGINs."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
-    if url.database in (None, "", ":memory:"):
-        # Each pooled connection would see its own empty in-memory database.
-        raise ValueError("SQLite storage needs a file, e.g. sqlite:///var/whatbreed.db")
-    Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30})
-    event.listen(engine, "connect", _sqlite_on_connect)
-    event.listen(engine, "begin", _sqlite_on_begin)
-    return engine
-
-
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # Take transaction control from pysqlite so _sqlite_on_begin decides how BEGIN is sent.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    # In WAL mode NORMAL cannot corrupt the file; it only may lose the last commits on a
-    # power cut, and it saves an fsync per commit.
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
-def _sqlite_on_begin(connection: Any) -> None:
-    # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
-    # another thread wrote in between; BEGIN IMMEDIATE waits for the write lock instead.
-    writes = connection.get_execution_options().get("whatbreed_write", False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
-
-
-def alembic_config(database_url: str) -> Config:
-    """An Alembic configuration for the packaged migrations; no alembic.ini needed."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    # ConfigParser treats % as interpolation; passwords in URLs may contain it.
-    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
-    return config
-
-
-def upgrade(engine: Engine, database_url: str) -> None:
-    """Bring the database to the newest migration; a no-op when it is already there."""
-    config = alembic_config(database_url)
-    # A write transaction from the start: two processes starting at once take turns.
-    with engine.execution_options(whatbreed_write=True).begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-
-
-def _event_info(row: Event) -> EventInfo:
-    return EventInfo(id=row.id, code=row.code, name=row.name)
-
-
-def _prediction_info(row: Prediction) -> PredictionInfo:
-    return PredictionInfo(
-        id=row.id,
-        photo_message_id=row.photo_message_id,
-        reply_message_id=row.reply_message_id,
-        photo_sha256=row.photo_sha256,
-        top_k=list(row.top_k),
-        event_id=row.event_id,
-        model_version=row.model_version,
-        photo_file_id=row.photo_file_id,
-    )
-
-
-def _top_k(predictions: list[dict]) -> list[dict]:
-    """Keep only the documented keys, so the JSON column never grows ad-hoc fields."""
-    return [
-        {"label": str(p["label"]), "name": str(p["name"]), "probability": float(p["probability"])}
-        for p in predictions
-    ]
 
 
 def clean_event_name(name: str) -> str:
@@ -332,23 +100,18 @@ def _latest_corrections(session: Session, prediction_ids: Any) -> dict[int, Corr
     return {row.prediction_id: row for row in rows}
 
 
-def _format_float(value: float | None) -> str:
-    return "" if value is None else f"{value:.6g}"
-
-
-def _format_bool(value: bool) -> str:
-    return "true" if value else "false"
-
-
 class Store:
-    """All persistent state of the bot. Thread-safe: every call uses its own session."""
+    """All persistent state of the bot. Thread-safe: every call uses its own session.
+
+    Opening it migrates the database to the newest schema (``bot/migrations``).
+    """
 
     def __init__(self, database_url: str, photo_dir: Path, user_salt: str) -> None:
         if not user_salt:
             # Telegram ids are small integers: an unsalted hash is reversed by enumeration.
             raise ValueError("user_salt must be a non-empty secret")
         self._salt = user_salt.encode()
-        self.photo_dir = Path(photo_dir)
+        self._photos = PhotoFolder(photo_dir)
         self.photo_dir.mkdir(parents=True, exist_ok=True)
         self._engine = make_engine(database_url)
         upgrade(self._engine, database_url)
@@ -361,6 +124,10 @@ class Store:
     def engine(self) -> Engine:
         """The SQLAlchemy engine, for maintenance scripts and tests."""
         return self._engine
+
+    @property
+    def photo_dir(self) -> Path:
+        return self._photos.folder
 
     def close(self) -> None:
         """Release pooled connections (the database file stays)."""
@@ -376,6 +143,12 @@ class Store:
         with self._read() as session, session.begin():
             yield session
 
+    def _first(self, query: Select, info: Callable[[Any], Info]) -> Info | None:
+        """``info`` of the query's first row, or None when there is none."""
+        with self._reading() as session:
+            row = session.scalars(query.limit(1)).first()
+            return None if row is None else info(row)
+
     # Users and photos
 
     def user_hash(self, user_id: int) -> str:
@@ -387,28 +160,8 @@ class Store:
         return self.user_hash(chat_id)
 
     def save_photo(self, photo_bytes: bytes, suffix: str = ".jpg") -> str:
-        """Write ``photo_dir/<sha256><suffix>`` atomically (once) and return the sha256 hex.
-
-        The suffix is cosmetic (files are found by hash), so an unsafe one, e.g. from an odd
-        MIME type or with a path in it, becomes ".bin" instead of failing the upload.
-        """
-        suffix = suffix.lower() if _SUFFIX_RE.fullmatch(suffix) else ".bin"
-        sha256 = sha256_hex(photo_bytes)
-        path = self.photo_dir / f"{sha256}{suffix}"
-        if path.exists():
-            return sha256
-        # Readers must never see a half-written photo: write aside, then rename in one step.
-        fd, tmp = tempfile.mkstemp(dir=self.photo_dir, prefix=_TMP_PREFIX)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(photo_bytes)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return sha256
+        """Write ``photo_dir/<sha256><suffix>`` atomically (once) and return the sha256 hex."""
+        return self._photos.save(photo_bytes, suffix)
 
     def keep_photo(self, prediction_id: int, photo_bytes: bytes, suffix: str = ".jpg") -> bool:
         """Store the photo of a prediction that was answered without keeping it.
@@ -423,7 +176,7 @@ class Store:
         self.save_photo(photo_bytes, suffix)
         if self._photo_in_use(sha256):
             return True
-        self._delete_photo(sha256)
+        self._photos.delete(sha256)
         return False
 
     def _photo_in_use(self, sha256: str, prediction_id: int | None = None) -> bool:
@@ -435,12 +188,7 @@ class Store:
 
     def photo_path(self, sha256: str) -> Path | None:
         """The stored file of that photo, whatever its suffix, or None."""
-        if not _SHA256_RE.fullmatch(sha256):
-            return None
-        return next(iter(sorted(self._photo_files(sha256))), None)
-
-    def _photo_files(self, sha256: str) -> list[Path]:
-        return [p for p in self.photo_dir.glob(f"{sha256}.*") if p.is_file()]
+        return self._photos.path(sha256)
 
     # Predictions
 
@@ -453,13 +201,14 @@ class Store:
         photo_message_id: int,
         photo_sha256: str,
         model_version: str,
-        answer: dict,
+        answer: Answer,
         event_id: int | None,
         photo_file_id: str | None = None,
     ) -> int:
         """Store one answer of the model and return its id."""
         if chat_type not in CHAT_TYPES:
             raise ValueError(f"chat_type must be one of {sorted(CHAT_TYPES)}, not {chat_type!r}")
+        stored = answer.to_json()  # the JSON form: probabilities rounded to 4 places
         row = Prediction(
             chat_hash=self.chat_hash(chat_id),
             chat_type=chat_type,
@@ -468,10 +217,10 @@ class Store:
             photo_sha256=photo_sha256,
             photo_file_id=photo_file_id,
             model_version=model_version,
-            is_dog=bool(answer["is_dog"]),
-            dog_probability=float(answer["dog_probability"]),
-            mixed=bool(answer["mixed"]),
-            top_k=_top_k(answer.get("predictions") or []),
+            is_dog=answer.is_dog,
+            dog_probability=stored["dog_probability"],
+            mixed=answer.mixed,
+            top_k=stored["predictions"],
             event_id=event_id,
         )
         with self._writing() as session:
@@ -491,7 +240,7 @@ class Store:
     def prediction(self, prediction_id: int) -> PredictionInfo | None:
         with self._reading() as session:
             row = session.get(Prediction, prediction_id)
-            return None if row is None else _prediction_info(row)
+            return None if row is None else PredictionInfo.of(row)
 
     def prediction_for_message(self, chat_id: int, message_id: int) -> PredictionInfo | None:
         """The prediction whose photo message or bot reply is ``message_id`` in that chat."""
@@ -505,11 +254,8 @@ class Store:
                 )
             )
             .order_by(Prediction.id.desc())
-            .limit(1)
         )
-        with self._reading() as session:
-            row = session.scalars(query).first()
-            return None if row is None else _prediction_info(row)
+        return self._first(query, PredictionInfo.of)
 
     # Corrections
 
@@ -560,29 +306,6 @@ class Store:
         with self._reading() as session:
             return [(label, name) for label, name in session.execute(query)]
 
-    def labelled_photos(self) -> list[LabelledPhoto]:
-        """Every corrected photo with the label of its latest correction, by sha256.
-
-        The latest correction of a photo is taken over all predictions of it (the same photo
-        may be sent twice); "confirmed" takes the model's top-1 label of that prediction.
-        """
-        query = (
-            select(Correction, Prediction)
-            .join(Prediction, Correction.prediction_id == Prediction.id)
-            .order_by(Correction.created_at, Correction.id)
-        )
-        with self._reading() as session:
-            latest = {p.photo_sha256: (c, p) for c, p in session.execute(query)}
-        photos = []
-        for sha256, (correction, prediction) in sorted(latest.items()):
-            label, name = correction.label, correction.name
-            if correction.kind == "confirmed" and prediction.top_k:
-                label, name = prediction.top_k[0]["label"], prediction.top_k[0]["name"]
-            photos.append(
-                LabelledPhoto(sha256, self.photo_path(sha256), label, name, correction.kind)
-            )
-        return photos
-
     # Forgetting
 
     def forget_user(self, user_id: int) -> ForgetReport:
@@ -619,14 +342,8 @@ class Store:
                 select(func.count()).select_from(Event).where(Event.host_hash == user)
             )
         # Files go only after the commit: a failed transaction must not lose photos.
-        photos = sum(self._delete_photo(sha) for sha in sorted(shas - still_used))
+        photos = sum(self._photos.delete(sha) for sha in sorted(shas - still_used))
         return ForgetReport(predictions, corrections, photos, int(events_left or 0))
-
-    def _delete_photo(self, sha256: str) -> int:
-        files = self._photo_files(sha256)
-        for path in files:
-            path.unlink(missing_ok=True)
-        return 1 if files else 0
 
     # Events
 
@@ -641,7 +358,7 @@ class Store:
                     session.add(row)
                     session.flush()
                     session.add(EventMember(event_id=row.id, user_hash=host))
-                    return _event_info(row)
+                    return EventInfo.of(row)
             except IntegrityError:
                 continue  # a code collision (2^-64 per pair): draw another code
         raise RuntimeError("could not draw a unique event code")
@@ -665,7 +382,7 @@ class Store:
                 execution_options={"synchronize_session": False},
             )
             session.add(EventMember(event_id=row.id, user_hash=user))
-            return _event_info(row)
+            return EventInfo.of(row)
 
     def current_event(self, user_id: int) -> EventInfo | None:
         """The event the user joined most recently."""
@@ -674,11 +391,8 @@ class Store:
             .join(EventMember, EventMember.event_id == Event.id)
             .where(EventMember.user_hash == self.user_hash(user_id))
             .order_by(EventMember.joined_at.desc(), EventMember.id.desc())
-            .limit(1)
         )
-        with self._reading() as session:
-            row = session.scalars(query).first()
-            return None if row is None else _event_info(row)
+        return self._first(query, EventInfo.of)
 
     def hosted_event(self, user_id: int) -> EventInfo | None:
         """The event the user created most recently."""
@@ -686,11 +400,8 @@ class Store:
             select(Event)
             .where(Event.host_hash == self.user_hash(user_id))
             .order_by(Event.created_at.desc(), Event.id.desc())
-            .limit(1)
         )
-        with self._reading() as session:
-            row = session.scalars(query).first()
-            return None if row is None else _event_info(row)
+        return self._first(query, EventInfo.of)
 
     def event_stats(self, event_id: int) -> EventStats:
         """Counts over the event's photos.
@@ -719,21 +430,15 @@ class Store:
 
     def export_event_csv(self, event_id: int) -> str:
         """The event's photos as CSV (columns CSV_FIELDS), oldest first, users pseudonymous."""
+        query = (
+            select(Prediction)
+            .where(Prediction.event_id == event_id)
+            .order_by(Prediction.created_at, Prediction.id)
+        )
         with self._reading() as session:
-            rows = list(
-                session.scalars(
-                    select(Prediction)
-                    .where(Prediction.event_id == event_id)
-                    .order_by(Prediction.created_at, Prediction.id)
-                )
-            )
+            rows = list(session.scalars(query))
             latest = _latest_corrections(session, [row.id for row in rows])
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(_csv_row(row, latest.get(row.id)))
-        return out.getvalue()
+        return event_csv(rows, latest)
 
 
 def _new_event_code() -> str:
@@ -744,29 +449,4 @@ def _new_event_code() -> str:
 def _final_name(row: Prediction, correction: Correction | None) -> str | None:
     if correction is not None:
         return correction.name
-    return row.top_k[0]["name"] if row.top_k else None
-
-
-def _cell(text: str) -> str:
-    """User-typed text, kept from being read as a formula when the CSV opens in a sheet."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
-
-
-def _csv_row(row: Prediction, correction: Correction | None) -> dict[str, str]:
-    top1 = row.top_k[0] if row.top_k else {}
-    return {
-        "created_at": row.created_at.isoformat(),
-        "chat_type": row.chat_type,
-        "user": row.user_hash[:10],
-        "photo_sha256": row.photo_sha256,
-        "model_version": row.model_version,
-        "is_dog": _format_bool(row.is_dog),
-        "dog_probability": _format_float(row.dog_probability),
-        "mixed": _format_bool(row.mixed),
-        "top1_label": top1.get("label", ""),
-        "top1_name": top1.get("name", ""),
-        "top1_probability": _format_float(top1.get("probability")),
-        "corrected_label": _cell(correction.label) if correction else "",
-        "corrected_name": _cell(correction.name) if correction else "",
-        "correction_kind": correction.kind if correction else "",
-    }
+    return row.guesses[0].name if row.guesses else None
