@@ -12,12 +12,12 @@
 * the same user actions as Python methods (``send_text``, ``send_photo``, ``press_button``,
   ``wait_for`` ...) for in-process tests.
 
-Like Telegram it trims message text, parses ``parse_mode`` HTML / MarkdownV2 / Markdown into
-entities (and rejects malformed markup with Telegram's errors), detects ``/commands`` and URLs,
-re-encodes photos as JPEG (longest side 1280, plus a 90 px thumbnail), refuses ``getFile`` above
-20 MB, drops an inline keyboard when an edit does not repeat it, and answers a repeated or
-identical edit with "message is not modified". Only the methods the bot uses are implemented;
-any other method answers 404 naming the method.
+Like Telegram it trims message text, parses ``parse_mode=HTML`` into entities (and rejects
+malformed markup with Telegram's errors), detects ``/commands`` and URLs, re-encodes photos as
+JPEG (longest side 1280, plus a 90 px thumbnail), refuses ``getFile`` above 20 MB, drops an
+inline keyboard when an edit does not repeat it, and answers a repeated or identical edit with
+"message is not modified". Only what the bot uses is implemented: any other method answers 404
+naming it, and another parse mode, reply markup or a resend by file_id is refused by name.
 
 Run ``python -m bot.fake_telegram`` to serve the playground on its own.
 """
@@ -231,24 +231,20 @@ def _trimmed(text: str, entities: list[dict[str, Any]]) -> tuple[str, list[dict[
     return stripped, kept
 
 
-def format_text(
-    raw: str, parse_mode: str | None = None, entities: list[dict[str, Any]] | None = None
-) -> tuple[str, list[dict[str, Any]]]:
+def format_text(raw: str, parse_mode: str | None = None) -> tuple[str, list[dict[str, Any]]]:
     """Telegram's processing of a message text: parse markup, trim, detect commands and URLs.
 
-    Raises ``ApiError`` ("can't parse entities: ...") for malformed markup.
+    HTML is the only parse mode: the one the bot sends (``ParseMode.HTML``). Any other is refused
+    by name, so that a bot switching to MarkdownV2 fails in the tests rather than getting replies
+    Telegram would format differently. Raises ``ApiError`` ("can't parse entities: ...") for
+    malformed HTML.
     """
-    mode = (parse_mode or "").lower()
-    if mode == "html":
+    if not parse_mode:
+        text, found = raw, []
+    elif parse_mode.lower() == "html":
         text, found = _HtmlEntityParser(raw).parse()
-    elif mode == "markdownv2":
-        text, found = _MarkdownV2Parser(raw).parse()
-    elif mode == "markdown":
-        text, found = _MarkdownParser(raw).parse()
-    elif mode:
-        raise _bad(f"unsupported parse_mode {parse_mode!r}")
     else:
-        text, found = raw, [dict(e) for e in entities or []]
+        raise _bad(f"parse_mode {parse_mode} is not implemented by the fake")
     text, found = _trimmed(text, found)
     return text, _detect_entities(text, found)
 
@@ -268,7 +264,7 @@ class _OpenEntity:
 
 
 class _TextBuilder:
-    """Output text plus entities, shared by the markup parsers."""
+    """Output text plus entities, as the markup parser finds them."""
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -374,209 +370,6 @@ class _HtmlEntityParser(HTMLParser):
         if entity.kind == "text_link" and not entity.extra["url"]:
             return
         self._out.close(entity)
-
-
-_MDV2_RESERVED = frozenset("_*[]()~`>#+-=|{}.!")
-_MDV2_NAMES = {
-    "bold": "Bold",
-    "italic": "Italic",
-    "underline": "Underline",
-    "strikethrough": "Strikethrough",
-    "spoiler": "Spoiler",
-    "code": "Code",
-    "pre": "Pre",
-    "text_link": "TextUrl",
-}
-_PRE_LANGUAGE_RE = re.compile(r"[^\s`]*\n")
-
-
-class _MarkdownV2Parser(_TextBuilder):
-    """``parse_mode=MarkdownV2``, with Telegram's strict escaping rules."""
-
-    def __init__(self, source: str) -> None:
-        super().__init__(source)
-        self.i = 0
-        self.open: list[_OpenEntity] = []
-        self.quote: _OpenEntity | None = None
-
-    def parse(self) -> tuple[str, list[dict[str, Any]]]:
-        while self.i < len(self.source):
-            self._step()
-        if self.quote is not None:
-            self.close(self.quote)
-        if self.open:
-            top = self.open[-1]
-            raise _cannot_parse(
-                f"Can't find end of {_MDV2_NAMES[top.kind]} entity at byte offset {top.byte}"
-            )
-        return self.result()
-
-    def _step(self) -> None:
-        src, i = self.source, self.i
-        char = src[i]
-        if char == "\\" and i + 1 < len(src) and 0 < ord(src[i + 1]) <= 126:
-            self.emit(src[i + 1])
-            self.i += 2
-        elif self.open and self.open[-1].kind in ("code", "pre"):
-            self._step_in_code(self.open[-1], char)
-        elif char == "\n":
-            self._newline()
-        elif char == ">" and (i == 0 or src[i - 1] == "\n"):
-            if self.quote is None:
-                self.quote = _OpenEntity("blockquote", self.length, self.byte(i))
-            self.i += 1
-        elif char not in _MDV2_RESERVED:
-            self.emit(char)
-            self.i += 1
-        else:
-            self._markup(char)
-
-    def _step_in_code(self, top: _OpenEntity, char: str) -> None:
-        marker = "```" if top.kind == "pre" else "`"
-        if self.source.startswith(marker, self.i):
-            self.close(self.open.pop())
-            self.i += len(marker)
-        else:
-            self.emit(char)
-            self.i += 1
-
-    def _newline(self) -> None:
-        self.emit("\n")
-        self.i += 1
-        if self.quote is not None and not self.source.startswith(">", self.i):
-            self.length -= 1  # the quote ends before the line break
-            self.close(self.quote)
-            self.length += 1
-            self.quote = None
-
-    def _markup(self, char: str) -> None:
-        top = self.open[-1] if self.open else None
-        if char == "]" and top is not None and top.kind == "text_link":
-            self._close_link()
-            return
-        kind, width = self._token(char, top)
-        if kind is None:
-            raise _cannot_parse(
-                f"Character '{char}' is reserved and must be escaped with the preceding '\\'"
-            )
-        if top is not None and top.kind == kind:
-            self.close(self.open.pop())
-        elif top is not None and any(entity.kind == kind for entity in self.open):
-            raise _cannot_parse(
-                f"Can't find end of {_MDV2_NAMES[top.kind]} entity at byte offset {top.byte}"
-            )
-        else:
-            entity = _OpenEntity(kind, self.length, self.byte(self.i))
-            self.open.append(entity)
-            if kind == "pre":
-                width += self._pre_language(entity, self.i + width)
-        self.i += width
-
-    def _token(self, char: str, top: _OpenEntity | None) -> tuple[str | None, int]:
-        src, i = self.source, self.i
-        if char == "`":
-            return ("pre", 3) if src.startswith("```", i) else ("code", 1)
-        if char == "_":
-            if (top is None or top.kind != "italic") and src.startswith("__", i):
-                return "underline", 2
-            return "italic", 1
-        if char == "|" and src.startswith("||", i):
-            return "spoiler", 2
-        simple = {"*": "bold", "~": "strikethrough", "[": "text_link"}
-        return simple.get(char), 1
-
-    def _pre_language(self, entity: _OpenEntity, start: int) -> int:
-        match = _PRE_LANGUAGE_RE.match(self.source, start)
-        if match is None:
-            return 0
-        if len(match.group()) > 1:
-            entity.extra["language"] = match.group()[:-1]
-        return len(match.group())
-
-    def _close_link(self) -> None:
-        entity = self.open.pop()
-        start = self.i + 1
-        if not self.source.startswith("(", start):
-            self.i = start  # "[text]" without a URL is plain text
-            return
-        url, self.i = self._link_url(start + 1)
-        entity.extra["url"] = url
-        self.close(entity)
-
-    def _link_url(self, start: int) -> tuple[str, int]:
-        src, j, url = self.source, start, []
-        while j < len(src) and src[j] != ")":
-            if src[j] == "\\" and j + 1 < len(src):
-                j += 1
-            url.append(src[j])
-            j += 1
-        if j >= len(src):
-            raise _cannot_parse(f"Can't find end of a URL at byte offset {self.byte(start)}")
-        return "".join(url), j + 1
-
-
-class _MarkdownParser(_TextBuilder):
-    """Legacy ``parse_mode=Markdown``: *bold*, _italic_, `code`, ```pre```, [text](url)."""
-
-    _KINDS = {"*": "bold", "_": "italic", "`": "code"}
-
-    def parse(self) -> tuple[str, list[dict[str, Any]]]:
-        src, i = self.source, 0
-        while i < len(src):
-            char = src[i]
-            if char == "\\" and i + 1 < len(src) and src[i + 1] in "_*`[":
-                self.emit(src[i + 1])
-                i += 2
-            elif char not in "_*`[":
-                self.emit(char)
-                i += 1
-            elif char == "[":
-                i = self._link(i)
-            elif src.startswith("```", i):
-                i = self._pre(i)
-            else:
-                i = self._span(i, self._KINDS[char], char)
-        return self.result()
-
-    def _end(self, marker: str, start: int, entity_start: int) -> int:
-        end = self.source.find(marker, start)
-        if end < 0:
-            raise _cannot_parse(
-                f"Can't find end of the entity starting at byte offset {self.byte(entity_start)}"
-            )
-        return end
-
-    def _span(self, i: int, kind: str, marker: str) -> int:
-        end = self._end(marker, i + 1, i)
-        entity = _OpenEntity(kind, self.length, self.byte(i))
-        self.emit(self.source[i + 1 : end])
-        self.close(entity)
-        return end + 1
-
-    def _pre(self, i: int) -> int:
-        end = self._end("```", i + 3, i)
-        body = self.source[i + 3 : end]
-        entity = _OpenEntity("pre", self.length, self.byte(i))
-        match = _PRE_LANGUAGE_RE.match(body)
-        if match is not None:
-            if len(match.group()) > 1:
-                entity.extra["language"] = match.group()[:-1]
-            body = body[match.end() :]
-        self.emit(body)
-        self.close(entity)
-        return end + 3
-
-    def _link(self, i: int) -> int:
-        text_end = self._end("]", i + 1, i)
-        if not self.source.startswith("(", text_end + 1):
-            self.emit(self.source[i : text_end + 1])
-            return text_end + 1
-        url_end = self._end(")", text_end + 2, i)
-        entity = _OpenEntity("text_link", self.length, self.byte(i))
-        entity.extra["url"] = self.source[text_end + 2 : url_end]
-        self.emit(self.source[i + 1 : text_end])
-        self.close(entity)
-        return url_end + 1
 
 
 # ---------------------------------------------------------------- images
@@ -721,7 +514,6 @@ class _StoredFile:
     mime_type: str
     file_path: str
     file_name: str | None = None
-    photo_sizes: list[dict[str, Any]] | None = None  # the PhotoSize array a photo belongs to
 
 
 @dataclass
@@ -741,10 +533,8 @@ class _Chat:
     last_user_action: int = 0  # version when a user last sent or pressed something
     last_bot_message: int = 0  # version of the bot's last new message
     history: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # bot snapshots
-    deleted: list[tuple[int, int]] = field(default_factory=list)  # (version, message_id)
     answers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # callback answers
     action: tuple[str, float, int] | None = None  # (action, monotonic time, version)
-    reply_keyboard: list[list[str]] | None = None
 
     @property
     def id(self) -> int:
@@ -764,6 +554,16 @@ def _file_url(message: dict[str, Any]) -> str | None:
 def _callback_data(message: dict[str, Any]) -> list[str]:
     rows = message.get("reply_markup", {}).get("inline_keyboard", [])
     return [button["callback_data"] for row in rows for button in row if "callback_data" in button]
+
+
+def _upload(p: _Params, name: str) -> web.FileField:
+    """A file the bot uploads. It never resends one by file_id or URL, so the fake takes none."""
+    upload = p.raw(name)
+    if isinstance(upload, web.FileField):
+        return upload
+    if upload is None:
+        raise _bad(f"there is no {name} in the request")
+    raise _bad(f"sending a {name} by file_id or URL is not implemented by the fake")
 
 
 def _validated_button(button: Any) -> dict[str, Any]:
@@ -849,16 +649,11 @@ class FakeTelegram:
         self._methods: dict[str, Callable[[_Params], Any]] = {
             "getme": self._m_get_me,
             "deletewebhook": self._m_delete_webhook,
-            "getwebhookinfo": self._m_get_webhook_info,
             "setmycommands": self._m_set_my_commands,
-            "getmycommands": self._m_get_my_commands,
-            "deletemycommands": self._m_delete_my_commands,
             "getupdates": self._m_get_updates,
             "sendmessage": self._m_send_message,
             "editmessagetext": self._m_edit_message_text,
-            "editmessagecaption": self._m_edit_message_caption,
             "editmessagereplymarkup": self._m_edit_message_reply_markup,
-            "deletemessage": self._m_delete_message,
             "answercallbackquery": self._m_answer_callback_query,
             "sendchataction": self._m_send_chat_action,
             "sendphoto": self._m_send_photo,
@@ -914,18 +709,6 @@ class FakeTelegram:
         stored = self._files.pop(file_id)
         self._files_by_path.pop(stored.file_path, None)
 
-    def reset(self) -> None:
-        """Forget chats, messages, files and pending updates (commands are kept)."""
-        self._chats.clear()
-        self._files.clear()
-        self._files_by_path.clear()
-        self._updates.clear()
-        self._pending_queries.clear()
-        self.chat_actions.clear()
-        self.callback_answers.clear()
-        self._version += 1
-        self._signal.notify()
-
     def _make_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_REQUEST_SIZE)
         app.router.add_route("*", "/bot{token}/{method}", self._handle_bot_api)
@@ -933,7 +716,6 @@ class FakeTelegram:
         app.router.add_get("/", self._handle_page)
         app.router.add_post("/api/send", self._handle_api_send)
         app.router.add_post("/api/press", self._handle_api_press)
-        app.router.add_post("/api/reset", self._handle_api_reset)
         app.router.add_get("/api/messages", self._handle_api_messages)
         app.router.add_get("/api/commands", self._handle_api_commands)
         app.router.add_get("/api/me", self._handle_api_me)
@@ -1257,7 +1039,6 @@ class FakeTelegram:
         sizes: list[dict[str, Any]] = []
         for variant, width, height in photo_variants(data):
             stored = self._store_file("photo", variant, "image/jpeg")
-            stored.photo_sizes = sizes  # shared: a file_id resolves to the whole array
             sizes.append(
                 {
                     "file_id": stored.file_id,
@@ -1336,16 +1117,8 @@ class FakeTelegram:
             raise _bad("chat not found")
         return chat
 
-    def _formatted(
-        self, p: _Params, key: str, entities_key: str
-    ) -> tuple[str, list[dict[str, Any]]]:
-        entities = p.obj(entities_key)
-        if entities is not None and not isinstance(entities, list):
-            raise _bad(f"can't parse {entities_key} JSON object")
-        return format_text(p.text(key) or "", p.text("parse_mode"), entities)
-
     def _message_text(self, p: _Params) -> tuple[str, list[dict[str, Any]]]:
-        text, entities = self._formatted(p, "text", "entities")
+        text, entities = format_text(p.text("text") or "", p.text("parse_mode"))
         if not text:
             raise _bad("message text is empty")
         if _u16(text) > MAX_TEXT_LENGTH:
@@ -1353,7 +1126,7 @@ class FakeTelegram:
         return text, entities
 
     def _caption(self, p: _Params) -> dict[str, Any]:
-        text, entities = self._formatted(p, "caption", "caption_entities")
+        text, entities = format_text(p.text("caption") or "", p.text("parse_mode"))
         if _u16(text) > MAX_CAPTION_LENGTH:
             raise _bad("message caption is too long")
         return self._with_entities({"caption": text}, "caption_entities", entities) if text else {}
@@ -1375,35 +1148,18 @@ class FakeTelegram:
             raise _bad("message to be replied not found")
         return target
 
-    def _reply_markup(self, chat: _Chat, p: _Params) -> dict[str, Any] | None:
-        """An inline keyboard for the message; reply keyboards are kept per chat for the page."""
-        markup = p.obj("reply_markup")
-        if markup is None:
-            return None
-        if not isinstance(markup, dict):
-            raise _bad("can't parse reply keyboard markup JSON object")
-        if "inline_keyboard" in markup:
-            return _validated_inline_keyboard(markup)
-        if isinstance(markup.get("keyboard"), list):
-            chat.reply_keyboard = [
-                [b.get("text", "") if isinstance(b, dict) else str(b) for b in row]
-                for row in markup["keyboard"]
-            ]
-        elif markup.get("remove_keyboard"):
-            chat.reply_keyboard = None
-        return None
-
     def _inline_markup(self, p: _Params) -> dict[str, Any] | None:
+        """A message's ``reply_markup``: an inline keyboard, the only markup the bot sends."""
         markup = p.obj("reply_markup")
         if markup is None:
             return None
         if not isinstance(markup, dict) or "inline_keyboard" not in markup:
-            raise _bad("inline keyboard expected")
+            raise _bad("inline keyboard expected (the fake implements no other reply markup)")
         return _validated_inline_keyboard(markup)
 
     def _send_from_bot(self, chat: _Chat, p: _Params, content: dict[str, Any]) -> dict[str, Any]:
         reply = self._reply_target(chat, p)
-        markup = self._reply_markup(chat, p)
+        markup = self._inline_markup(p)
         bot = self._bot_user()
         message = self._add_message(chat, bot, content, reply, markup, from_bot=True)
         return copy.deepcopy(message.data)
@@ -1424,16 +1180,6 @@ class FakeTelegram:
                 has_main_web_app=False,
             )
         return user
-
-    def _lookup_file(self, file_id: str, kind: str) -> _StoredFile:
-        stored = self._files.get(file_id)
-        if stored is None:
-            if file_id.startswith(("http://", "https://")):
-                raise _bad("failed to get HTTP URL content")
-            raise _bad("wrong file identifier/HTTP URL specified")
-        if stored.kind != kind:
-            raise _bad(f"can't use file of type {stored.kind.title()} as {kind.title()}")
-        return stored
 
     def _edit_target(self, p: _Params) -> tuple[_Chat, _Message]:
         if p.raw("inline_message_id") is not None:
@@ -1480,13 +1226,6 @@ class FakeTelegram:
             self._updates.clear()
         return True
 
-    def _m_get_webhook_info(self, p: _Params) -> dict[str, Any]:
-        return {
-            "url": "",
-            "has_custom_certificate": False,
-            "pending_update_count": len(self._updates),
-        }
-
     def _m_set_my_commands(self, p: _Params) -> bool:
         commands = p.obj("commands")
         if not isinstance(commands, list) or len(commands) > 100:
@@ -1509,15 +1248,6 @@ class FakeTelegram:
         if not isinstance(description, str) or not 1 <= len(description.strip()) <= 256:
             raise _bad("command description is empty")
         return {"command": name, "description": description}
-
-    def _m_get_my_commands(self, p: _Params) -> list[dict[str, str]]:
-        key = (_scope_key(p.obj("scope")), p.text("language_code") or "")
-        return copy.deepcopy(self._command_sets.get(key, []))
-
-    def _m_delete_my_commands(self, p: _Params) -> bool:
-        key = (_scope_key(p.obj("scope")), p.text("language_code") or "")
-        self._command_sets.pop(key, None)
-        return True
 
     async def _m_get_updates(self, p: _Params) -> list[dict[str, Any]]:
         self._acknowledge(p.integer("offset"))
@@ -1563,28 +1293,9 @@ class FakeTelegram:
         changes = {"text": text, "entities": entities}
         return self._edit(chat, message, changes, self._inline_markup(p))
 
-    def _m_edit_message_caption(self, p: _Params) -> dict[str, Any]:
-        chat, message = self._edit_target(p)
-        if not any(key in message.data for key in _MEDIA_KEYS):
-            raise _bad("there is no caption in the message to edit")
-        caption = self._caption(p)
-        changes = {
-            "caption": caption.get("caption"),
-            "caption_entities": caption.get("caption_entities"),
-        }
-        return self._edit(chat, message, changes, self._inline_markup(p))
-
     def _m_edit_message_reply_markup(self, p: _Params) -> dict[str, Any]:
         chat, message = self._edit_target(p)
         return self._edit(chat, message, {}, self._inline_markup(p))
-
-    def _m_delete_message(self, p: _Params) -> bool:
-        chat = self._chat_for(p)
-        message_id = p.integer("message_id", required=True)
-        if chat.messages.pop(message_id or 0, None) is None:
-            raise _bad("message to delete not found")
-        chat.deleted.append((self._record_change(chat), message_id or 0))
-        return True
 
     def _m_answer_callback_query(self, p: _Params) -> bool:
         query_id = p.text("callback_query_id") or ""
@@ -1608,31 +1319,18 @@ class FakeTelegram:
 
     def _m_send_photo(self, p: _Params) -> dict[str, Any]:
         chat = self._chat_for(p)
-        photo = p.raw("photo")
-        if isinstance(photo, web.FileField):
-            try:
-                sizes = self._store_photo(photo.file.read())
-            except ValueError as error:
-                raise _bad(str(error)) from error
-        elif isinstance(photo, str):
-            sizes = copy.deepcopy(self._lookup_file(photo, "photo").photo_sizes or [])
-        else:
-            raise _bad("there is no photo in the request")
+        try:
+            sizes = self._store_photo(_upload(p, "photo").file.read())
+        except ValueError as error:
+            raise _bad(str(error)) from error
         return self._send_from_bot(chat, p, {"photo": sizes, **self._caption(p)})
 
     def _m_send_document(self, p: _Params) -> dict[str, Any]:
         chat = self._chat_for(p)
-        document = p.raw("document")
-        if isinstance(document, web.FileField):
-            name = document.filename or "document"
-            mime = (
-                mimetypes.guess_type(name)[0] or document.content_type or "application/octet-stream"
-            )
-            stored = self._store_file("document", document.file.read(), mime, name)
-        elif isinstance(document, str):
-            stored = self._lookup_file(document, "document")
-        else:
-            raise _bad("there is no document in the request")
+        upload = _upload(p, "document")
+        name = upload.filename or "document"
+        mime = mimetypes.guess_type(name)[0] or upload.content_type or "application/octet-stream"
+        stored = self._store_file("document", upload.file.read(), mime, name)
         return self._send_from_bot(
             chat, p, {"document": self._document_api(stored), **self._caption(p)}
         )
@@ -1682,11 +1380,9 @@ class FakeTelegram:
             name = upload.filename or "file"
             mime = mimetypes.guess_type(name)[0] or mime
             return self.send_document(chat, user, data, name, mime, text, reply_to)
-        if kind == "sticker":
-            return self.send_sticker(chat, user, data, reply_to)
         if kind == "video":
             return self.send_video(chat, user, data, reply_to)
-        raise ValueError(f"kind must be photo, document, sticker or video, not {kind!r}")
+        raise ValueError(f"kind must be photo, document or video, not {kind!r}")
 
     async def _handle_api_press(self, request: web.Request) -> web.Response:
         try:
@@ -1697,10 +1393,6 @@ class FakeTelegram:
         except (ValueError, ApiError) as error:
             return web.json_response({"error": str(error)}, status=400)
         return web.json_response({"id": query_id})
-
-    async def _handle_api_reset(self, request: web.Request) -> web.Response:
-        self.reset()
-        return web.json_response({"ok": True})
 
     async def _handle_api_messages(self, request: web.Request) -> web.Response:
         try:
@@ -1724,24 +1416,20 @@ class FakeTelegram:
         snapshot: dict[str, Any] = {
             "version": self._version,
             "messages": [],
-            "deleted": [],
             "callback_answers": [],
             "typing": False,
             "action": None,
             "typing_for": 0.0,
-            "reply_keyboard": None,
         }
         if chat is None:
             return snapshot
         action, remaining = self._current_action(chat)
         snapshot.update(
             messages=[self._export(m) for m in chat.messages.values() if m.version > since],
-            deleted=[message_id for version, message_id in chat.deleted if version > since],
             callback_answers=[answer for version, answer in chat.answers if version > since],
             typing=action is not None,
             action=action,
             typing_for=round(remaining, 2),
-            reply_keyboard=chat.reply_keyboard,
         )
         return snapshot
 
