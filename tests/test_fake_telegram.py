@@ -24,7 +24,8 @@ from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, Conflict, InvalidToken
 from telegram.ext import ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes
 
-from bot.fake_telegram import ChatSpec, FakeTelegram, UserSpec, format_text
+from bot.fake_telegram import ChatSpec, FakeTelegram, UserSpec
+from bot.fake_telegram.entities import format_text
 
 pytestmark = pytest.mark.asyncio
 
@@ -347,7 +348,7 @@ async def test_group_privacy_mode_filters_updates() -> None:
         private_fake.send_text(GROUP, ALEX, "just chatting")
         private_fake.send_text(GROUP, ALEX, "/start")
         private_fake.send_text(GROUP, ALEX, "hey @WhatBreedBot look")
-        assert [u["message"]["text"] for u in private_fake._updates] == [
+        assert [u["message"]["text"] for u in private_fake.state.updates] == [
             "/start",
             "hey @WhatBreedBot look",
         ]
@@ -401,7 +402,7 @@ async def test_real_application_polls_the_fake(fake: FakeTelegram) -> None:
         await app.updater.stop()
         await app.stop()
         assert time.monotonic() - started < 2
-    assert fake._updates == []  # the Updater's last getUpdates acknowledged everything
+    assert fake.state.updates == []  # the Updater's last getUpdates acknowledged everything
 
 
 # ------------------------------------------------------------------ control API over HTTP
