@@ -12,7 +12,6 @@ from telegram.error import TelegramError
 
 from bot.app import build_application, make_services, serve
 from bot.config import Settings
-from bot.fake_telegram import FakeTelegram
 from bot.handlers import Services
 from model.artifact import ArtifactError
 from model.predictor import MODELS
@@ -64,6 +63,8 @@ async def run(settings: Settings, port: int) -> None:
 
 async def run_playground(services: Services, port: int, model_file: Path | None) -> None:
     """The real bot against a local stand-in of the Bot API, with its chat page."""
+    from bot.fake_telegram import FakeTelegram  # here: with a token, the stand-in is never loaded
+
     fake = FakeTelegram()
     redact_in_logs(fake.token)
     try:

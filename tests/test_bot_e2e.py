@@ -154,7 +154,7 @@ async def test_event_link_stats_and_export(bot_env: BotEnv, read_photo) -> None:
     bot_env.fake.send_text(PRIVATE, ALEX, "/event Saturday adoption day")
     invite = await bot_env.fake.wait_for(PRIVATE.id, lambda m: "photo" in m)
     code = invite["caption"].split("?start=")[1].split()[0]
-    assert f"https://t.me/{bot_env.fake.bot_username}?start={code}" in invite["caption"]
+    assert f"https://t.me/{bot_env.fake.state.bot.username}?start={code}" in invite["caption"]
     qr_code = Image.open(io.BytesIO(await bot_env.download(invite)))
     assert qr_code.format == "JPEG" and qr_code.size[0] >= 200  # Telegram re-encodes photos
 

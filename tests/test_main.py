@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import DEFAULT_MODEL_VERSION
 
 PLAYGROUND_TOKEN = "123456:playground"
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -98,3 +99,13 @@ def test_a_busy_port_is_one_clear_line(tmp_path: Path) -> None:
         f"error: cannot serve the playground on port {port}: it is in use; "
         "pass --port or set PORT")
     assert "Traceback" not in result.stderr
+
+
+def test_the_bot_with_a_token_does_not_load_the_stand_in() -> None:
+    """Only the playground (no token) imports bot.fake_telegram; a fresh interpreter shows it,
+    as this one has it loaded by conftest.py."""
+    check = ("import sys, bot.__main__, bot.app; "
+             "print(sorted(m for m in sys.modules if m.startswith('bot.fake_telegram')))")
+    result = subprocess.run([sys.executable, "-c", check], cwd=REPOSITORY, capture_output=True,
+                            text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]"
