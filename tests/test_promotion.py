@@ -1,0 +1,57 @@
+"""model.training.promotion: atomic swaps of the served model file, a history, rollbacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.artifact import Artifact, BreedLabel, load_artifact, save_artifact
+from model.training.promotion import (
+    PromotionError,
+    history_dir,
+    promote,
+    promotions,
+    rollback,
+)
+
+
+def artifact(seed: int) -> Artifact:
+    rng = np.random.default_rng(seed)
+    head = {"classifier": {"kernel": rng.normal(size=(1280, 2)).astype(np.float32),
+                           "bias": rng.normal(size=2).astype(np.float32)}}
+    return Artifact("lite2", [BreedLabel("n02088364", "beagle"), BreedLabel("jindo", "Jindo")],
+                    {"hidden": 0, "dropout": 0.2}, head, created_at="2026-11-30T10:00:00")
+
+
+def test_promotions_stack_up_and_roll_back_one_by_one(tmp_path: Path) -> None:
+    served = tmp_path / "model.whatbreed"
+    first, second = artifact(1), artifact(2)
+    promote(first, served, "efficientnet-lite2-imagenet", {"after": 0.8})
+    assert load_artifact(served).version == first.version
+    promote(second, served, first.version, {"after": 0.9})
+    assert load_artifact(served).version == second.version
+    assert [(e["action"], e["from"], e["to"]) for e in promotions(served)] == [
+        ("promote", "efficientnet-lite2-imagenet", first.version),
+        ("promote", first.version, second.version)]
+    assert promotions(served)[1]["figures"] == {"after": 0.9}
+    assert sorted(p.name for p in history_dir(served).glob("*.whatbreed")) == sorted(
+        [f"{first.version}.whatbreed", f"{second.version}.whatbreed"])
+
+    assert rollback(served) == first.version
+    assert load_artifact(served).version == first.version
+    assert rollback(served) == "efficientnet-lite2-imagenet"
+    assert not served.exists()  # without a file the bot serves the zero-training model
+    with pytest.raises(PromotionError, match="nothing to roll back"):
+        rollback(served)
+    assert [e["action"] for e in promotions(served)] == ["promote", "promote", "rollback",
+                                                         "rollback"]
+
+
+def test_a_model_not_promoted_here_is_not_rolled_back(tmp_path: Path) -> None:
+    served = tmp_path / "model.whatbreed"
+    save_artifact(artifact(3), served)  # trained and copied by hand, not promoted
+    with pytest.raises(PromotionError, match="was not promoted by retrain"):
+        rollback(served)
+    assert load_artifact(served).version == artifact(3).version
