@@ -65,6 +65,7 @@ class TrainConfig:
     extend: bool = True  # answer over the base model's breeds too, not the data's alone
     distill_weight: float = 10.0  # how strongly the base breeds keep the base model's answers
     distill_temperature: float = 2.0  # softens both answers, so the runners-up count too
+    distill_non_target: bool = True  # distil only the other breeds, so labels can win
 
 
 # Data
@@ -144,14 +145,24 @@ class TrainState(train_state.TrainState):
     label_smoothing: float = struct.field(pytree_node=False, default=0.0)
     distill_weight: float = struct.field(pytree_node=False, default=0.0)
     distill_temperature: float = struct.field(pytree_node=False, default=1.0)
+    distill_non_target: bool = struct.field(pytree_node=False, default=False)
 
 
 def distillation_loss(logits: jax.Array, features: jax.Array, teacher: dict,
-                      temperature: float) -> jax.Array:
+                      temperature: float, label: jax.Array | None = None) -> jax.Array:
     """(B,) cross-entropy of the first L logits' softened answer against the teacher's on the
-    same features, times T² so its gradients keep their scale (Hinton et al. 2015)."""
+    same features, times T² so its gradients keep their scale (Hinton et al. 2015).
+
+    With ``label``, both answers leave the photo's own breed out (non-target distillation,
+    as in Zhao et al. 2022): the label decides that breed, and the teacher keeps how the
+    others rank, so a correction can overrule the teacher without the rest being forgotten.
+    """
     old = logits[:, : teacher["bias"].shape[0]]  # (B, L): the base's breeds come first
-    target = jax.nn.softmax((features @ teacher["kernel"] + teacher["bias"]) / temperature)
+    taught = features @ teacher["kernel"] + teacher["bias"]  # (B, L)
+    if label is not None:
+        own = jax.nn.one_hot(label, old.shape[-1], dtype=bool)  # all False for a new breed
+        old, taught = jnp.where(own, -1e9, old), jnp.where(own, -1e9, taught)
+    target = jax.nn.softmax(taught / temperature)
     return optax.softmax_cross_entropy(old / temperature, target) * temperature**2
 
 
@@ -168,7 +179,8 @@ def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
         loss = (optax.softmax_cross_entropy(logits, targets) * weights).sum() / weights.sum()
         if state.teacher is not None:
             kept = distillation_loss(logits, batch["features"], state.teacher,
-                                     state.distill_temperature)
+                                     state.distill_temperature,
+                                     batch["label"] if state.distill_non_target else None)
             loss += state.distill_weight * (kept * batch["mask"]).sum() / batch["mask"].sum()
         return loss, logits
 
@@ -236,7 +248,8 @@ def create_state(config: TrainConfig, model: nn.Module, sample: np.ndarray, step
                              teacher=jax.tree_util.tree_map(jnp.asarray, teacher),
                              label_smoothing=config.label_smoothing,
                              distill_weight=config.distill_weight,
-                             distill_temperature=config.distill_temperature)
+                             distill_temperature=config.distill_temperature,
+                             distill_non_target=config.distill_non_target)
 
 
 def fit(config: TrainConfig, model: nn.Module, train: Split, val: Split, logs: Path,
