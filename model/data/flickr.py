@@ -11,9 +11,10 @@ photo already collected (any breed under ``out``) or of any ``against`` data set
     <out>/<breed>/manifest.csv        model/data/dataset.py's manifest of the kept photos
     <out>/phash_cache.csv             sha256 -> perceptual hash, so reruns are fast
 
-Every request (API page or image) waits on one ``RateLimiter`` and is retried with exponential
-backoff on HTTP 5xx, connection errors and timeouts. Photo ids already in attribution.csv or
-dropped.csv are skipped without any request, so an interrupted run resumes where it stopped.
+Every request (API page or image) waits its turn on one ``RequestPacer`` and is retried with
+exponential backoff on HTTP 5xx, connection errors and timeouts. Photo ids already in
+attribution.csv or dropped.csv are skipped without any request, so an interrupted run resumes
+where it stopped.
 The Flickr client is the real ``flickrapi.FlickrAPI`` (parsed-json); ``FLICKR_REST_URL``
 points it at another REST endpoint (a local fake in tests, or a mirror).
 """
@@ -232,8 +233,11 @@ def flickr_client(api_key: str, api_secret: str, rest_url: str | None = None,
     return client
 
 
-class RateLimiter:
-    """At most one request per ``interval_s``, shared by API calls and image downloads."""
+class RequestPacer:
+    """Spaces requests ``interval_s`` apart, shared by API calls and image downloads.
+
+    Pacing, not flood control: no request is refused, each one waits its turn.
+    """
 
     def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
@@ -329,7 +333,7 @@ class FlickrCollector:
         self.flickr, self.predictor, self.out = flickr, predictor, Path(out)
         self.settings = settings or CollectorSettings()
         self.http = http or requests.Session()
-        self.limiter = RateLimiter(self.settings.interval_s)
+        self.pacer = RequestPacer(self.settings.interval_s)
 
     def collect(self, breed: str, queries: Sequence[str], max_photos: int,
                 name: str | None = None, licences: Sequence[int] | None = CC_LICENCES,
@@ -401,7 +405,7 @@ class FlickrCollector:
         return self._retried(lambda: self._api_search(params), f"search {query!r} page {page}")
 
     def _api_search(self, params: dict[str, object]) -> dict:
-        self.limiter.wait()
+        self.pacer.wait()
         log.debug("photos.search %s", params)
         try:
             return self.flickr.photos.search(**params)["photos"]
@@ -426,7 +430,7 @@ class FlickrCollector:
             raise DownloadError(str(error) or type(error).__name__) from error
 
     def _get(self, url: str) -> bytes:
-        self.limiter.wait()
+        self.pacer.wait()
         with self.http.get(url, timeout=self.settings.timeout_s, stream=True) as response:
             if response.status_code >= 500:
                 raise TransientError(f"HTTP {response.status_code}")
