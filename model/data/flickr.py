@@ -48,6 +48,7 @@ from model.data.dataset import (
     write_manifest,
 )
 from model.data.hash_cache import HASH_CACHE, HashCache
+from model.download import TRANSIENT_FAILURES, DownloadError, download
 from model.preprocess import ImageError, load_rgb
 
 if TYPE_CHECKING:
@@ -81,7 +82,6 @@ DROP_REASONS = ("no_url", "download_failed", "not_an_image", "too_small", "not_a
 ATTRIBUTION_FIELDS = ("photo_id", "owner", "licence", "title", "source_url", "image_url",
                       "sha256")
 DROPPED_FIELDS = ("photo_id", "reason", "detail")
-MAX_IMAGE_BYTES = 50 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -101,15 +101,10 @@ class MissingCredentialsError(CollectorError):
 
 
 class TransientError(Exception):
-    """A failure worth retrying: an HTTP 5xx or a garbled response."""
+    """A failure worth retrying: an HTTP 5xx, a timeout, a lost connection, a garbled answer."""
 
 
-class DownloadError(Exception):
-    """An image that could not be fetched, even after retries."""
-
-
-TRANSIENT_ERRORS = (TransientError, requests.ConnectionError, requests.Timeout,
-                    requests.exceptions.ChunkedEncodingError)
+TRANSIENT_ERRORS = (TransientError, *TRANSIENT_FAILURES)
 
 
 @dataclass(frozen=True)
@@ -426,21 +421,17 @@ class FlickrCollector:
         """The image's bytes, retried on transient failures; DownloadError otherwise."""
         try:
             return self._retried(lambda: self._get(url), f"download {url}")
-        except (*TRANSIENT_ERRORS, requests.RequestException) as error:
-            raise DownloadError(str(error) or type(error).__name__) from error
+        except TransientError as error:
+            raise DownloadError(str(error)) from error
 
     def _get(self, url: str) -> bytes:
         self.pacer.wait()
-        with self.http.get(url, timeout=self.settings.timeout_s, stream=True) as response:
-            if response.status_code >= 500:
-                raise TransientError(f"HTTP {response.status_code}")
-            response.raise_for_status()
-            data = bytearray()
-            for chunk in response.iter_content(64 * 1024):
-                data += chunk
-                if len(data) > MAX_IMAGE_BYTES:
-                    raise DownloadError(f"larger than {MAX_IMAGE_BYTES} bytes")
-        return bytes(data)
+        try:
+            return download(url, self.settings.timeout_s, session=self.http)
+        except DownloadError as error:
+            if error.transient:
+                raise TransientError(str(error)) from error
+            raise
 
     def _image_problem(self, photo_bytes: bytes) -> tuple[str, str] | None:
         """("not_an_image" | "too_small", detail), or None for a usable photo."""
