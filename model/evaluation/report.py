@@ -22,12 +22,9 @@ import html
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import matplotlib
 import numpy as np
 from PIL import Image
@@ -35,7 +32,6 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from model.data.dataset import Example, load_examples
 from model.evaluation.scoring import score_files
-from model.labels import imagenet_classes
 from model.predictor import Predictor
 from model.preprocess import load_rgb
 from model.training.calibration import calibration_bins, expected_calibration_error
@@ -48,7 +44,6 @@ log = logging.getLogger(__name__)
 TOP_K = 5
 MOST_CONFUSED = 10
 THUMBNAIL_PX = 160
-GRADCAM_CHUNK = 4  # Grad-CAM photos per compiled call (padded), so it compiles once
 GRADCAM_ALPHA = 0.45  # weight of the heatmap over the photo
 
 
@@ -171,73 +166,7 @@ def most_confused(truth: np.ndarray, predicted: np.ndarray, breeds: tuple,
             for (t, p), n in ranked[:count]]
 
 
-# --- Grad-CAM -------------------------------------------------------------------------------
-
-def grad_cam(feature_map: jax.Array, class_scores: Callable[[jax.Array], jax.Array],
-             size: int) -> jax.Array:
-    """Grad-CAM heatmaps (B, size, size) in [0, 1] from a (B, h, w, C) feature map.
-
-    ``class_scores`` maps the feature map to each photo's (B,) score of its chosen class.
-    Photos do not interact, so the gradient of the summed scores is each photo's own.
-    """
-    gradient = jax.grad(lambda fmap: class_scores(fmap).sum())(feature_map)
-    weights = gradient.mean(axis=(1, 2))  # (B, C): how much each channel raises the score
-    cam = jax.nn.relu(jnp.einsum("bhwc,bc->bhw", feature_map, weights))
-    # Bilinear weights are non-negative, so the upsampled map stays >= 0.
-    cam = jax.image.resize(cam, (cam.shape[0], size, size), "bilinear")
-    peak = cam.max(axis=(1, 2), keepdims=True)
-    # Only the shape of a map matters, not its scale: each is shown relative to its peak.
-    return jnp.where(peak > 0, cam / jnp.where(peak > 0, peak, 1.0), 0.0)
-
-
-def _scores_fn(predictor: Predictor) -> Callable[[dict, jax.Array, jax.Array], jax.Array]:
-    """(params, feature map, target breed indices) -> (B,) class scores before the softmax.
-
-    A trained head scores with its own logit of the breed; the zero-training model with the
-    ImageNet logit of that breed's ImageNet class. The predictor keeps its head private;
-    reading it here avoids widening Predictor's API for this one offline use.
-    """
-    backbone, head = predictor.backbone, predictor._head
-    if head is None:
-        imagenet = {c.wnid: c.index for c in imagenet_classes()}
-        columns = jnp.asarray([imagenet[b.label] for b in predictor.breeds])
-
-        def imagenet_scores(params: dict, fmap: jax.Array, targets: jax.Array) -> jax.Array:
-            _, logits = backbone.apply(params["backbone"], fmap, method="pool")
-            return jnp.take_along_axis(logits, columns[targets][:, None], 1)[:, 0]
-
-        return imagenet_scores
-
-    def head_scores(params: dict, fmap: jax.Array, targets: jax.Array) -> jax.Array:
-        features, _ = backbone.apply(params["backbone"], fmap, method="pool")
-        logits = head.apply(params["head"], features)
-        return jnp.take_along_axis(logits, targets[:, None], 1)[:, 0]
-
-    return head_scores
-
-
-def predictor_grad_cam(predictor: Predictor, pixels: np.ndarray,
-                       targets: np.ndarray) -> np.ndarray:
-    """Grad-CAM (B, S, S) of each preprocessed photo (B, S, S, 3) for its target breed."""
-    backbone, scores = predictor.backbone, _scores_fn(predictor)
-
-    @jax.jit
-    def run(params: dict, pixels: jax.Array, targets: jax.Array) -> jax.Array:
-        fmap = backbone.apply(params["backbone"], pixels, method="feature_map")
-        return grad_cam(fmap, lambda m: scores(params, m, targets), pixels.shape[1])
-
-    params = predictor._params  # private, as in _scores_fn
-    cams = []
-    for start in range(0, len(pixels), GRADCAM_CHUNK):
-        count = len(pixels[start : start + GRADCAM_CHUNK])
-        padded = np.zeros((GRADCAM_CHUNK, *pixels.shape[1:]), np.uint8)
-        padded[:count] = pixels[start : start + count]
-        padded_targets = np.zeros(GRADCAM_CHUNK, np.int32)
-        padded_targets[:count] = targets[start : start + count]
-        cams.append(np.asarray(run(params, jnp.asarray(padded), jnp.asarray(padded_targets)))
-                    [:count])
-    return np.concatenate(cams) if cams else np.zeros((0, *pixels.shape[1:3]), np.float32)
-
+# --- Grad-CAM overlays ---------------------------------------------------------------------
 
 def overlay(pixels: np.ndarray, cam: np.ndarray) -> np.ndarray:
     """The photo and the photo under a colour-mapped heatmap, side by side (S, 2S, 3) uint8."""
@@ -326,7 +255,7 @@ def write_gradcam(out: Path, predictor: Predictor, scored: Scored, count: int) -
     decoded = predictor.decode([scored.examples[i].path.read_bytes() for i in chosen])
     pixels = np.stack(decoded)  # these photos were read and decoded once already
     targets = scored.breed_probs[chosen].argmax(1)
-    cams = predictor_grad_cam(predictor, pixels, targets)
+    cams = predictor.grad_cam(pixels, targets)
     (out / "gradcam").mkdir(exist_ok=True)
     items = []
     for number, (i, target, cam) in enumerate(zip(chosen, targets, cams, strict=True)):
