@@ -6,19 +6,16 @@ Non-dogs are scikit-image's sample photos (needs the dev extra) plus synthetic o
 """
 
 import argparse
+import io
 import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from model.answers import dog_probability, imagenet_breed_probs, imagenet_breeds
-from model.evaluation.scoring import (
-    dog_threshold_sweep,
-    imagenet_probabilities,
-    labelled_photos,
-    mix_threshold_sweep,
-    photos_as_bytes,
-)
+from model.evaluation.metrics import dog_threshold_sweep, mix_threshold_sweep
+from model.evaluation.scoring import imagenet_probabilities, labelled_photos
 from model.predictor import Predictor
 
 try:
@@ -44,6 +41,18 @@ def non_dog_arrays(seed: int = 0) -> dict[str, np.ndarray]:
                                  np.full((256, 256), 128, np.uint8)], -1),
     }
     return arrays
+
+
+def photos_as_bytes(arrays: dict[str, np.ndarray]) -> dict[str, bytes]:
+    """Encode arrays (any of bool, grey, RGB, RGBA) as PNG, so they take the real decode path."""
+    encoded = {}
+    for name, array in arrays.items():
+        if array.dtype != np.uint8:
+            array = (array / max(array.max(), 1) * 255).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, "PNG")
+        encoded[name] = buffer.getvalue()
+    return encoded
 
 
 def main() -> None:

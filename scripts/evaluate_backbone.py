@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.evaluation.scoring import imagenet_accuracy, imagenet_probabilities, labelled_photos
+from model.evaluation.metrics import imagenet_accuracy
+from model.evaluation.scoring import imagenet_probabilities, labelled_photos
 from model.predictor import MODELS, Predictor
 
 SHARED = Path("../shared/datasets")

@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from model.artifact import Artifact, BreedLabel, save_artifact
-from model.evaluation.report import build_report, load_data, select_examples
+from model.evaluation.report import build_report
+from model.evaluation.scoring import load_data, select_examples
 from model.head import init_from_imagenet
 from model.predictor import Predictor
 
