@@ -21,7 +21,12 @@ from model.evaluation.metrics import (
     per_breed,
     restricted_confusion,
 )
-from model.evaluation.scoring import imagenet_probabilities, labelled_photos, score_files
+from model.evaluation.scoring import (
+    imagenet_probabilities,
+    load_data,
+    score_files,
+    select_examples,
+)
 from model.predictor import Predictor
 from model.preprocess import ImageError
 
@@ -41,11 +46,14 @@ def test_evaluate_backbone_reports_imagenet_top1(shared_datasets: Path) -> None:
     assert dogs_dev["top1"] >= 0.70 and dogs_dev["dog_top1"] >= 0.70
 
 
-def test_labelled_photos_read_both_layouts(shared_datasets: Path) -> None:
-    flat = labelled_photos(shared_datasets / "imagenet-dogs-121")
-    assert len(flat) == 111 and all(p.path.name.startswith(p.wnid) for p in flat)
-    val = labelled_photos(shared_datasets / "dogs-dev", "val", limit=50)
-    assert len(val) == 50 and len({p.wnid for p in val}) == 10  # every breed, by stride
+def test_both_shared_layouts_are_evaluation_data(shared_datasets: Path) -> None:
+    flat = select_examples(load_data(shared_datasets / "imagenet-dogs-121"), "val")
+    assert len(flat) == 111  # named photos have no splits: all of them
+    assert all(e.path.name.startswith(f"{e.label}-") for e in flat)
+    assert flat[0].name == "Chihuahua" and flat[2].name == "Maltese dog"
+    val = select_examples(load_data(shared_datasets / "dogs-dev"), "val", limit=50)
+    assert len(val) == 50 and {e.split for e in val} == {"val"}
+    assert len({e.label for e in val}) == 10  # every breed, by stride
 
 
 def test_score_files_keeps_going_past_bad_files(shared_datasets: Path, tmp_path: Path) -> None:

@@ -71,26 +71,6 @@ def select_examples(examples: list[Example], split: str | None = "val",
     return examples
 
 
-@dataclass(frozen=True)
-class LabelledPhoto:
-    path: Path
-    wnid: str
-
-
-def labelled_photos(folder: Path, split: str = "val", limit: int | None = None
-                    ) -> list[LabelledPhoto]:
-    """Photos named ``<wnid>-<Name>.jpg`` in ``folder``, or a Stanford-layout folder's split
-    (``Images/<wnid>-<Name>/…`` listed by ``splits/<split>.txt``); every n-th to honour limit."""
-    if (folder / "Images").is_dir():
-        lines = (folder / "splits" / f"{split}.txt").read_text().split()
-        photos = [LabelledPhoto(folder / "Images" / line, line.split("-", 1)[0]) for line in lines]
-    else:
-        photos = [LabelledPhoto(p, p.name.split("-", 1)[0]) for p in sorted(folder.glob("*.jpg"))]
-    if limit and limit < len(photos):
-        photos = photos[:: len(photos) // limit][:limit]
-    return photos
-
-
 # --- their probabilities --------------------------------------------------------------------
 
 @dataclass(frozen=True)
