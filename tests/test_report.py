@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from model.artifact import Artifact, BreedLabel, save_artifact
+from model.efficientnet import from_pretrained
 from model.evaluation.report import build_report
 from model.evaluation.scoring import load_data, select_examples
 from model.head import init_from_imagenet
@@ -116,7 +117,7 @@ def test_trained_head(predictor: Predictor, dataset: Path, tmp_path: Path) -> No
     labels = [BreedLabel(*b.split("-", 1)) for b in BREEDS]
     zeros = {"classifier": {"kernel": np.zeros((1280, 3), np.float32),
                             "bias": np.zeros(3, np.float32)}}
-    head = init_from_imagenet(zeros, [b.label for b in labels], predictor._params["backbone"])
+    head = init_from_imagenet(zeros, [b.label for b in labels], from_pretrained("lite0")[1])
     path = tmp_path / "head.whatbreed"
     save_artifact(Artifact("lite0", labels, {"hidden": 0, "dropout": 0.2}, head,
                            created_at="2026-11-25T00:00:00"), path)
@@ -127,6 +128,15 @@ def test_trained_head(predictor: Predictor, dataset: Path, tmp_path: Path) -> No
     assert metrics["restricted_top1"] == metrics["top1"] >= 0.5
     with Image.open(tmp_path / "report" / metrics["gradcam"][0]["file"]) as image:
         assert image.size == (2 * trained.resolution, trained.resolution)
+    # The head's logits are ImageNet's for these breeds, so its heatmaps are the zero-training
+    # model's.
+    pixels = np.stack(trained.decode([next((dataset / b).glob("n*.jpg")).read_bytes()
+                                      for b in BREEDS]))
+    imagenet_targets = [[b.label for b in predictor.breeds].index(label.label)
+                        for label in labels]
+    np.testing.assert_allclose(trained.grad_cam(pixels, np.arange(len(labels))),
+                               predictor.grad_cam(pixels, np.array(imagenet_targets)),
+                               atol=1e-4)
 
 
 # --- the command line -----------------------------------------------------------------------
