@@ -257,7 +257,7 @@ def params_from_state_dict(state_dict: dict[str, np.ndarray], model: EfficientNe
     return jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
 
 
-def from_pretrained(variant: str = "lite0",
+def from_pretrained(variant: str,
                     depthwise: str = "shifted") -> tuple[EfficientNetLite, dict]:
     """The frozen ImageNet backbone ``variant`` and its params (``{"params": ...}``)."""
     if variant not in VARIANTS or variant == "tiny":

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import http.client
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from model.download import MAX_DOWNLOAD_BYTES, DownloadError, TooLargeError, download
+
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".avif", ".gif", ".bmp",
                   ".tif", ".tiff"}
-MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
 DOWNLOAD_TIMEOUT_S = 20
 
 
@@ -33,19 +31,12 @@ class PhotoSource:
 
 
 def _download(url: str) -> bytes:
-    request = urllib.request.Request(url, headers={"User-Agent": "whatbreed"})
     try:
-        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            body = response.read(MAX_DOWNLOAD_BYTES + 1)
-    except urllib.error.HTTPError as error:
-        raise SourceError(f"cannot download it: HTTP {error.code} {error.reason}") from error
-    except (urllib.error.URLError, TimeoutError, ValueError, OSError,
-            http.client.HTTPException) as error:  # also a connection lost mid-body
-        reason = getattr(error, "reason", error)
-        raise SourceError(f"cannot download it: {reason}") from error
-    if len(body) > MAX_DOWNLOAD_BYTES:
-        raise SourceError(f"it is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB")
-    return body
+        return download(url, DOWNLOAD_TIMEOUT_S)
+    except TooLargeError as error:
+        raise SourceError(f"it is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB") from error
+    except DownloadError as error:
+        raise SourceError(f"cannot download it: {error}") from error
 
 
 def expand(names: list[str]) -> Iterator[PhotoSource]:

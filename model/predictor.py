@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +18,9 @@ from model import DEFAULT_VARIANT, MODELS
 from model.answers import Answer, Breed, imagenet_breed_probs, imagenet_breeds, make_answer
 from model.artifact import Artifact, ArtifactError, load_artifact
 from model.efficientnet import from_pretrained, run_backbone
+from model.gradcam import grad_cam
 from model.head import BreedHead
+from model.labels import BREED_CLASSES
 from model.preprocess import ImageError, NotAnImageError, load_image
 
 log = logging.getLogger(__name__)
@@ -24,6 +28,7 @@ log = logging.getLogger(__name__)
 # Dog top-1 of the zero-training models on dogs-dev val, from scripts/evaluate_backbone.py.
 MEASURED_DOG_TOP1 = {"lite0": 0.747, "lite1": 0.760, "lite2": 0.765}
 BATCH_SIZES = (1, 8, 32)  # compiled shapes; a batch is padded up to the next one
+GRADCAM_BATCH_SIZES = (4,)  # Grad-CAM serves offline reports: one compiled shape will do
 
 
 class Predictor:
@@ -62,6 +67,7 @@ class Predictor:
         self.resolution = self.backbone.resolution
         self._params = {"backbone": backbone_params, "head": head_params}
         self._forward = jax.jit(self._forward_fn)
+        self._grad_cam = jax.jit(self._grad_cam_fn)
         self._decoders = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
         if warm_up:
             for size in BATCH_SIZES:
@@ -83,16 +89,29 @@ class Predictor:
 
     def probabilities(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(B, S, S, 3) uint8 -> ImageNet softmax (B, 1000) and breed probabilities (B, N)."""
-        # Pad to a compiled batch size, run, and cut the padding off again.
-        count = len(pixels)
-        size = next((s for s in BATCH_SIZES if s >= count), BATCH_SIZES[-1])
-        if count > size:
-            parts = [self.probabilities(pixels[i : i + size]) for i in range(0, count, size)]
-            return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
-        padded = np.zeros((size, *pixels.shape[1:]), np.uint8)
-        padded[:count] = pixels
-        imagenet_probs, breed_probs = self._forward(self._params, jnp.asarray(padded))
-        return np.asarray(imagenet_probs)[:count], np.asarray(breed_probs)[:count]
+        return run_padded(functools.partial(self._forward, self._params), [pixels], BATCH_SIZES)
+
+    def _breed_logits(self, params: dict, feature_map: jax.Array) -> jax.Array:
+        """(B, h, w, 1280) feature map -> (B, N) breed scores before the softmax."""
+        features, imagenet_logits = self.backbone.apply(params["backbone"], feature_map,
+                                                        method="pool")
+        if self._head is None:  # the zero-training model: ImageNet's logits of its breeds
+            return imagenet_logits[:, list(BREED_CLASSES)]
+        return self._head.apply(params["head"], features)
+
+    def _grad_cam_fn(self, params: dict, pixels: jax.Array, targets: jax.Array) -> jax.Array:
+        def target_scores(feature_map: jax.Array) -> jax.Array:  # (B,)
+            logits = self._breed_logits(params, feature_map)
+            return jnp.take_along_axis(logits, targets[:, None], 1)[:, 0]
+
+        feature_map = self.backbone.apply(params["backbone"], pixels, method="feature_map")
+        return grad_cam(feature_map, target_scores, pixels.shape[1])
+
+    def grad_cam(self, pixels: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Grad-CAM heatmaps (B, S, S) in [0, 1]: where each photo (B, S, S, 3) uint8 shows
+        its target breed (B,), an index into ``breeds``. Compiled on first use."""
+        return run_padded(functools.partial(self._grad_cam, self._params),
+                          [pixels, np.asarray(targets, np.int32)], GRADCAM_BATCH_SIZES)
 
     def classify_pixels(self, pixels: np.ndarray) -> list[Answer]:
         """Answers for preprocessed photos (B, S, S, 3) uint8."""
@@ -122,6 +141,27 @@ class Predictor:
         except Exception:  # a decoder bug on one photo must not fail the others in its batch
             log.exception("unexpected error decoding a photo")
             return NotAnImageError("that file is not an image I can read")
+
+
+def run_padded(compiled: Callable[..., Any], arrays: Sequence[np.ndarray],
+               sizes: Sequence[int]) -> Any:
+    """``compiled(*arrays)``, batched so that it only ever sees the batch ``sizes``.
+
+    The arrays (one batch: equal first dimensions) go in chunks of the largest size, the last
+    one padded with zero rows up to the next size, and the padding is cut off every output:
+    each size compiles once, and any batch, even an empty one, gets its exact outputs.
+    """
+    count, largest = len(arrays[0]), max(sizes)
+    outputs = [compiled(*(_padded(a[start : start + largest], sizes) for a in arrays))
+               for start in range(0, max(count, 1), largest)]
+    # Only the last chunk is padded, so the padding is at the end of the joined outputs.
+    return jax.tree.map(lambda *parts: np.concatenate(parts)[:count], *outputs)
+
+
+def _padded(batch: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
+    """``batch`` with zero rows appended up to the smallest of ``sizes`` that holds it."""
+    size = min(s for s in sizes if s >= len(batch))
+    return np.concatenate([batch, np.zeros((size - len(batch), *batch.shape[1:]), batch.dtype)])
 
 
 def _describe(artifact: Artifact) -> str:

@@ -1,6 +1,6 @@
 """Speed of the JAX backbone against ONNX Runtime on the same weights, in one run.
 
-    python scripts/benchmark.py [--variant lite0] [--json]
+    python scripts/benchmark.py [--variant lite0|lite1|lite2] [--json]
 
 Needs the bench extra (pip install -e '.[bench]'). Prints per-photo latency at batch 1,
 photos per second at batch 32, their ratios, the naive JAX formulation for comparison, and

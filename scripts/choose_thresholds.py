@@ -6,19 +6,16 @@ Non-dogs are scikit-image's sample photos (needs the dev extra) plus synthetic o
 """
 
 import argparse
+import io
 import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from model.answers import dog_probability, imagenet_breed_probs, imagenet_breeds
-from model.evaluation.scoring import (
-    dog_threshold_sweep,
-    imagenet_probabilities,
-    labelled_photos,
-    mix_threshold_sweep,
-    photos_as_bytes,
-)
+from model.evaluation.metrics import dog_threshold_sweep, mix_threshold_sweep
+from model.evaluation.scoring import imagenet_probabilities, load_data, select_examples
 from model.predictor import Predictor
 
 try:
@@ -46,6 +43,18 @@ def non_dog_arrays(seed: int = 0) -> dict[str, np.ndarray]:
     return arrays
 
 
+def photos_as_bytes(arrays: dict[str, np.ndarray]) -> dict[str, bytes]:
+    """Encode arrays (any of bool, grey, RGB, RGBA) as PNG, so they take the real decode path."""
+    encoded = {}
+    for name, array in arrays.items():
+        if array.dtype != np.uint8:
+            array = (array / max(array.max(), 1) * 255).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, "PNG")
+        encoded[name] = buffer.getvalue()
+    return encoded
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,13 +62,13 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="at most this many val photos")
     args = parser.parse_args()
     predictor = Predictor()
-    photos = labelled_photos(args.data, "val", args.limit)
-    dog_probs = imagenet_probabilities(predictor, [p.path for p in photos])
+    dogs = select_examples(load_data(args.data), "val", args.limit)
+    dog_probs = imagenet_probabilities(predictor, [d.path for d in dogs])
     others = photos_as_bytes(non_dog_arrays())
     other_answers = predictor.classify(list(others.values()))
     other_probs = np.array([a.dog_probability for a in other_answers])
 
-    print(f"dogs: {len(photos)} dogs-dev val photos; non-dogs: {len(others)}")
+    print(f"dogs: {len(dogs)} dogs-dev val photos; non-dogs: {len(others)}")
     for name, answer in zip(others, other_answers, strict=True):
         print(f"  {name:<22} dog {answer.dog_probability:6.1%}  looks like {answer.looks_like}")
     print("\nthreshold  dogs kept  non-dogs refused")
@@ -68,7 +77,7 @@ def main() -> None:
         print(f"  {row['threshold']:.2f}     {row['dogs_kept']:7.1%}  {row['others_refused']:7.1%}")
 
     index = {b.label: i for i, b in enumerate(imagenet_breeds())}
-    truth = np.array([index[p.wnid] for p in photos])
+    truth = np.array([index[d.label] for d in dogs])
     print("\nthreshold  one breed named  it is right  true breed among a mix's three")
     for row in mix_threshold_sweep(imagenet_breed_probs(dog_probs), truth,
                                    np.arange(0.2, 0.91, 0.05)):

@@ -20,7 +20,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--model", default=os.environ.get("WHATBREED_MODEL", DEFAULT_VARIANT),
                         help=f"{', '.join(MODELS)} (no training) or a trained model file "
-                             "(default: $WHATBREED_MODEL or lite0)")
+                             f"(default: $WHATBREED_MODEL or {DEFAULT_VARIANT})")
     args = parser.parse_args()
     if args.top_k < 1:
         parser.error("--top-k must be at least 1")

@@ -45,7 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         metavar="PATH", help="data sets (manifest CSV, Stanford-layout or "
                         "class folders) whose near-duplicates are refused")
     parser.add_argument("--model", default=os.environ.get("WHATBREED_MODEL", DEFAULT_VARIANT),
-                        help="backbone that checks photos are dogs (default lite0)")
+                        help="backbone that checks photos are dogs "
+                             f"(default: $WHATBREED_MODEL or {DEFAULT_VARIANT})")
     parser.add_argument("--interval", type=float, default=1.0,
                         help="seconds between requests (default 1)")
     parser.add_argument("--timeout", type=float, default=20.0,

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from model import DEFAULT_VARIANT
 from model.artifact import ArtifactError
-from model.evaluation.report import ReportError, build_report, load_data, select_examples
+from model.evaluation.report import build_report
+from model.evaluation.scoring import EvaluationError, load_data, select_examples
 from model.predictor import Predictor
 
 
@@ -34,7 +35,7 @@ def main() -> int:
     if any(n is not None and n < 0 for n in (args.limit, args.gradcam, args.gallery)):
         parser.error("--limit, --gradcam and --gallery must not be negative")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("model.evaluation.report").setLevel(logging.INFO)
+    logging.getLogger("model.evaluation").setLevel(logging.INFO)
     name = f"{Path(args.model).stem}-{args.data.resolve().name}-{args.split}"
     out = args.out or Path("var/reports") / name
     try:
@@ -42,7 +43,7 @@ def main() -> int:
         predictor = Predictor(args.model, warm_up=False)
         metrics = build_report(predictor, examples, out, data_name=str(args.data),
                                split=args.split, gradcam=args.gradcam, gallery=args.gallery)
-    except (ArtifactError, ReportError) as error:
+    except (ArtifactError, EvaluationError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{metrics['model']} on {metrics['count']} photos of {args.data} ({args.split}): "

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.evaluation.scoring import imagenet_accuracy, imagenet_probabilities, labelled_photos
+from model.evaluation.metrics import imagenet_accuracy
+from model.evaluation.scoring import imagenet_probabilities, load_data, select_examples
 from model.predictor import MODELS, Predictor
 
 SHARED = Path("../shared/datasets")
@@ -35,11 +36,11 @@ def evaluate(variant: str, limit: int | None) -> dict:
     row: dict = {"variant": variant, "resolution": predictor.resolution}
     for name, folder in (("imagenet-dogs-121", SHARED / "imagenet-dogs-121"),
                          ("dogs-dev val", SHARED / "dogs-dev")):
-        photos = labelled_photos(folder, "val", limit)
+        examples = select_examples(load_data(folder), "val", limit)  # 121: all (no splits)
         started = time.perf_counter()
-        probs = imagenet_probabilities(predictor, [p.path for p in photos])
-        row[name] = imagenet_accuracy(probs, [p.wnid for p in photos])
-        row[name]["photos_per_s"] = len(photos) / (time.perf_counter() - started)
+        probs = imagenet_probabilities(predictor, [e.path for e in examples])
+        row[name] = imagenet_accuracy(probs, [e.label for e in examples])
+        row[name]["photos_per_s"] = len(examples) / (time.perf_counter() - started)
     row["ms_b1"] = latency_ms(predictor)
     return row
 

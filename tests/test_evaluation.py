@@ -1,5 +1,6 @@
-"""The backbone's ImageNet accuracy on the shared photos, reported by the script and held here;
-scoring files that do not read; the threshold sweeps by hand."""
+"""model.evaluation.scoring and .metrics: the backbone's ImageNet accuracy on the shared photos,
+reported by the script and held here; scoring files that do not read; the metrics and the
+threshold sweeps by hand."""
 
 from __future__ import annotations
 
@@ -11,12 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.evaluation.scoring import (
+from model.answers import Breed
+from model.evaluation.metrics import (
+    accuracy,
     dog_threshold_sweep,
-    imagenet_probabilities,
-    labelled_photos,
     mix_threshold_sweep,
+    most_confused,
+    per_breed,
+    restricted_confusion,
+)
+from model.evaluation.scoring import (
+    imagenet_probabilities,
+    load_data,
     score_files,
+    select_examples,
 )
 from model.predictor import Predictor
 from model.preprocess import ImageError
@@ -37,11 +46,14 @@ def test_evaluate_backbone_reports_imagenet_top1(shared_datasets: Path) -> None:
     assert dogs_dev["top1"] >= 0.70 and dogs_dev["dog_top1"] >= 0.70
 
 
-def test_labelled_photos_read_both_layouts(shared_datasets: Path) -> None:
-    flat = labelled_photos(shared_datasets / "imagenet-dogs-121")
-    assert len(flat) == 111 and all(p.path.name.startswith(p.wnid) for p in flat)
-    val = labelled_photos(shared_datasets / "dogs-dev", "val", limit=50)
-    assert len(val) == 50 and len({p.wnid for p in val}) == 10  # every breed, by stride
+def test_both_shared_layouts_are_evaluation_data(shared_datasets: Path) -> None:
+    flat = select_examples(load_data(shared_datasets / "imagenet-dogs-121"), "val")
+    assert len(flat) == 111  # named photos have no splits: all of them
+    assert all(e.path.name.startswith(f"{e.label}-") for e in flat)
+    assert flat[0].name == "Chihuahua" and flat[2].name == "Maltese dog"
+    val = select_examples(load_data(shared_datasets / "dogs-dev"), "val", limit=50)
+    assert len(val) == 50 and {e.split for e in val} == {"val"}
+    assert len({e.label for e in val}) == 10  # every breed, by stride
 
 
 def test_score_files_keeps_going_past_bad_files(shared_datasets: Path, tmp_path: Path) -> None:
@@ -59,6 +71,24 @@ def test_score_files_keeps_going_past_bad_files(shared_datasets: Path, tmp_path:
     assert scores.imagenet_probs[0].argmax() == 254  # pug
     with pytest.raises(ImageError, match="missing.jpg"):
         imagenet_probabilities(predictor, paths)
+
+
+def test_breed_metrics_by_hand() -> None:
+    breeds = tuple(Breed(f"b{i}", name) for i, name in enumerate(("akita", "beagle", "corgi")))
+    # 0: a beagle, right; 1: a beagle taken for an akita (a breed absent from the data), but
+    # beagle beats corgi; 2: a corgi taken for a beagle; 3: a corgi, right.
+    probs = np.array([[0.1, 0.6, 0.3], [0.5, 0.3, 0.2], [0.1, 0.5, 0.4], [0.0, 0.1, 0.9]])
+    truth, predicted = np.array([1, 1, 2, 2]), probs.argmax(1)
+    assert accuracy(probs, truth) == {"top1": 0.5, "top5": 1.0, "restricted_top1": 0.75}
+    present, counts = restricted_confusion(probs, truth)
+    assert present.tolist() == [1, 2] and counts.tolist() == [[2, 0], [1, 1]]
+    reports = per_breed(truth, predicted, breeds)
+    assert list(reports) == ["b1", "b2"]  # no row for the akita: it is not in the data
+    assert (reports["b1"]["precision"], reports["b1"]["recall"]) == (0.5, 0.5)
+    assert (reports["b2"]["precision"], reports["b2"]["recall"]) == (1.0, 0.5)
+    pairs = most_confused(truth, predicted, breeds)
+    assert [(p["true_name"], p["predicted_name"], p["count"]) for p in pairs] == [
+        ("beagle", "akita", 1), ("corgi", "beagle", 1)]  # equal counts: by name
 
 
 def test_dog_threshold_sweep_by_hand() -> None:

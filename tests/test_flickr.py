@@ -23,7 +23,7 @@ from model.data.flickr import (
     CollectorError,
     CollectorSettings,
     FlickrCollector,
-    RateLimiter,
+    RequestPacer,
     flickr_client,
     parse_licences,
 )
@@ -308,20 +308,20 @@ def test_parse_licences() -> None:
             parse_licences(bad)
 
 
-def test_rate_limiter_spaces_requests() -> None:
+def test_request_pacer_spaces_requests() -> None:
     now, slept = [100.0], []
 
     def sleep(seconds: float) -> None:
         slept.append(seconds)
         now[0] += seconds
 
-    limiter = RateLimiter(1.0, clock=lambda: now[0], sleep=sleep)
-    limiter.wait()
-    limiter.wait()
+    pacer = RequestPacer(1.0, clock=lambda: now[0], sleep=sleep)
+    pacer.wait()
+    pacer.wait()
     now[0] += 0.25
-    limiter.wait()
+    pacer.wait()
     now[0] += 5
-    limiter.wait()
+    pacer.wait()
     assert slept == [1.0, 0.75]
 
 

@@ -1,5 +1,5 @@
-"""Tests for model.predictor.Predictor: the real lite0 model on real photos, bad bytes, big
-batches and several threads at once."""
+"""Tests for model.predictor.Predictor: the real default model on real photos, bad bytes, big
+batches, several threads at once, and Grad-CAM."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from PIL import Image
 
 from model.answers import Answer
 from model.artifact import ArtifactError
-from model.predictor import BATCH_SIZES, Predictor
-from model.preprocess import NotAnImageError, TruncatedImageError
+from model.predictor import BATCH_SIZES, Predictor, run_padded
+from model.preprocess import NotAnImageError, TruncatedImageError, load_image
 
 CHIHUAHUA = "imagenet-dogs-121/n02085620-Chihuahua.jpg"
 GOLDEN_RETRIEVER = "dogs-dev/Images/n02099601-golden_retriever/n02099601_10.jpg"
@@ -112,3 +112,38 @@ def test_an_unknown_model_names_the_choices() -> None:
     with pytest.raises(ArtifactError, match=r"^no model file lite9 \(the zero-training models "
                                             r"are lite0, lite1, lite2\)$"):
         Predictor("lite9")
+
+
+def test_run_padded_compiles_only_the_given_sizes() -> None:
+    seen = []
+
+    def double(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        seen.append(len(x))
+        return x * 2, y.sum(1)
+
+    for count in (0, 1, 3, 5, 12):
+        x, y = np.arange(count, dtype=np.float32) + 1, np.ones((count, 2), np.int32)
+        doubled, sums = run_padded(double, [x, y], (2, 5))
+        np.testing.assert_array_equal(doubled, x * 2)
+        np.testing.assert_array_equal(sums, np.full(count, 2))
+    # 0 -> 2; 1 -> 2; 3 -> 5; 5 -> 5; 12 -> 5 + 5 + 2 (the rest, padded)
+    assert seen == [2, 2, 5, 5, 5, 5, 2]
+
+
+def test_grad_cam_lies_on_the_dog_not_the_cat_beside_it(predictor: Predictor,
+                                                        read_photo: Callable[[str], bytes]
+                                                        ) -> None:
+    data = pytest.importorskip("skimage.data")
+    size, half = predictor.resolution, predictor.resolution // 2
+    middle = slice(size // 4, size // 4 + half)  # the central half of the columns
+    dog = load_image(read_photo(GOLDEN_RETRIEVER), size)[:, middle]
+    cat = load_image(_png(data.chelsea()), size)[:, middle]
+    target = [b.label for b in predictor.breeds].index("n02099601")
+    dog_left, dog_right = predictor.grad_cam(
+        np.stack([np.hstack([dog, cat]), np.hstack([cat, dog])]), np.array([target, target]))
+    assert dog_left.shape == (size, size)
+    for cam in (dog_left, dog_right):
+        assert np.isfinite(cam).all() and cam.min() >= 0 and cam.max() == pytest.approx(1)
+    # Measured (Lite2): 0.28 on the dog against 0.05 on the cat, and 0.26 against 0.03.
+    assert dog_left[:, :half].mean() > 3 * dog_left[:, half:].mean()
+    assert dog_right[:, half:].mean() > 3 * dog_right[:, :half].mean()

@@ -5,8 +5,9 @@
 - Stanford Dogs (``<stanford>/manifest.csv`` from ``model.data.stanford``, or a raw Stanford-layout
   folder), with its official train/test split;
 - the breeds collected from Flickr (every ``<flickr>/<breed>/manifest.csv``);
-- any ``--folder`` read by ``model.data.dataset.load_examples`` (plain class folders, a
-  Stanford-layout folder with ``splits/*.txt``, or another manifest);
+- any ``--folder`` read by ``model.data.dataset.load_examples`` (plain class folders, photos
+  named ``<wnid>-<Name>.jpg``, a Stanford-layout folder with ``splits/*.txt``, or another
+  manifest);
 - the bot's corrections: a manifest of each corrected photo with the label of its latest
   correction (source "correction"), which the bot exports (``scripts/build_dataset.py``).
 

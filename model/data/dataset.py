@@ -1,9 +1,10 @@
 """Labelled photos: the manifest format every data script writes and training reads.
 
 A manifest is a CSV with one photo a row (columns ``MANIFEST_FIELDS``); ``path`` is relative
-to the manifest's folder unless absolute. ``load_examples`` also reads two folder layouts
-directly: Stanford Dogs' (``Images/<wnid>-<Name>/…`` with ``splits/{train,val,test}.txt``)
-and plain class folders (``<class>/*.jpg``, as Keras' ``flow_from_directory`` expects).
+to the manifest's folder unless absolute. ``load_examples`` also reads three folder layouts
+directly: Stanford Dogs' (``Images/<wnid>-<Name>/…`` with ``splits/{train,val,test}.txt``),
+plain class folders (``<class>/*.jpg``, as Keras' ``flow_from_directory`` expects) and photos
+named by their class (``<wnid>-<Name>.jpg``, as in imagenet-dogs-121).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from model.preprocess import load_rgb
 STANFORD_LICENCE = "ImageNet terms: non-commercial research"  # Stanford Dogs are ImageNet photos
 
 SPLITS = ("train", "val", "test")
+WNID_NAME = re.compile(r"n\d{8}-.+")  # "n02099601-golden_retriever", Stanford Dogs' naming
 NEAR_DUPLICATE_BITS = 6  # pHash Hamming distance (of 64 bits) at which two photos are "the same"
 
 
@@ -67,7 +69,7 @@ def slug(name: str) -> str:
 
 def class_label(folder_name: str) -> tuple[str, str]:
     """A plain class folder: a Stanford-style name, or any name made into a slug label."""
-    if re.fullmatch(r"n\d{8}-.+", folder_name):
+    if WNID_NAME.fullmatch(folder_name):
         return stanford_label(folder_name)
     name = folder_name.replace("_", " ").strip()
     return slug(name), name
@@ -104,6 +106,16 @@ def from_class_folders(root: Path, source: str = "folder") -> list[Example]:
     return examples
 
 
+def from_named_photos(root: Path, source: str = "folder") -> list[Example]:
+    """``root/<wnid>-<Name>.jpg``: photos named by their class, no splits; others are ignored."""
+    examples = []
+    for path in _photos_under(root):
+        if WNID_NAME.fullmatch(path.stem):
+            label, name = stanford_label(path.stem)
+            examples.append(Example(path, sha256_of(path), label, name, source, "", ""))
+    return examples
+
+
 def read_manifest(path: Path) -> list[Example]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -131,13 +143,13 @@ def _relative(path: Path, folder: Path) -> str:
 
 
 def load_examples(data: Path) -> list[Example]:
-    """A manifest CSV, a Stanford-layout folder, or plain class folders."""
+    """A manifest CSV, a Stanford-layout folder, or class folders and photos named by class."""
     if data.is_file():
         return read_manifest(data)
     if (data / "Images").is_dir():
         return from_stanford_dir(data)
     if data.is_dir():
-        return from_class_folders(data)
+        return from_class_folders(data) + from_named_photos(data)
     raise FileNotFoundError(f"{data}: no manifest, Stanford-layout folder or class folders")
 
 

@@ -11,9 +11,10 @@ photo already collected (any breed under ``out``) or of any ``against`` data set
     <out>/<breed>/manifest.csv        model/data/dataset.py's manifest of the kept photos
     <out>/phash_cache.csv             sha256 -> perceptual hash, so reruns are fast
 
-Every request (API page or image) waits on one ``RateLimiter`` and is retried with exponential
-backoff on HTTP 5xx, connection errors and timeouts. Photo ids already in attribution.csv or
-dropped.csv are skipped without any request, so an interrupted run resumes where it stopped.
+Every request (API page or image) waits its turn on one ``RequestPacer`` and is retried with
+exponential backoff on HTTP 5xx, connection errors and timeouts. Photo ids already in
+attribution.csv or dropped.csv are skipped without any request, so an interrupted run resumes
+where it stopped.
 The Flickr client is the real ``flickrapi.FlickrAPI`` (parsed-json); ``FLICKR_REST_URL``
 points it at another REST endpoint (a local fake in tests, or a mirror).
 """
@@ -47,6 +48,7 @@ from model.data.dataset import (
     write_manifest,
 )
 from model.data.hash_cache import HASH_CACHE, HashCache
+from model.download import TRANSIENT_FAILURES, DownloadError, download
 from model.preprocess import ImageError, load_rgb
 
 if TYPE_CHECKING:
@@ -80,7 +82,6 @@ DROP_REASONS = ("no_url", "download_failed", "not_an_image", "too_small", "not_a
 ATTRIBUTION_FIELDS = ("photo_id", "owner", "licence", "title", "source_url", "image_url",
                       "sha256")
 DROPPED_FIELDS = ("photo_id", "reason", "detail")
-MAX_IMAGE_BYTES = 50 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -100,15 +101,10 @@ class MissingCredentialsError(CollectorError):
 
 
 class TransientError(Exception):
-    """A failure worth retrying: an HTTP 5xx or a garbled response."""
+    """A failure worth retrying: an HTTP 5xx, a timeout, a lost connection, a garbled answer."""
 
 
-class DownloadError(Exception):
-    """An image that could not be fetched, even after retries."""
-
-
-TRANSIENT_ERRORS = (TransientError, requests.ConnectionError, requests.Timeout,
-                    requests.exceptions.ChunkedEncodingError)
+TRANSIENT_ERRORS = (TransientError, *TRANSIENT_FAILURES)
 
 
 @dataclass(frozen=True)
@@ -232,8 +228,11 @@ def flickr_client(api_key: str, api_secret: str, rest_url: str | None = None,
     return client
 
 
-class RateLimiter:
-    """At most one request per ``interval_s``, shared by API calls and image downloads."""
+class RequestPacer:
+    """Spaces requests ``interval_s`` apart, shared by API calls and image downloads.
+
+    Pacing, not flood control: no request is refused, each one waits its turn.
+    """
 
     def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
@@ -329,7 +328,7 @@ class FlickrCollector:
         self.flickr, self.predictor, self.out = flickr, predictor, Path(out)
         self.settings = settings or CollectorSettings()
         self.http = http or requests.Session()
-        self.limiter = RateLimiter(self.settings.interval_s)
+        self.pacer = RequestPacer(self.settings.interval_s)
 
     def collect(self, breed: str, queries: Sequence[str], max_photos: int,
                 name: str | None = None, licences: Sequence[int] | None = CC_LICENCES,
@@ -401,7 +400,7 @@ class FlickrCollector:
         return self._retried(lambda: self._api_search(params), f"search {query!r} page {page}")
 
     def _api_search(self, params: dict[str, object]) -> dict:
-        self.limiter.wait()
+        self.pacer.wait()
         log.debug("photos.search %s", params)
         try:
             return self.flickr.photos.search(**params)["photos"]
@@ -422,21 +421,17 @@ class FlickrCollector:
         """The image's bytes, retried on transient failures; DownloadError otherwise."""
         try:
             return self._retried(lambda: self._get(url), f"download {url}")
-        except (*TRANSIENT_ERRORS, requests.RequestException) as error:
-            raise DownloadError(str(error) or type(error).__name__) from error
+        except TransientError as error:
+            raise DownloadError(str(error)) from error
 
     def _get(self, url: str) -> bytes:
-        self.limiter.wait()
-        with self.http.get(url, timeout=self.settings.timeout_s, stream=True) as response:
-            if response.status_code >= 500:
-                raise TransientError(f"HTTP {response.status_code}")
-            response.raise_for_status()
-            data = bytearray()
-            for chunk in response.iter_content(64 * 1024):
-                data += chunk
-                if len(data) > MAX_IMAGE_BYTES:
-                    raise DownloadError(f"larger than {MAX_IMAGE_BYTES} bytes")
-        return bytes(data)
+        self.pacer.wait()
+        try:
+            return download(url, self.settings.timeout_s, session=self.http)
+        except DownloadError as error:
+            if error.transient:
+                raise TransientError(str(error)) from error
+            raise
 
     def _image_problem(self, photo_bytes: bytes) -> tuple[str, str] | None:
         """("not_an_image" | "too_small", detail), or None for a usable photo."""

@@ -1,1 +1,1 @@
-"""Measuring a model: accuracy on labelled photos, the evaluation report, the ONNX reference."""
+"""Measuring a model: scoring labelled photos, the metrics, the report, the ONNX reference."""

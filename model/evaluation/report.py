@@ -4,7 +4,9 @@
 
 The report folder holds ``index.html`` (self-contained apart from the files beside it),
 ``metrics.json``, the confusion matrix as PNG and CSV, a reliability plot, thumbnails of
-misclassified photos (``gallery/``) and Grad-CAM overlays (``gradcam/``).
+misclassified photos (``gallery/``) and Grad-CAM overlays (``gradcam/``). The photos are
+scored by ``model.evaluation.scoring`` and measured by ``model.evaluation.metrics``; this
+module writes the files.
 
 Which predictions each number uses:
 - top-1, top-5, macro F1, the per-breed report, the most-confused pairs, the gallery and
@@ -21,21 +23,15 @@ import csv
 import html
 import json
 import logging
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import matplotlib
 import numpy as np
 from PIL import Image
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from model.data.dataset import Example, load_examples
-from model.evaluation.scoring import score_files
-from model.labels import imagenet_classes
+from model.data.dataset import Example
+from model.evaluation.metrics import accuracy, most_confused, per_breed, restricted_confusion
+from model.evaluation.scoring import Scored, score
 from model.predictor import Predictor
 from model.preprocess import load_rgb
 from model.training.calibration import calibration_bins, expected_calibration_error
@@ -45,208 +41,55 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-TOP_K = 5
-MOST_CONFUSED = 10
 THUMBNAIL_PX = 160
-GRADCAM_CHUNK = 4  # Grad-CAM photos per compiled call (padded), so it compiles once
 GRADCAM_ALPHA = 0.45  # weight of the heatmap over the photo
 
 
-class ReportError(ValueError):
-    """Data that cannot be evaluated; str(error) says why in one line."""
+# --- the report -----------------------------------------------------------------------------
+
+def build_report(predictor: Predictor, examples: list[Example], out: Path, *,
+                 data_name: str = "", split: str = "", gradcam: int = 12,
+                 gallery: int = 24) -> dict:
+    """Evaluate ``predictor`` on ``examples``, write the report folder, return metrics.json's
+    content."""
+    out.mkdir(parents=True, exist_ok=True)
+    scored = score(predictor, examples)
+    breeds, truth, probs = predictor.breeds, scored.truth, scored.breed_probs
+    predicted = probs.argmax(1)
+    confidence, correct = probs.max(1), predicted == truth
+    reports = per_breed(truth, predicted, breeds)
+    present, counts = restricted_confusion(probs, truth)
+    names = [breeds[b].name for b in present]
+    write_confusion(out, counts, names)
+    bins = calibration_bins(confidence, correct)
+    ece = expected_calibration_error(confidence, correct)
+    write_reliability(out, bins, ece)
+    metrics = {
+        "model": predictor.version, "description": predictor.description,
+        "data": data_name, "split": split,
+        "count": len(scored.examples),
+        "unknown_to_model": sum(scored.unknown.values()),
+        "unknown_labels": dict(sorted(scored.unknown.items())),
+        "unreadable": len(scored.unreadable), "unreadable_photos": scored.unreadable,
+        **accuracy(probs, truth),
+        "macro_f1": float(np.mean([r["f1"] for r in reports.values()])),
+        "ece": ece, "misclassified": int((~correct).sum()),
+        "per_breed": reports,
+        "confusion": {"labels": [breeds[b].label for b in present], "names": names,
+                      "prediction": "argmax over the breeds present in the data",
+                      "counts": counts.tolist()},
+        "most_confused": most_confused(truth, predicted, breeds),
+        "calibration_bins": bins,
+        "gallery": write_gallery(out, scored, breeds, gallery),
+        "gradcam": write_gradcam(out, predictor, scored, gradcam),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "index.html").write_text(render_html(metrics))
+    log.info("report written to %s", out)
+    return metrics
 
 
-@dataclass
-class Scored:
-    """Predictions on the photos that could be evaluated."""
-
-    examples: list[Example]  # readable photos with a breed the model knows
-    truth: np.ndarray  # (M,) index into predictor.breeds
-    breed_probs: np.ndarray  # (M, N)
-    unknown: Counter  # label -> photos whose breed the model does not know
-    unreadable: list[dict]  # {"path", "reason"}
-
-
-# --- data -----------------------------------------------------------------------------------
-
-def load_data(data: Path) -> list[Example]:
-    """All labelled photos of a manifest or folder; ReportError when there are none."""
-    if not data.exists():
-        raise ReportError(f"{data}: no such file or folder")
-    try:
-        examples = load_examples(data)
-    except (OSError, ValueError, TypeError, KeyError, csv.Error) as error:
-        raise ReportError(f"{data}: {error}") from error
-    if not examples:
-        raise ReportError(f"{data}: no labelled photos found")
-    return examples
-
-
-def select_examples(examples: list[Example], split: str | None = "val",
-                    limit: int | None = None) -> list[Example]:
-    """The photos of ``split`` ("all" or None: every photo), every n-th to honour ``limit``.
-
-    Data without any split information (e.g. plain class folders) is used whole, because
-    refusing it would make quick evaluations of ad-hoc folders impossible.
-    """
-    if split and split != "all":
-        splits = {e.split for e in examples} - {""}
-        if splits:
-            examples = [e for e in examples if e.split == split]
-            if not examples:
-                raise ReportError(f"no photos in split {split!r} (the data has: "
-                                  f"{', '.join(sorted(splits))})")
-        else:
-            log.info("the data has no splits: evaluating all %d photos", len(examples))
-    if limit and limit < len(examples):
-        # A stride rather than the first N: the examples are sorted by breed, so this keeps
-        # every breed represented.
-        examples = examples[:: len(examples) // limit][:limit]
-    return examples
-
-
-def score(predictor: Predictor, examples: list[Example]) -> Scored:
-    """Classify every photo whose breed the model knows; count the unknown and unreadable."""
-    index = {b.label: i for i, b in enumerate(predictor.breeds)}
-    unknown = Counter(e.label for e in examples if e.label not in index)
-    known = [e for e in examples if e.label in index]
-    scores = score_files(predictor, [e.path for e in known])
-    kept = [known[i] for i in scores.read]
-    unreadable = [{"path": str(known[i].path), "reason": reason}
-                  for i, reason in scores.unreadable]
-    for bad in unreadable:
-        log.warning("skipped %s: %s", bad["path"], bad["reason"])
-    if not kept:
-        raise ReportError(f"none of the {len(examples)} photos could be evaluated: "
-                          f"{len(unreadable)} unreadable, {sum(unknown.values())} of breeds "
-                          "the model does not know")
-    truth = np.array([index[e.label] for e in kept])
-    return Scored(kept, truth, scores.breed_probs, unknown, unreadable)
-
-
-# --- metrics --------------------------------------------------------------------------------
-
-def accuracy(breed_probs: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """top-1 and top-5 over all the model's breeds; restricted top-1 over the data's breeds."""
-    k = min(TOP_K, breed_probs.shape[1])
-    top_k = np.argsort(-breed_probs, axis=1)[:, :k]
-    present = np.unique(truth)
-    restricted = present[breed_probs[:, present].argmax(1)]
-    return {"top1": float((top_k[:, 0] == truth).mean()),
-            "top5": float((top_k == truth[:, None]).any(1).mean()),
-            "restricted_top1": float((restricted == truth).mean())}
-
-
-def per_breed(truth: np.ndarray, predicted: np.ndarray, breeds: tuple) -> dict[str, dict]:
-    """Precision, recall, F1 and support of each breed present in the data.
-
-    A prediction of a breed absent from the data counts as a miss of the true breed but
-    gives no absent breed a row: their precision would be 0 by construction.
-    """
-    present = np.unique(truth)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        truth, predicted, labels=present, zero_division=0)
-    return {breeds[b].label: {"name": breeds[b].name, "precision": float(p), "recall": float(r),
-                              "f1": float(f), "support": int(s)}
-            for b, p, r, f, s in zip(present, precision, recall, f1, support, strict=True)}
-
-
-def restricted_confusion(breed_probs: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray,
-                                                                              np.ndarray]:
-    """Breeds present (sorted) and the confusion matrix over them (rows true, columns
-    predicted), the prediction being the argmax over those breeds only."""
-    present = np.unique(truth)
-    restricted = present[breed_probs[:, present].argmax(1)]
-    return present, confusion_matrix(truth, restricted, labels=present)
-
-
-def most_confused(truth: np.ndarray, predicted: np.ndarray, breeds: tuple,
-                  count: int = MOST_CONFUSED) -> list[dict]:
-    """The largest off-diagonal counts (true breed -> predicted breed), ties by name."""
-    pairs = Counter((int(t), int(p)) for t, p in zip(truth, predicted, strict=True) if t != p)
-    ranked = sorted(pairs.items(), key=lambda item: (-item[1], breeds[item[0][0]].name,
-                                                     breeds[item[0][1]].name))
-    return [{"true_label": breeds[t].label, "true_name": breeds[t].name,
-             "predicted_label": breeds[p].label, "predicted_name": breeds[p].name, "count": n}
-            for (t, p), n in ranked[:count]]
-
-
-# --- Grad-CAM -------------------------------------------------------------------------------
-
-def grad_cam(feature_map: jax.Array, class_scores: Callable[[jax.Array], jax.Array],
-             size: int) -> jax.Array:
-    """Grad-CAM heatmaps (B, size, size) in [0, 1] from a (B, h, w, C) feature map.
-
-    ``class_scores`` maps the feature map to each photo's (B,) score of its chosen class.
-    Photos do not interact, so the gradient of the summed scores is each photo's own.
-    """
-    gradient = jax.grad(lambda fmap: class_scores(fmap).sum())(feature_map)
-    weights = gradient.mean(axis=(1, 2))  # (B, C): how much each channel raises the score
-    cam = jax.nn.relu(jnp.einsum("bhwc,bc->bhw", feature_map, weights))
-    # Bilinear weights are non-negative, so the upsampled map stays >= 0.
-    cam = jax.image.resize(cam, (cam.shape[0], size, size), "bilinear")
-    peak = cam.max(axis=(1, 2), keepdims=True)
-    # Only the shape of a map matters, not its scale: each is shown relative to its peak.
-    return jnp.where(peak > 0, cam / jnp.where(peak > 0, peak, 1.0), 0.0)
-
-
-def _scores_fn(predictor: Predictor) -> Callable[[dict, jax.Array, jax.Array], jax.Array]:
-    """(params, feature map, target breed indices) -> (B,) class scores before the softmax.
-
-    A trained head scores with its own logit of the breed; the zero-training model with the
-    ImageNet logit of that breed's ImageNet class. The predictor keeps its head private;
-    reading it here avoids widening Predictor's API for this one offline use.
-    """
-    backbone, head = predictor.backbone, predictor._head
-    if head is None:
-        imagenet = {c.wnid: c.index for c in imagenet_classes()}
-        columns = jnp.asarray([imagenet[b.label] for b in predictor.breeds])
-
-        def imagenet_scores(params: dict, fmap: jax.Array, targets: jax.Array) -> jax.Array:
-            _, logits = backbone.apply(params["backbone"], fmap, method="pool")
-            return jnp.take_along_axis(logits, columns[targets][:, None], 1)[:, 0]
-
-        return imagenet_scores
-
-    def head_scores(params: dict, fmap: jax.Array, targets: jax.Array) -> jax.Array:
-        features, _ = backbone.apply(params["backbone"], fmap, method="pool")
-        logits = head.apply(params["head"], features)
-        return jnp.take_along_axis(logits, targets[:, None], 1)[:, 0]
-
-    return head_scores
-
-
-def predictor_grad_cam(predictor: Predictor, pixels: np.ndarray,
-                       targets: np.ndarray) -> np.ndarray:
-    """Grad-CAM (B, S, S) of each preprocessed photo (B, S, S, 3) for its target breed."""
-    backbone, scores = predictor.backbone, _scores_fn(predictor)
-
-    @jax.jit
-    def run(params: dict, pixels: jax.Array, targets: jax.Array) -> jax.Array:
-        fmap = backbone.apply(params["backbone"], pixels, method="feature_map")
-        return grad_cam(fmap, lambda m: scores(params, m, targets), pixels.shape[1])
-
-    params = predictor._params  # private, as in _scores_fn
-    cams = []
-    for start in range(0, len(pixels), GRADCAM_CHUNK):
-        count = len(pixels[start : start + GRADCAM_CHUNK])
-        padded = np.zeros((GRADCAM_CHUNK, *pixels.shape[1:]), np.uint8)
-        padded[:count] = pixels[start : start + count]
-        padded_targets = np.zeros(GRADCAM_CHUNK, np.int32)
-        padded_targets[:count] = targets[start : start + count]
-        cams.append(np.asarray(run(params, jnp.asarray(padded), jnp.asarray(padded_targets)))
-                    [:count])
-    return np.concatenate(cams) if cams else np.zeros((0, *pixels.shape[1:3]), np.float32)
-
-
-def overlay(pixels: np.ndarray, cam: np.ndarray) -> np.ndarray:
-    """The photo and the photo under a colour-mapped heatmap, side by side (S, 2S, 3) uint8."""
-    heat = matplotlib.colormaps["jet"](cam)[..., :3]
-    blended = (1 - GRADCAM_ALPHA) * pixels / 255.0 + GRADCAM_ALPHA * heat
-    return np.concatenate([pixels, np.clip(blended * 255, 0, 255).astype(np.uint8)], axis=1)
-
-
-# --- files ----------------------------------------------------------------------------------
+# --- plots ----------------------------------------------------------------------------------
 
 def write_confusion(out: Path, counts: np.ndarray, names: list[str]) -> None:
     """confusion.csv (breed names as header and index) and confusion.png."""
@@ -294,6 +137,8 @@ def write_reliability(out: Path, bins: list[dict], ece: float) -> None:
     plt.close(figure)
 
 
+# --- photos ---------------------------------------------------------------------------------
+
 def _top_guesses(probs: np.ndarray, breeds: tuple, count: int = 3) -> list[dict]:
     return [{"label": breeds[i].label, "name": breeds[i].name, "probability": float(probs[i])}
             for i in np.argsort(-probs)[:count]]
@@ -326,7 +171,7 @@ def write_gradcam(out: Path, predictor: Predictor, scored: Scored, count: int) -
     decoded = predictor.decode([scored.examples[i].path.read_bytes() for i in chosen])
     pixels = np.stack(decoded)  # these photos were read and decoded once already
     targets = scored.breed_probs[chosen].argmax(1)
-    cams = predictor_grad_cam(predictor, pixels, targets)
+    cams = predictor.grad_cam(pixels, targets)
     (out / "gradcam").mkdir(exist_ok=True)
     items = []
     for number, (i, target, cam) in enumerate(zip(chosen, targets, cams, strict=True)):
@@ -340,48 +185,11 @@ def write_gradcam(out: Path, predictor: Predictor, scored: Scored, count: int) -
     return items
 
 
-# --- the report -----------------------------------------------------------------------------
-
-def build_report(predictor: Predictor, examples: list[Example], out: Path, *,
-                 data_name: str = "", split: str = "", gradcam: int = 12,
-                 gallery: int = 24) -> dict:
-    """Evaluate ``predictor`` on ``examples``, write the report folder, return metrics.json's
-    content."""
-    out.mkdir(parents=True, exist_ok=True)
-    scored = score(predictor, examples)
-    breeds, truth, probs = predictor.breeds, scored.truth, scored.breed_probs
-    predicted = probs.argmax(1)
-    confidence, correct = probs.max(1), predicted == truth
-    reports = per_breed(truth, predicted, breeds)
-    present, counts = restricted_confusion(probs, truth)
-    names = [breeds[b].name for b in present]
-    write_confusion(out, counts, names)
-    bins = calibration_bins(confidence, correct)
-    ece = expected_calibration_error(confidence, correct)
-    write_reliability(out, bins, ece)
-    metrics = {
-        "model": predictor.version, "description": predictor.description,
-        "data": data_name, "split": split,
-        "count": len(scored.examples),
-        "unknown_to_model": sum(scored.unknown.values()),
-        "unknown_labels": dict(sorted(scored.unknown.items())),
-        "unreadable": len(scored.unreadable), "unreadable_photos": scored.unreadable,
-        **accuracy(probs, truth),
-        "macro_f1": float(np.mean([r["f1"] for r in reports.values()])),
-        "ece": ece, "misclassified": int((~correct).sum()),
-        "per_breed": reports,
-        "confusion": {"labels": [breeds[b].label for b in present], "names": names,
-                      "prediction": "argmax over the breeds present in the data",
-                      "counts": counts.tolist()},
-        "most_confused": most_confused(truth, predicted, breeds),
-        "calibration_bins": bins,
-        "gallery": write_gallery(out, scored, breeds, gallery),
-        "gradcam": write_gradcam(out, predictor, scored, gradcam),
-    }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (out / "index.html").write_text(render_html(metrics))
-    log.info("report written to %s", out)
-    return metrics
+def overlay(pixels: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """The photo and the photo under a colour-mapped heatmap, side by side (S, 2S, 3) uint8."""
+    heat = matplotlib.colormaps["jet"](cam)[..., :3]
+    blended = (1 - GRADCAM_ALPHA) * pixels / 255.0 + GRADCAM_ALPHA * heat
+    return np.concatenate([pixels, np.clip(blended * 255, 0, 255).astype(np.uint8)], axis=1)
 
 
 # --- HTML -----------------------------------------------------------------------------------

@@ -1,41 +1,77 @@
-"""Scoring photo files in chunks (for the backbone scripts and the report), ImageNet accuracy,
-and the threshold sweeps of the zero-training model."""
+"""Running a model over labelled photos: which photos to evaluate, and their probabilities.
+
+    examples = select_examples(load_data(path), "val", limit)
+    scored = score(predictor, examples)  # breed probabilities of the photos that read
+
+Photos are read, decoded and classified ``CHUNK`` at a time to bound memory; unreadable ones
+are set aside with the reason, never fatal. The numbers computed from the probabilities are
+in ``model.evaluation.metrics``.
+"""
 
 from __future__ import annotations
 
+import csv
+import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from model.data.dataset import Example, load_examples
 from model.efficientnet import NUM_CLASSES
-from model.labels import BREED_CLASSES, imagenet_classes
 from model.predictor import Predictor
 from model.preprocess import ImageError
+
+log = logging.getLogger(__name__)
 
 CHUNK = 64  # photos read, decoded and classified per step, to bound memory
 
 
-@dataclass(frozen=True)
-class LabelledPhoto:
-    path: Path
-    wnid: str
+class EvaluationError(ValueError):
+    """Data that cannot be evaluated; str(error) says why in one line."""
 
 
-def labelled_photos(folder: Path, split: str = "val", limit: int | None = None
-                    ) -> list[LabelledPhoto]:
-    """Photos named ``<wnid>-<Name>.jpg`` in ``folder``, or a Stanford-layout folder's split
-    (``Images/<wnid>-<Name>/…`` listed by ``splits/<split>.txt``); every n-th to honour limit."""
-    if (folder / "Images").is_dir():
-        lines = (folder / "splits" / f"{split}.txt").read_text().split()
-        photos = [LabelledPhoto(folder / "Images" / line, line.split("-", 1)[0]) for line in lines]
-    else:
-        photos = [LabelledPhoto(p, p.name.split("-", 1)[0]) for p in sorted(folder.glob("*.jpg"))]
-    if limit and limit < len(photos):
-        photos = photos[:: len(photos) // limit][:limit]
-    return photos
+# --- which photos ---------------------------------------------------------------------------
 
+def load_data(data: Path) -> list[Example]:
+    """All labelled photos of a manifest or folder; EvaluationError when there are none."""
+    if not data.exists():
+        raise EvaluationError(f"{data}: no such file or folder")
+    try:
+        examples = load_examples(data)
+    except (OSError, ValueError, TypeError, KeyError, csv.Error) as error:
+        raise EvaluationError(f"{data}: {error}") from error
+    if not examples:
+        raise EvaluationError(f"{data}: no labelled photos found")
+    return examples
+
+
+def select_examples(examples: list[Example], split: str | None = "val",
+                    limit: int | None = None) -> list[Example]:
+    """The photos of ``split`` ("all" or None: every photo), every n-th to honour ``limit``.
+
+    Data without any split information (e.g. plain class folders) is used whole, because
+    refusing it would make quick evaluations of ad-hoc folders impossible.
+    """
+    if split and split != "all":
+        splits = {e.split for e in examples} - {""}
+        if splits:
+            examples = [e for e in examples if e.split == split]
+            if not examples:
+                raise EvaluationError(f"no photos in split {split!r} (the data has: "
+                                      f"{', '.join(sorted(splits))})")
+        else:
+            log.info("the data has no splits: evaluating all %d photos", len(examples))
+    if limit and limit < len(examples):
+        # A stride rather than the first N: the examples are sorted by breed, so this keeps
+        # every breed represented.
+        examples = examples[:: len(examples) // limit][:limit]
+    return examples
+
+
+# --- their probabilities --------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class FileScores:
@@ -97,57 +133,31 @@ def imagenet_probabilities(predictor: Predictor, paths: list[Path]) -> np.ndarra
     return scores.imagenet_probs
 
 
-def imagenet_accuracy(imagenet_probs: np.ndarray, wnids: list[str]) -> dict[str, float]:
-    """Top-1 over all 1000 classes, and over the dog classes only (argmax among breeds)."""
-    index = {c.wnid: c.index for c in imagenet_classes()}
-    truth = np.array([index[w] for w in wnids])
-    breeds = np.array(BREED_CLASSES)
-    dog_top1 = breeds[imagenet_probs[:, breeds].argmax(1)]
-    return {"count": len(wnids),
-            "top1": float((imagenet_probs.argmax(1) == truth).mean()),
-            "dog_top1": float((dog_top1 == truth).mean())}
+@dataclass
+class Scored:
+    """Predictions on the photos that could be evaluated."""
+
+    examples: list[Example]  # readable photos with a breed the model knows
+    truth: np.ndarray  # (M,) index into predictor.breeds
+    breed_probs: np.ndarray  # (M, N)
+    unknown: Counter  # label -> photos whose breed the model does not know
+    unreadable: list[dict]  # {"path", "reason"}
 
 
-def dog_threshold_sweep(dog_probs: np.ndarray, other_probs: np.ndarray,
-                        thresholds: np.ndarray) -> list[dict[str, float]]:
-    """For each threshold: share of dogs kept, share of non-dogs refused."""
-    return [{"threshold": float(t),
-             "dogs_kept": float((dog_probs >= t).mean()),
-             "others_refused": float((other_probs < t).mean())} for t in thresholds]
-
-
-def _mean(hits: np.ndarray) -> float:
-    return float(hits.mean()) if hits.size else float("nan")
-
-
-def mix_threshold_sweep(breed_probs: np.ndarray, truth: np.ndarray,
-                        thresholds: np.ndarray) -> list[dict[str, float]]:
-    """For each threshold: share answered with one breed, and how often that breed is right;
-    for the rest ("a mix"), how often the true breed is among the three named."""
-    top1 = breed_probs.argmax(1)
-    top3 = np.argsort(-breed_probs, 1)[:, :3]
-    confident_p = breed_probs.max(1)
-    rows = []
-    for t in thresholds:
-        sure = confident_p >= t
-        rows.append({"threshold": float(t), "single_breed": float(sure.mean()),
-                     "single_right": _mean(top1[sure] == truth[sure]),
-                     "mix_has_truth": _mean((top3[~sure] == truth[~sure, None]).any(1))})
-    return rows
-
-
-
-def photos_as_bytes(arrays: dict[str, np.ndarray]) -> dict[str, bytes]:
-    """Encode arrays (any of bool, grey, RGB, RGBA) as PNG, so they take the real decode path."""
-    import io
-
-    from PIL import Image
-
-    encoded = {}
-    for name, array in arrays.items():
-        if array.dtype != np.uint8:
-            array = (array / max(array.max(), 1) * 255).astype(np.uint8)
-        buffer = io.BytesIO()
-        Image.fromarray(array).save(buffer, "PNG")
-        encoded[name] = buffer.getvalue()
-    return encoded
+def score(predictor: Predictor, examples: list[Example]) -> Scored:
+    """Classify every photo whose breed the model knows; count the unknown and unreadable."""
+    index = {b.label: i for i, b in enumerate(predictor.breeds)}
+    unknown = Counter(e.label for e in examples if e.label not in index)
+    known = [e for e in examples if e.label in index]
+    scores = score_files(predictor, [e.path for e in known])
+    kept = [known[i] for i in scores.read]
+    unreadable = [{"path": str(known[i].path), "reason": reason}
+                  for i, reason in scores.unreadable]
+    for bad in unreadable:
+        log.warning("skipped %s: %s", bad["path"], bad["reason"])
+    if not kept:
+        raise EvaluationError(f"none of the {len(examples)} photos could be evaluated: "
+                              f"{len(unreadable)} unreadable, {sum(unknown.values())} of "
+                              "breeds the model does not know")
+    truth = np.array([index[e.label] for e in kept])
+    return Scored(kept, truth, scores.breed_probs, unknown, unreadable)

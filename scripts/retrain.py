@@ -1,0 +1,175 @@
+"""Learn from people's corrections: train a candidate, promote it only when it is better.
+
+    python scripts/retrain.py [--model var/model.whatbreed] [--check DIR ...] [--every 6h]
+    python scripts/retrain.py --rollback
+
+Reads the bot's corrections (its own export, read-only), keeps those the rules trust (the
+event's host, or enough people agreeing; one person's weight capped), trains a candidate that
+extends the served model (the file, or the zero-training model when there is none), and
+compares the two on held-out corrected photos and on every --check folder. Promotion swaps
+the model file atomically; the running bot reloads it by itself. Each vote's outcome is written
+to <model>.history/votes-<time>.csv; every promotion is logged in promotions.jsonl there.
+"""
+
+import argparse
+import csv
+import json
+import logging
+import re
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.config import DATA_DIR
+from bot.storage import UnreadableDatabase, export_votes
+from model import DEFAULT_VARIANT, MODELS
+from model.artifact import ArtifactError
+from model.data.corrections import Decisions, Rules, decide, read_votes
+from model.data.dataset import load_examples
+from model.training.promotion import PromotionError, history_dir, promote, rollback
+from model.training.retrain import (
+    Candidate,
+    RetrainError,
+    examples_digest,
+    promotion_record,
+    read_state,
+    served_model,
+    train_candidate,
+)
+from model.training.train import TrainConfig
+
+log = logging.getLogger("retrain")
+EVERY = re.compile(r"(\d+)([smhd])")
+SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    rules, parser = Rules(), argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", default=f"sqlite:///{DATA_DIR / 'whatbreed.db'}",
+                        help="the bot's database URL (default: %(default)s)")
+    parser.add_argument("--photos", type=Path, default=DATA_DIR / "photos",
+                        help="the bot's photo folder (default: %(default)s)")
+    parser.add_argument("--model", type=Path, default=DATA_DIR / "model.whatbreed",
+                        help="the served model file, promoted into (default: %(default)s)")
+    parser.add_argument("--variant", choices=MODELS, default=DEFAULT_VARIANT,
+                        help="backbone when no model file exists yet (default: %(default)s)")
+    parser.add_argument("--check", type=Path, action="append", default=[],
+                        help="labelled photos of other breeds that must not get worse "
+                             "(a Stanford-layout folder, class folders or a manifest); repeat")
+    parser.add_argument("--cache", type=Path, default=DATA_DIR / "cache" / "features",
+                        help="backbone features cache (default: %(default)s)")
+    parser.add_argument("--tolerance", type=float, default=0.01,
+                        help="how much worse a check set may get (default: %(default)s)")
+    parser.add_argument("--min-agree", type=int, default=rules.min_agree,
+                        help="people who must agree without the host (default: %(default)s)")
+    parser.add_argument("--max-per-voter", type=int, default=rules.max_per_voter,
+                        help="photos one person may help decide (default: %(default)s)")
+    parser.add_argument("--new-breed-voters", type=int, default=rules.new_breed_voters,
+                        help="people who must name a new breed (default: %(default)s)")
+    parser.add_argument("--new-breed-photos", type=int, default=rules.new_breed_photos,
+                        help="photos a new breed needs to become a class (default: %(default)s)")
+    parser.add_argument("--every", help="run again at this interval, e.g. 30m or 6h")
+    parser.add_argument("--rollback", action="store_true",
+                        help="serve again the model the last promotion replaced")
+    args = parser.parse_args(argv)
+    if args.every and not EVERY.fullmatch(args.every):
+        parser.error(f"--every takes a number and s, m, h or d, e.g. 6h: not {args.every!r}")
+    return args
+
+
+def write_outcomes(decisions: Decisions, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["correction_id", "at", "sha256", "label", "name", "host", "counted",
+                         "why"])
+        for o in decisions.outcomes:
+            writer.writerow([o.vote.correction_id, o.vote.at, o.vote.sha256, o.vote.label,
+                             o.vote.name, int(o.vote.host), int(o.counted), o.why])
+
+
+def print_decisions(decisions: Decisions, outcomes_file: Path) -> None:
+    counts = ", ".join(f"{why} {n}" for why, n in decisions.counts().most_common())
+    print(f"{len(decisions.outcomes)} corrections: {counts or 'none'} ({outcomes_file})")
+    print(f"{len(decisions.examples)} photos with a trusted label")
+    for breed in decisions.new_breeds:
+        print(f"new breed {breed.name} ({breed.label}): {breed.voters} people, "
+              f"{breed.photos} photos")
+    for breed in decisions.candidates:
+        print(f"candidate breed {breed.name} ({breed.label}): {breed.voters} people, "
+              f"{breed.photos} photos; more photos: {breed.suggestion()}")
+
+
+def print_candidate(candidate: Candidate, current: str) -> None:
+    print(f"{'':34}{current[:26]:>26}  {candidate.artifact.version[:26]:>26}")
+    for c in candidate.comparisons:
+        print(f"  {c.name[:32]:<32}{c.before.top1:>18.3f} (ECE {c.before.ece:.3f})"
+              f"{c.after.top1:>12.3f} (ECE {c.after.ece:.3f})  n={c.after.count}")
+    print(("promoted: " if candidate.promote else "kept the current model: ") + candidate.why)
+
+
+def retrain_once(args: argparse.Namespace) -> int:
+    """One round: export, decide, train, compare, promote. 0 also when nothing is new."""
+    served = served_model(args.model, args.variant)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    with tempfile.TemporaryDirectory(prefix="votes-") as scratch:
+        export_votes(args.database, args.photos, Path(scratch) / "votes.csv")
+        votes = read_votes(Path(scratch) / "votes.csv")
+    rules = Rules(args.min_agree, args.max_per_voter, args.new_breed_voters,
+                  args.new_breed_photos)
+    decisions = decide(votes, {b.label for b in served.base.labels}, rules)
+    outcomes_file = history_dir(args.model) / f"votes-{stamp}.csv"
+    write_outcomes(decisions, outcomes_file)
+    print_decisions(decisions, outcomes_file)
+    state_file = history_dir(args.model) / "retrain_state.json"
+    digest = examples_digest(decisions.examples, served)
+    if read_state(state_file).get("digest") == digest:
+        print(f"nothing new since the last run: {served.version} stays")
+        return 0
+    checks = {folder.name: load_examples(folder) for folder in args.check}
+    config = TrainConfig(variant=served.variant)
+    try:
+        candidate = train_candidate(config, served, decisions.examples, checks, args.cache,
+                                    history_dir(args.model) / f"logs-{stamp}", args.tolerance)
+    except RetrainError as too_few:  # the normal state of a new bot: wait for more
+        print(f"not yet: {too_few}")
+        return 0
+    print_candidate(candidate, served.version)
+    if candidate.promote:
+        candidate.artifact.metrics["promotion"] = promotion_record(
+            candidate, served, datetime.now(UTC).isoformat(timespec="seconds"))
+        promote(candidate.artifact, args.model, served.version, candidate.figures())
+    state_file.write_text(json.dumps({"digest": digest, "candidate": candidate.artifact.version,
+                                      "promoted": candidate.promote}) + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if args.rollback:
+        return guarded(lambda: print(f"rolled back: serving {rollback(args.model)} again"))
+    if not args.every:
+        return guarded(lambda: retrain_once(args))
+    number, unit = EVERY.fullmatch(args.every).groups()
+    while True:  # unattended: a failed round is reported, and the next one tries again
+        guarded(lambda: retrain_once(args))
+        time.sleep(int(number) * SECONDS[unit])
+
+
+def guarded(run) -> int:
+    """``run()``'s status; a problem the user can fix is one line on stderr and status 2."""
+    try:
+        return run() or 0
+    except (FileNotFoundError, UnreadableDatabase, ArtifactError, PromotionError,
+            ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
