@@ -36,6 +36,21 @@ def print_baseline(metrics: dict, out: Path) -> int:
     return 0
 
 
+# TrainConfig's fields that are flags (--learning-rate for learning_rate), with their help.
+CONFIG_FLAGS = {
+    "views": "augmented views per training photo",
+    "hidden": "hidden layer width (0: linear head)",
+    "dropout": "dropout rate",
+    "epochs": "at most this many (early stopping on val top-1)",
+    "batch_size": "photos",
+    "learning_rate": "peak AdamW learning rate",
+    "label_smoothing": "of the one-hot targets",
+    "distill_weight": "how strongly the old breeds keep the zero-training answers (0: off)",
+    "distill_temperature": "softens both answers",
+    "seed": "for every random draw",
+}
+
+
 def main() -> int:
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
@@ -45,39 +60,21 @@ def main() -> int:
                         help="the model file to write")
     parser.add_argument("--cache", type=Path, default=Path("var/cache/features"),
                         help="where backbone features are cached")
-    parser.add_argument("--variant", choices=MODELS, default=defaults.variant,
-                        help="backbone")
-    parser.add_argument("--views", type=int, default=defaults.views,
-                        help="augmented views per training photo")
-    parser.add_argument("--hidden", type=int, default=defaults.hidden,
-                        help="hidden layer width (0: linear head)")
-    parser.add_argument("--dropout", type=float, default=defaults.dropout, help="dropout rate")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs,
-                        help="at most this many (early stopping on val top-1)")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="photos")
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
-                        help="peak AdamW learning rate")
-    parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing,
-                        help="of the one-hot targets")
-    parser.add_argument("--distill-weight", type=float, default=defaults.distill_weight,
-                        help="how strongly the old breeds keep the zero-training answers (0: off)")
-    parser.add_argument("--distill-temperature", type=float,
-                        default=defaults.distill_temperature, help="softens both answers")
+    parser.add_argument("--variant", choices=MODELS, default=defaults.variant, help="backbone")
+    for name, help_text in CONFIG_FLAGS.items():
+        default = getattr(defaults, name)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default,
+                            help=help_text)
     parser.add_argument("--only-data-breeds", action="store_true",
                         help="a head over the data's breeds alone, forgetting the others")
     parser.add_argument("--no-balance", action="store_true", help="no class weights")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="for every random draw")
     parser.add_argument("--baseline-cnn", action="store_true",
                         help="instead, train a small CNN from scratch on the same photos")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config = TrainConfig(variant=args.variant, views=args.views, hidden=args.hidden,
-                         dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size,
-                         learning_rate=args.learning_rate, balance=not args.no_balance,
-                         seed=args.seed, label_smoothing=args.label_smoothing,
-                         distill_weight=args.distill_weight,
-                         distill_temperature=args.distill_temperature,
-                         extend=not args.only_data_breeds)
+    config = TrainConfig(variant=args.variant, balance=not args.no_balance,
+                         extend=not args.only_data_breeds,
+                         **{name: getattr(args, name) for name in CONFIG_FLAGS})
     try:
         examples = load_examples(args.data)
         if args.baseline_cnn:

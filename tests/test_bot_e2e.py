@@ -1,7 +1,7 @@
 """The real bot Application, driven over real HTTP through the fake Bot API on 127.0.0.1.
 
 Each test gets a fresh database and photo folder (the ``bot_env`` fixture in conftest.py);
-the predictor (real Lite0 weights) is loaded once for the session.
+the predictor (real weights of the default variant) is loaded once for the session.
 """
 
 from __future__ import annotations

@@ -17,11 +17,11 @@ The bot writes the votes (``python -m bot.export_votes``): one CSV row a correct
 
 from __future__ import annotations
 
-import csv
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from model.data.csv_log import read_rows
 from model.data.dataset import Example
 
 VOTE_FIELDS = ("correction_id", "at", "sha256", "path", "voter", "host", "kind", "label", "name",
@@ -44,14 +44,10 @@ class Vote:
 
 def read_votes(path: Path) -> list[Vote]:
     """The bot's vote export; paths relative to the CSV's folder become absolute."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    missing = set(VOTE_FIELDS) - set(rows[0] if rows else VOTE_FIELDS)
-    if missing:
-        raise ValueError(f"{path} is not a vote export: missing columns {sorted(missing)}")
     return [Vote(int(r["correction_id"]), r["at"], r["sha256"],
                  str(path.parent / r["path"]) if r["path"] else "", r["voter"], r["host"] == "1",
-                 r["kind"], r["label"], r["name"], r["event_id"]) for r in rows]
+                 r["kind"], r["label"], r["name"], r["event_id"])
+            for r in read_rows(path, VOTE_FIELDS, "vote export")]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""An append-only CSV log: each row written and flushed at once, so a crash loses at most one."""
+"""CSV files: reading one that must have certain columns, and an append-only log whose rows
+are written and flushed at once, so a crash loses at most one."""
 
 from __future__ import annotations
 
@@ -9,6 +10,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+
+def read_rows(path: Path, fields: Sequence[str], kind: str) -> list[dict[str, str]]:
+    """The rows of a CSV that must have ``fields``; a ValueError saying it is not a ``kind``."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    missing = set(fields) - set(rows[0] if rows else fields)
+    if missing:
+        raise ValueError(f"{path} is not a {kind}: missing columns {sorted(missing)}")
+    return rows
 
 
 class CsvLog:

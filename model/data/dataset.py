@@ -19,6 +19,7 @@ from pathlib import Path
 import imagehash
 import numpy as np
 
+from model.data.csv_log import read_rows
 from model.photo_sources import PHOTO_SUFFIXES
 from model.preprocess import load_rgb
 
@@ -117,12 +118,8 @@ def from_named_photos(root: Path, source: str = "folder") -> list[Example]:
 
 
 def read_manifest(path: Path) -> list[Example]:
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    missing = set(MANIFEST_FIELDS) - set(rows[0] if rows else MANIFEST_FIELDS)
-    if missing:
-        raise ValueError(f"{path} is not a manifest: missing columns {sorted(missing)}")
-    return [Example(**(row | {"path": path.parent / row["path"]})) for row in rows]
+    return [Example(**(row | {"path": path.parent / row["path"]}))
+            for row in read_rows(path, MANIFEST_FIELDS, "manifest")]
 
 
 def write_manifest(examples: Iterable[Example], path: Path) -> None:
