@@ -43,6 +43,12 @@ from model.training.train import TrainConfig
 log = logging.getLogger("retrain")
 EVERY = re.compile(r"(\d+)([smhd])")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+RULE_FLAGS = {  # Rules' fields, as flags (--min-agree for min_agree)
+    "min_agree": "people who must agree without the host",
+    "max_per_voter": "photos one person may help decide",
+    "new_breed_voters": "people who must name a new breed",
+    "new_breed_photos": "photos a new breed needs to become a class",
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -63,14 +69,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="backbone features cache (default: %(default)s)")
     parser.add_argument("--tolerance", type=float, default=0.01,
                         help="how much worse a check set may get (default: %(default)s)")
-    parser.add_argument("--min-agree", type=int, default=rules.min_agree,
-                        help="people who must agree without the host (default: %(default)s)")
-    parser.add_argument("--max-per-voter", type=int, default=rules.max_per_voter,
-                        help="photos one person may help decide (default: %(default)s)")
-    parser.add_argument("--new-breed-voters", type=int, default=rules.new_breed_voters,
-                        help="people who must name a new breed (default: %(default)s)")
-    parser.add_argument("--new-breed-photos", type=int, default=rules.new_breed_photos,
-                        help="photos a new breed needs to become a class (default: %(default)s)")
+    for name, help_text in RULE_FLAGS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(rules, name),
+                            help=f"{help_text} (default: %(default)s)")
     parser.add_argument("--every", help="run again at this interval, e.g. 30m or 6h")
     parser.add_argument("--rollback", action="store_true",
                         help="serve again the model the last promotion replaced")
@@ -118,8 +119,7 @@ def retrain_once(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="votes-") as scratch:
         export_votes(args.database, args.photos, Path(scratch) / "votes.csv")
         votes = read_votes(Path(scratch) / "votes.csv")
-    rules = Rules(args.min_agree, args.max_per_voter, args.new_breed_voters,
-                  args.new_breed_photos)
+    rules = Rules(**{name: getattr(args, name) for name in RULE_FLAGS})
     decisions = decide(votes, {b.label for b in served.base.labels}, rules)
     outcomes_file = history_dir(args.model) / f"votes-{stamp}.csv"
     write_outcomes(decisions, outcomes_file)

@@ -338,3 +338,11 @@ def test_label_table_puts_the_base_first() -> None:
                                     ("akita", "Akita"))]
     assert [b.label for b in label_table(examples, base)] == ["n02111889", "n02088364", "akita",
                                                              "jindo"]
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_runs_as_short_as_the_warm_up_still_train(tmp_path: Path, epochs: int) -> None:
+    rng = np.random.default_rng(4)
+    train, val = fake_split(rng, 40), fake_split(rng, 10)
+    _, history = fit(replace(FAST, epochs=epochs, warmup_epochs=2), HEAD, train, val, tmp_path)
+    assert len(history) == epochs and history[-1]["val_top1"] > 0.5

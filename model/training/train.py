@@ -239,8 +239,9 @@ def create_state(config: TrainConfig, model: nn.Module, sample: np.ndarray, step
     key = jax.random.key(config.seed)
     params = model.init(key, jnp.asarray(sample))["params"]
     warmup = max(1, steps * config.warmup_epochs // config.epochs)
+    # The schedule's length includes the warm-up and must outlast it, even for --epochs 1.
     schedule = optax.warmup_cosine_decay_schedule(config.learning_rate / 10, config.learning_rate,
-                                                  warmup, steps)
+                                                  warmup, max(steps, warmup + 1))
     return TrainState.create(apply_fn=model.apply, params=init_params(params),
                              tx=optax.adamw(schedule, weight_decay=config.weight_decay),
                              dropout_key=jax.random.PRNGKey(config.seed + 1),
