@@ -247,6 +247,13 @@ async def test_album_photos_are_each_answered(bot_env: BotEnv, read_photo) -> No
         assert name in (await bot_env.answer_to(PRIVATE.id, message))["text"]
 
 
+
+PROMOTION = {"at": "2026-11-30T10:00:00+00:00", "previous": DEFAULT_MODEL_VERSION,
+             "corrected_breeds": ["pug"], "before": 0.62, "after": 0.81, "held_out": 24}
+IMPROVED = ("Last improved 30 Nov 2026: right on 81% of 24 held-out photos of the breeds "
+            "people corrected (was 62%).")
+
+
 @pytest.fixture
 async def watching_bot(tmp_path: Path) -> AsyncIterator[BotEnv]:
     """The bot as `python -m bot` runs by default: it serves tmp_path/model.whatbreed once that
@@ -279,23 +286,28 @@ async def test_a_promoted_model_is_served_without_a_restart(
     await env.ask(PRIVATE, ALEX, read_photo(PUG))
     await about_says(env, DEFAULT_MODEL_VERSION)
 
-    # It appears: the next answer comes from it.
+    # It appears: the next answer comes from it, and hosts and guests see how it improved.
     labels = [BreedLabel("n02110958", "pug"), BreedLabel("n02085620", "Chihuahua"),
               BreedLabel("n02099601", "golden retriever")]
     rows = imagenet_rows([b.label for b in labels], classifier.predictor._params["backbone"])
     promoted = tmp_path / "model.whatbreed"
-    version = save_model_file(promoted, labels, rows)
+    version = save_model_file(promoted, labels, rows, {"promotion": PROMOTION})
     assert await eventually(lambda: classifier.version == version, timeout=60)
     answer = await env.ask(PRIVATE, ALEX, read_photo(PUG))
     assert answer["text"].startswith("🐕 Looks like a pug.")
     assert env.rows("select model_version from predictions order by id") == [
         (DEFAULT_MODEL_VERSION,), (version,)]
-    await about_says(env, version)
+    assert (await about_says(env, version)).endswith(f"\n{IMPROVED}")
+    env.fake.send_text(PRIVATE, ALEX, "/event Saturday adoption day")
+    await env.fake.wait_for(PRIVATE.id, lambda m: "photo" in m)
+    env.fake.send_text(PRIVATE, ALEX, "/stats")
+    stats = await env.fake.wait_for(PRIVATE.id, lambda m: "📊" in m["text"])
+    assert stats["text"].endswith(f"\n{IMPROVED}")
 
     # It is replaced (save_artifact writes aside, then renames): the new one serves.
     replaced = save_model_file(promoted, labels, rows, created_at="2026-12-01T10:00:00")
     assert await eventually(lambda: classifier.version == replaced, timeout=60)
-    await about_says(env, replaced)
+    assert "Last improved" not in await about_says(env, replaced)
     assert [r.getMessage() for r in caplog.records if "reloading" in r.getMessage()] == [
         f"{promoted} is new: reloading the model"] * 2
 
