@@ -6,15 +6,13 @@ import errno
 import logging
 import os
 import sys
-from pathlib import Path
 
 from telegram.error import TelegramError
 
-from bot.app import build_application, make_services, serve
+from bot.app import ModelFile, build_application, make_services, serve
 from bot.config import Settings
 from bot.handlers import Services
 from model.artifact import ArtifactError
-from model.predictor import MODELS
 
 log = logging.getLogger("bot")
 
@@ -46,8 +44,9 @@ def redact_in_logs(token: str) -> None:
 
 
 async def run(settings: Settings, port: int) -> None:
+    # Looked at before the model loads: a file promoted meanwhile is loaded once the bot runs.
+    model_file = ModelFile(path) if (path := settings.model.watched) else None
     services = make_services(settings)
-    model_file = None if settings.model in MODELS else Path(settings.model)
     try:
         if settings.token:
             api = settings.api_url
@@ -61,7 +60,7 @@ async def run(settings: Settings, port: int) -> None:
         services.store.close()
 
 
-async def run_playground(services: Services, port: int, model_file: Path | None) -> None:
+async def run_playground(services: Services, port: int, model_file: ModelFile | None) -> None:
     """The real bot against a local stand-in of the Bot API, with its chat page."""
     from bot.fake_telegram import FakeTelegram  # here: with a token, the stand-in is never loaded
 

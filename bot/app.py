@@ -50,7 +50,7 @@ NOT_A_PHOTO = (filters.Document.ALL | filters.Sticker.ALL | filters.VIDEO | filt
 
 def make_services(settings: Settings) -> Services:
     store = Store(settings.database_url, settings.photo_dir, settings.user_salt)
-    classifier = BatchingClassifier(lambda: Predictor(settings.model))
+    classifier = BatchingClassifier(lambda: Predictor(settings.model.to_load()))
     breeds = BreedIndex.build(classifier.predictor.breeds, store.known_new_breeds())
     return Services(store, classifier, breeds, RateLimiter())
 
@@ -104,22 +104,44 @@ async def reload_model(services: Services) -> None:
     await services.refresh_breeds()
 
 
-async def watch_model_file(path: Path, services: Services, every_s: float = 5.0) -> None:
-    """Reload when the model file changes (training writes it atomically)."""
-    seen = path.stat().st_mtime_ns
+class ModelFile:
+    """A model file the bot watches. Made before the model is loaded, so that a file replaced
+    while the bot starts still counts as new."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen = self._stamp()
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        # os.replace gives the path another inode; mtime and size catch a rewrite in place.
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+    def is_new(self) -> bool:
+        """Whether the file appeared or changed since the last look (a removal is not new)."""
+        stamp, seen = self._stamp(), self._seen
+        self._seen = stamp
+        return stamp is not None and stamp != seen
+
+
+async def watch_model_file(model_file: ModelFile, services: Services,
+                           every_s: float = 5.0) -> None:
+    """Reload when the model file appears or is replaced (training replaces it atomically);
+    while it is removed, the model loaded last keeps serving."""
     while True:
         await asyncio.sleep(every_s)
-        with contextlib.suppress(FileNotFoundError):
-            if (mtime := path.stat().st_mtime_ns) != seen:
-                seen = mtime
-                log.info("%s changed: reloading the model", path)
-                await reload_model(services)
+        if model_file.is_new():
+            log.info("%s is new: reloading the model", model_file.path)
+            await reload_model(services)
 
 
 async def serve(application: Application, stop: asyncio.Event,
-                model_file: Path | None = None) -> None:
+                model_file: ModelFile | None = None) -> None:
     """Run until ``stop`` is set or SIGINT/SIGTERM. The model reloads without a restart on
-    SIGHUP, and whenever ``model_file`` changes."""
+    SIGHUP, and whenever ``model_file`` is new."""
     loop = asyncio.get_running_loop()
     services = application.bot_data["services"]
     tasks: set[asyncio.Task] = set()  # keep references: the loop holds tasks only weakly

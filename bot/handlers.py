@@ -25,10 +25,12 @@ from bot.replies import (
     confirm_new_breed_keyboard,
     correction_keyboard,
     feedback_keyboard,
+    promotion_text,
 )
 from bot.storage import PredictionInfo, Store
 from model.answers import Answer
 from model.data.dataset import sha256_hex, slug
+from model.predictor import Predictor
 from model.preprocess import PHOTO_FORMATS, ImageError
 
 log = logging.getLogger(__name__)
@@ -95,10 +97,16 @@ async def breeds_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 
 async def about(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Show the model version and its measured accuracy."""
+    """Show the model version, its measured accuracy, and when corrections last improved it."""
     predictor = services(context).classifier.predictor
     await reply(update, f"Model <code>{escape(predictor.version)}</code>\n"
-                        f"{escape(predictor.description)}.")
+                        f"{escape(predictor.description)}.{_promotion_line(predictor)}")
+
+
+def _promotion_line(predictor: Predictor) -> str:
+    """The promotion line on a line of its own, or "" when corrections never improved it."""
+    text = promotion_text(predictor.promotion)
+    return f"\n{text}" if text else ""
 
 
 async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -324,14 +332,15 @@ async def _hosted_event(update: Update, context: ContextTypes.DEFAULT_TYPE):
 
 
 async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Counts, breeds seen and corrections for the host's event."""
-    store = services(context).store
+    """Counts, breeds seen and corrections for the host's event; when the model last improved."""
+    svc = services(context)
     if (info := await _hosted_event(update, context)) is None:
         return
-    s = await asyncio.to_thread(store.event_stats, info.id)
+    s = await asyncio.to_thread(svc.store.event_stats, info.id)
     breeds = "\n".join(f"• {escape(name)}: {count}" for name, count in s.breeds[:15])
     await reply(update, f"📊 <b>{escape(info.name)}</b>\n{s.photos} photos from {s.people} "
-                        f"people, {s.dogs} dogs, {s.corrections} corrections.\n{breeds}")
+                        f"people, {s.dogs} dogs, {s.corrections} corrections.\n{breeds}"
+                        f"{_promotion_line(svc.classifier.predictor)}")
 
 
 async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

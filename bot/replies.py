@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from html import escape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -53,6 +54,16 @@ def answer_text(answer: Answer) -> str:
              if i == 0 or f"{g.probability:.0%}" != "0%"]
     lines = [_line(g) for g in shown]
     return "\n".join([title, "", *lines])
+
+
+def promotion_text(promotion: dict | None) -> str:
+    """When corrections last improved the model, and by how much; "" when they never did."""
+    if promotion is None:
+        return ""
+    at = datetime.fromisoformat(promotion["at"])
+    return (f"Last improved {at.day} {at:%b %Y}: right on {promotion['after']:.0%} of "
+            f"{promotion['held_out']} held-out photos of the breeds people corrected "
+            f"(was {promotion['before']:.0%}).")
 
 
 def feedback_keyboard(prediction_id: int) -> InlineKeyboardMarkup:

@@ -47,6 +47,7 @@ class Predictor:
         self.top_k = top_k
         if model in MODELS:
             variant, self._head, head_params = model, None, None
+            self.promotion: dict | None = None  # how retraining last improved it
             self.breeds = imagenet_breeds()
             self.version = f"efficientnet-{variant}-imagenet"
             self.description = (f"EfficientNet-{variant.capitalize()} with its ImageNet head "
@@ -61,6 +62,7 @@ class Predictor:
             self._head = BreedHead(len(artifact.labels), **artifact.head_config)
             self.breeds = tuple(Breed(b.label, b.name) for b in artifact.labels)
             self.version = artifact.version
+            self.promotion = artifact.metrics.get("promotion")
             self.description = _describe(artifact)
         self.variant = variant
         self.backbone, backbone_params = from_pretrained(variant)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import numpy as np
 import pytest
 
 from bot.app import build_application, running
@@ -19,6 +21,7 @@ from bot.inference import BatchingClassifier
 from bot.ratelimit import RateLimiter
 from bot.storage import Store
 from model import DEFAULT_VARIANT
+from model.artifact import Artifact, BreedLabel, save_artifact
 from model.predictor import Predictor
 
 DEFAULT_MODEL_VERSION = f"efficientnet-{DEFAULT_VARIANT}-imagenet"  # what Predictor() says
@@ -93,12 +96,31 @@ class BotEnv:
                                         == sent["message_id"])
 
 
-@pytest.fixture
-async def bot_env(tmp_path: Path, classifier: BatchingClassifier) -> AsyncIterator[BotEnv]:
+@contextlib.asynccontextmanager
+async def running_bot(tmp_path: Path, classifier: BatchingClassifier) -> AsyncIterator[BotEnv]:
+    """The real bot with ``classifier``, and a fresh database and photo folder in ``tmp_path``."""
     store = Store(f"sqlite:///{tmp_path / 'bot.db'}", tmp_path / "photos", "test-salt")
     services = Services(store, classifier, BreedIndex.build(), RateLimiter(max_events=3))
-    async with FakeTelegram() as fake:
-        application = build_application(fake.token, services, fake.base_url, fake.base_file_url)
-        async with running(application, timeout=2, poll_interval=0):
-            yield BotEnv(fake, services, tmp_path / "bot.db", tmp_path / "photos")
-    store.close()
+    try:
+        async with FakeTelegram() as fake:
+            application = build_application(fake.token, services, fake.base_url,
+                                            fake.base_file_url)
+            async with running(application, timeout=2, poll_interval=0):
+                yield BotEnv(fake, services, tmp_path / "bot.db", tmp_path / "photos")
+    finally:
+        store.close()
+
+
+@pytest.fixture
+async def bot_env(tmp_path: Path, classifier: BatchingClassifier) -> AsyncIterator[BotEnv]:
+    async with running_bot(tmp_path, classifier) as env:
+        yield env
+
+
+def save_model_file(path: Path, labels: list[BreedLabel], classifier: dict[str, np.ndarray],
+                    metrics: dict | None = None, created_at: str = "2026-11-30T10:00:00") -> str:
+    """A linear head of the default variant saved (atomically) at ``path``; its version."""
+    artifact = Artifact(DEFAULT_VARIANT, labels, {"hidden": 0, "dropout": 0.2},
+                        {"classifier": classifier}, metrics or {}, created_at=created_at)
+    save_artifact(artifact, path)
+    return artifact.version

@@ -10,16 +10,23 @@ import asyncio
 import csv
 import hashlib
 import io
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import skimage.data
 from PIL import Image
 
-from bot.app import COMMANDS
+from bot.app import COMMANDS, ModelFile, watch_model_file
+from bot.config import ModelSource
 from bot.fake_telegram import ChatSpec, UserSpec
+from bot.inference import BatchingClassifier
 from model import DEFAULT_VARIANT
-from model.predictor import MEASURED_DOG_TOP1
-from tests.conftest import DEFAULT_MODEL_VERSION, BotEnv
+from model.artifact import BreedLabel
+from model.head import imagenet_rows
+from model.predictor import MEASURED_DOG_TOP1, Predictor
+from tests.conftest import DEFAULT_MODEL_VERSION, BotEnv, running_bot, save_model_file
 
 ALEX = UserSpec(1001, "Alex")
 SAM = UserSpec(1002, "Sam")
@@ -238,3 +245,75 @@ async def test_album_photos_are_each_answered(bot_env: BotEnv, read_photo) -> No
             for path, name in names.items()}  # sent at once, like an album
     for name, message in sent.items():
         assert name in (await bot_env.answer_to(PRIVATE.id, message))["text"]
+
+
+
+PROMOTION = {"at": "2026-11-30T10:00:00+00:00", "previous": DEFAULT_MODEL_VERSION,
+             "corrected_breeds": ["pug"], "before": 0.62, "after": 0.81, "held_out": 24}
+IMPROVED = ("Last improved 30 Nov 2026: right on 81% of 24 held-out photos of the breeds "
+            "people corrected (was 62%).")
+
+
+@pytest.fixture
+async def watching_bot(tmp_path: Path) -> AsyncIterator[BotEnv]:
+    """The bot as `python -m bot` runs by default: it serves tmp_path/model.whatbreed once that
+    exists, else the zero-training model, and looks at the file every 0.05 s."""
+    promoted = tmp_path / "model.whatbreed"
+    source = ModelSource(str(promoted), DEFAULT_VARIANT)
+    model_file = ModelFile(promoted)
+    classifier = BatchingClassifier(lambda: Predictor(source.to_load(), warm_up=False))
+    try:
+        async with running_bot(tmp_path, classifier) as env:
+            watcher = asyncio.create_task(watch_model_file(model_file, env.services, 0.05))
+            yield env
+            watcher.cancel()
+    finally:
+        classifier.close()
+
+
+async def about_says(env: BotEnv, version: str) -> str:
+    """The text of /about, which must name ``version``."""
+    env.fake.send_text(PRIVATE, ALEX, "/about")
+    about = await env.fake.wait_for(PRIVATE.id, lambda m: "Model" in m["text"])
+    assert version in about["text"]
+    return about["text"]
+
+
+async def test_a_promoted_model_is_served_without_a_restart(
+        watching_bot: BotEnv, tmp_path: Path, read_photo, caplog: pytest.LogCaptureFixture) -> None:
+    env, classifier = watching_bot, watching_bot.services.classifier
+    caplog.set_level(logging.INFO, logger="bot.app")
+    await env.ask(PRIVATE, ALEX, read_photo(PUG))
+    await about_says(env, DEFAULT_MODEL_VERSION)
+
+    # It appears: the next answer comes from it, and hosts and guests see how it improved.
+    labels = [BreedLabel("n02110958", "pug"), BreedLabel("n02085620", "Chihuahua"),
+              BreedLabel("n02099601", "golden retriever")]
+    rows = imagenet_rows([b.label for b in labels], classifier.predictor._params["backbone"])
+    promoted = tmp_path / "model.whatbreed"
+    version = save_model_file(promoted, labels, rows, {"promotion": PROMOTION})
+    assert await eventually(lambda: classifier.version == version, timeout=60)
+    answer = await env.ask(PRIVATE, ALEX, read_photo(PUG))
+    assert answer["text"].startswith("🐕 Looks like a pug.")
+    assert env.rows("select model_version from predictions order by id") == [
+        (DEFAULT_MODEL_VERSION,), (version,)]
+    assert (await about_says(env, version)).endswith(f"\n{IMPROVED}")
+    env.fake.send_text(PRIVATE, ALEX, "/event Saturday adoption day")
+    await env.fake.wait_for(PRIVATE.id, lambda m: "photo" in m)
+    env.fake.send_text(PRIVATE, ALEX, "/stats")
+    stats = await env.fake.wait_for(PRIVATE.id, lambda m: "📊" in m["text"])
+    assert stats["text"].endswith(f"\n{IMPROVED}")
+
+    # It is replaced (save_artifact writes aside, then renames): the new one serves.
+    replaced = save_model_file(promoted, labels, rows, created_at="2026-12-01T10:00:00")
+    assert await eventually(lambda: classifier.version == replaced, timeout=60)
+    assert "Last improved" not in await about_says(env, replaced)
+    assert [r.getMessage() for r in caplog.records if "reloading" in r.getMessage()] == [
+        f"{promoted} is new: reloading the model"] * 2
+
+    # It is removed: the model loaded last keeps serving, and no reload even starts.
+    caplog.clear()
+    promoted.unlink()
+    await asyncio.sleep(0.5)  # ten looks at the absent file
+    assert classifier.version == replaced
+    assert not [r for r in caplog.records if "reloading" in r.getMessage()]

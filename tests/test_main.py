@@ -1,5 +1,6 @@
-"""`python -m bot` as a process: the playground answers a photo, SIGHUP reloads the model,
-SIGTERM stops it cleanly, and the token never reaches the logs."""
+"""`python -m bot` as a process: the playground answers a photo, a model promoted into
+$WHATBREED_DATA is loaded as it appears, SIGHUP reloads the model, SIGTERM stops it cleanly, and
+the token never reaches the logs."""
 
 import json
 import os
@@ -11,9 +12,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tests.conftest import DEFAULT_MODEL_VERSION
+from model.artifact import BreedLabel
+from tests.conftest import DEFAULT_MODEL_VERSION, save_model_file
 
 PLAYGROUND_TOKEN = "123456:playground"
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -55,12 +58,14 @@ def bot_texts(url: str) -> list[str]:
 
 def test_playground_process(tmp_path: Path, read_photo) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TELEGRAM_BOT_TOKEN", "WHATBREED_MODEL")}  # the defaults are tested
     env |= {"WHATBREED_DATA": str(tmp_path), "WHATBREED_LOG_LEVEL": "DEBUG"}
     process = subprocess.Popen([sys.executable, "-m", "bot", "--port", str(port)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     try:
+        wait_for_line(process, lines, f"predictor {DEFAULT_MODEL_VERSION} ready")  # none promoted
         wait_for_line(process, lines, f"playground at http://127.0.0.1:{port}")
         wait_for_line(process, lines, "is running")
         post_photo(f"http://127.0.0.1:{port}", read_photo("imagenet-dogs-121/n02110958-pug.jpg"))
@@ -70,8 +75,12 @@ def test_playground_process(tmp_path: Path, read_photo) -> None:
             assert time.monotonic() < deadline, "no answer naming the pug"
             time.sleep(0.1)
 
+        labels = [BreedLabel("n02110958", "pug"), BreedLabel("n02085620", "Chihuahua")]
+        zero_head = {"kernel": np.zeros((1280, 2), np.float32), "bias": np.zeros(2, np.float32)}
+        promoted = save_model_file(tmp_path / "model.whatbreed", labels, zero_head)
+        wait_for_line(process, lines, f"model reloaded: {promoted}")  # looked at every 5 s
         process.send_signal(signal.SIGHUP)
-        wait_for_line(process, lines, f"model reloaded: {DEFAULT_MODEL_VERSION}")
+        wait_for_line(process, lines, f"model reloaded: {promoted}")
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
         lines.append(output)

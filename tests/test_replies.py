@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from bot.replies import answer_text, confirm_new_breed_keyboard, correction_keyboard
+from bot.replies import (
+    answer_text,
+    confirm_new_breed_keyboard,
+    correction_keyboard,
+    promotion_text,
+)
 from model.answers import Answer, BreedGuess
 
 SHIH_TZU = BreedGuess("n02086240", "Shih-Tzu", 0.91)
@@ -37,3 +42,15 @@ def test_correction_buttons_offer_the_other_guesses() -> None:
     assert buttons == [("Lhasa", "set:7:1"), ("Something else…", "other:7")]
     confirm = confirm_new_breed_keyboard(7).inline_keyboard[0]
     assert [b.callback_data for b in confirm] == ["new:7", "cancel:7"]
+
+
+def test_when_corrections_last_improved_the_model() -> None:
+    promotion = {"at": "2026-11-30T10:00:00+00:00", "previous": "efficientnet-lite2-imagenet",
+                 "corrected_breeds": ["English foxhound"], "before": 0.6249, "after": 0.8125,
+                 "held_out": 24}
+    assert promotion_text(promotion) == (
+        "Last improved 30 Nov 2026: right on 81% of 24 held-out photos of the breeds people "
+        "corrected (was 62%).")
+    assert promotion_text(promotion | {"at": "2027-01-05T23:59:59+00:00"}).startswith(
+        "Last improved 5 Jan 2027: ")
+    assert promotion_text(None) == ""

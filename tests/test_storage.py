@@ -13,26 +13,30 @@ import sys
 from argparse import Namespace
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect, text, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from bot.storage import (
     CSV_FIELDS,
     MIGRATIONS_DIR,
+    VOTE_FIELDS,
     Base,
     Store,
     UnreadableDatabase,
     alembic_config,
     export_corrections,
+    export_votes,
 )
 from bot.storage.engine import read_only_engine
+from bot.storage.schema import Correction
 from model.answers import Answer, BreedGuess
 from model.data.dataset import load_examples, read_manifest, sha256_of
 
@@ -520,3 +524,65 @@ def test_export_corrections_needs_the_database_and_photos_and_never_migrates(
     with pytest.raises(UnreadableDatabase, match="cannot read the database"):
         export_corrections(f"sqlite:///{tmp_path / 'bot.db'}", tmp_path, manifest)
     assert not manifest.exists()
+
+
+# Every vote
+
+
+def test_export_votes_writes_every_correction_with_its_voter_and_whether_they_host(
+    store: Store, tmp_path: Path
+) -> None:
+    party = store.create_event(CAROL, "Party")
+    store.join_event(BOB, party.code)
+    kept = store.save_photo(b"a golden retriever, kept")
+    at_party = predict(store, BOB, sha=kept, event_id=party.id)  # top-1: GOLDEN
+    confirmed = store.record_correction(at_party, CAROL, *GOLDEN, "confirmed")  # 👍: top-1
+    corrected = store.record_correction(at_party, BOB, *LAB, "corrected")
+    alone = predict(store, ALICE, message_id=2, sha="e" * 64)  # no event, photo not kept
+    new_breed = store.record_correction(alone, ALICE, "jindo", "Jindo", "new_breed")
+    with Session(store.engine) as session, session.begin():  # the oldest vote, recorded last
+        session.execute(update(Correction).where(Correction.id == new_breed)
+                        .values(created_at=datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)))
+    out = tmp_path / "data" / "votes.csv"
+    out.parent.mkdir()
+    out.write_text("an older export\n")
+
+    assert export_votes(db_url(tmp_path), tmp_path / "photos", out) == 3
+    with open(out, newline="") as file:
+        reader = csv.DictReader(file)
+        rows = list(reader)
+    assert tuple(reader.fieldnames or ()) == VOTE_FIELDS
+    assert [(r["kind"], r["label"], r["name"], r["voter"], r["host"], r["event_id"])
+            for r in rows] == [
+        ("new_breed", "jindo", "Jindo", store.user_hash(ALICE), "0", ""),
+        ("confirmed", *GOLDEN, store.user_hash(CAROL), "1", str(party.id)),
+        ("corrected", *LAB, store.user_hash(BOB), "0", str(party.id)),
+    ]
+    assert rows[0]["at"] == "2026-01-02T03:04:05+00:00"
+    assert all(datetime.fromisoformat(r["at"]).tzinfo == UTC for r in rows)
+    assert [r["sha256"] for r in rows] == ["e" * 64, kept, kept]
+    assert rows[0]["path"] == ""
+    assert rows[1]["path"] == rows[2]["path"] == str((tmp_path / "photos" / f"{kept}.jpg")
+                                                      .resolve())
+    assert [r["correction_id"] for r in rows] == [str(i) for i in (new_breed, confirmed,
+                                                                   corrected)]
+    assert list(out.parent.iterdir()) == [out]  # replaced, no temporary file left
+
+
+def test_export_votes_only_reads_and_refuses_what_export_corrections_refuses(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "votes.csv"
+    with pytest.raises(FileNotFoundError, match="no database"):
+        export_votes(f"sqlite:///{tmp_path / 'absent.db'}", tmp_path, out)
+    url = db_url(tmp_path)
+    command.upgrade(alembic_config(url), "0001")
+    with pytest.raises(UnreadableDatabase, match="at migration 0001"):
+        export_votes(url, tmp_path, out)
+    assert not out.exists()
+    open_store(tmp_path).close()
+    database = tmp_path / "db" / "whatbreed.db"
+    before = database.read_bytes()
+    assert export_votes(url, tmp_path / "photos", out) == 0
+    assert out.read_text() == ",".join(VOTE_FIELDS) + "\n"
+    assert database.read_bytes() == before

@@ -1,7 +1,9 @@
-"""What leaves the database: an event's CSV for its host, and corrected photos as training data.
+"""What leaves the database: an event's CSV for its host, corrected photos as training data,
+and every vote on an answer.
 
 ``export_corrections`` is how the data build gets the bot's corrections: a manifest in
-``model.data.dataset``'s format, read from the database without changing it.
+``model.data.dataset``'s format. ``export_votes`` gives retraining every correction, not only
+the latest of each photo, with who voted. Both read the database without changing it.
 """
 
 from __future__ import annotations
@@ -9,18 +11,23 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Iterable
+import os
+import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.storage.engine import read_only_engine
 from bot.storage.photos import PhotoFolder
-from bot.storage.schema import Correction, Prediction
+from bot.storage.schema import Correction, Event, Prediction
 from model.data.dataset import Example, write_manifest
 
 log = logging.getLogger(__name__)
+
+Read = TypeVar("Read")
 
 CSV_FIELDS = (
     "created_at",
@@ -86,6 +93,29 @@ def _cell(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
+# Reading the database without changing it
+
+
+def _read_database(database_url: str, photo_dir: Path,
+                   read: Callable[[Session, PhotoFolder], Read]) -> Read:
+    """``read`` over a read-only session (see ``read_only_engine``) and the photo folder."""
+    engine = read_only_engine(database_url)
+    try:
+        if not photo_dir.is_dir():
+            raise FileNotFoundError(f"no photo folder {photo_dir}")
+        with Session(engine) as session:
+            return read(session, PhotoFolder(photo_dir))
+    finally:
+        engine.dispose()
+
+
+def _voted_breed(correction: Correction, prediction: Prediction) -> tuple[str, str]:
+    """(label, name) a correction says the photo shows: "confirmed" takes the model's top-1."""
+    if correction.kind == "confirmed" and prediction.guesses:
+        return prediction.guesses[0].label, prediction.guesses[0].name
+    return correction.label, correction.name
+
+
 # Corrected photos as training data
 
 
@@ -96,14 +126,7 @@ def export_corrections(database_url: str, photo_dir: Path, manifest: Path) -> li
     folder is absent, UnreadableDatabase when the database is not the bot's at its newest
     migration.
     """
-    engine = read_only_engine(database_url)
-    try:
-        if not photo_dir.is_dir():
-            raise FileNotFoundError(f"no photo folder {photo_dir}")
-        with Session(engine) as session:
-            examples = corrected_examples(session, PhotoFolder(photo_dir))
-    finally:
-        engine.dispose()
+    examples = _read_database(database_url, photo_dir, corrected_examples)
     write_manifest(examples, manifest)
     log.info("%d corrected photos written to %s", len(examples), manifest)
     return examples
@@ -125,9 +148,72 @@ def corrected_examples(session: Session, photos: PhotoFolder) -> list[Example]:
     latest = {p.photo_sha256: (c, p) for c, p in session.execute(query)}
     examples = []
     for sha256, (correction, prediction) in sorted(latest.items()):
-        label, name = correction.label, correction.name
-        if correction.kind == "confirmed" and prediction.guesses:
-            label, name = prediction.guesses[0].label, prediction.guesses[0].name
         path = photos.path(sha256) or photos.folder / sha256
-        examples.append(Example(path, sha256, label, name, "correction", "", ""))
+        examples.append(Example(path, sha256, *_voted_breed(correction, prediction),
+                                "correction", "", ""))
     return examples
+
+
+# Every vote, for retraining to weigh
+
+
+VOTE_FIELDS = ("correction_id", "at", "sha256", "path", "voter", "host", "kind", "label", "name",
+               "event_id")
+
+
+def export_votes(database_url: str, photo_dir: Path, out_csv: Path) -> int:
+    """Write every correction as a row of VOTE_FIELDS to ``out_csv``; return how many.
+
+    Rows are ordered by (at, correction_id). ``at`` is the correction's time in UTC, ISO 8601 to
+    the second; ``path`` the kept photo file's absolute path, empty when no file is kept;
+    ``voter`` the voter's user hash; ``host`` "1" when the voter hosts the event the photo was
+    sent in, else "0"; ``label`` and ``name`` the breed voted for ("confirmed": the model's
+    top-1). The file is replaced atomically. Only reads the database, and fails like
+    ``export_corrections``: FileNotFoundError, UnreadableDatabase.
+    """
+    rows = _read_database(database_url, photo_dir, vote_rows)
+    _write_votes(rows, out_csv)
+    log.info("%d corrections written to %s", len(rows), out_csv)
+    return len(rows)
+
+
+def vote_rows(session: Session, photos: PhotoFolder) -> list[dict[str, str]]:
+    """VOTE_FIELDS of every correction, oldest first."""
+    query = (
+        select(Correction, Prediction, Event.host_hash)
+        .join(Prediction, Correction.prediction_id == Prediction.id)
+        .outerjoin(Event, Prediction.event_id == Event.id)
+        .order_by(Correction.created_at, Correction.id)
+    )
+    rows = []
+    for correction, prediction, host_hash in session.execute(query):
+        path = photos.path(prediction.photo_sha256)
+        label, name = _voted_breed(correction, prediction)
+        rows.append({
+            "correction_id": str(correction.id),
+            "at": correction.created_at.isoformat(timespec="seconds"),
+            "sha256": prediction.photo_sha256,
+            "path": str(path.resolve()) if path else "",
+            "voter": correction.user_hash,
+            "host": "1" if host_hash == correction.user_hash else "0",
+            "kind": correction.kind,
+            "label": label,
+            "name": name,
+            "event_id": "" if prediction.event_id is None else str(prediction.event_id),
+        })
+    return rows
+
+
+def _write_votes(rows: list[dict[str, str]], path: Path) -> None:
+    """Write aside, then rename: readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=VOTE_FIELDS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
