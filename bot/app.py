@@ -120,21 +120,26 @@ class ModelFile:
             return None
         return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
-    def is_new(self) -> bool:
-        """Whether the file appeared or changed since the last look (a removal is not new)."""
+    def changed(self) -> str | None:
+        """"new" when the file appeared or changed since the last look, "gone" when it was
+        removed, else None."""
         stamp, seen = self._stamp(), self._seen
         self._seen = stamp
-        return stamp is not None and stamp != seen
+        if stamp == seen:
+            return None
+        return "gone" if stamp is None else "new"
 
 
 async def watch_model_file(model_file: ModelFile, services: Services,
                            every_s: float = 5.0) -> None:
-    """Reload when the model file appears or is replaced (training replaces it atomically);
-    while it is removed, the model loaded last keeps serving."""
+    """Reload when the model file appears, is replaced (atomically, by training or a
+    promotion), or is removed (a rollback of the first promotion): the reload loads what the
+    settings say now, the zero-training model where the file was only preferred, and keeps
+    serving the old model where the file was required."""
     while True:
         await asyncio.sleep(every_s)
-        if model_file.is_new():
-            log.info("%s is new: reloading the model", model_file.path)
+        if change := model_file.changed():
+            log.info("%s is %s: reloading the model", model_file.path, change)
             await reload_model(services)
 
 

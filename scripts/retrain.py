@@ -15,6 +15,7 @@ import argparse
 import csv
 import json
 import logging
+import os
 import re
 import sys
 import tempfile
@@ -22,7 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.config import DATA_DIR
+from bot.config import DATA_DIR, DATABASE_URL, PHOTO_DIR, PROMOTED_MODEL, ModelSource
 from bot.storage import UnreadableDatabase, export_votes
 from model import DEFAULT_VARIANT, MODELS
 from model.artifact import ArtifactError
@@ -54,13 +55,16 @@ RULE_FLAGS = {  # Rules' fields, as flags (--min-agree for min_agree)
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     rules, parser = Rules(), argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database", default=f"sqlite:///{DATA_DIR / 'whatbreed.db'}",
-                        help="the bot's database URL (default: %(default)s)")
-    parser.add_argument("--photos", type=Path, default=DATA_DIR / "photos",
+    served = ModelSource.from_setting(os.environ.get("WHATBREED_MODEL"))  # as the bot reads it
+    parser.add_argument("--database", default=DATABASE_URL,
+                        help="the bot's database URL (default: $DATABASE_URL or SQLite in "
+                             "$WHATBREED_DATA)")
+    parser.add_argument("--photos", type=Path, default=PHOTO_DIR,
                         help="the bot's photo folder (default: %(default)s)")
-    parser.add_argument("--model", type=Path, default=DATA_DIR / "model.whatbreed",
-                        help="the served model file, promoted into (default: %(default)s)")
-    parser.add_argument("--variant", choices=MODELS, default=DEFAULT_VARIANT,
+    parser.add_argument("--model", type=Path, default=served.watched or PROMOTED_MODEL,
+                        help="the model file the bot serves, promoted into (default: "
+                             "$WHATBREED_MODEL's file, else %(default)s)")
+    parser.add_argument("--variant", choices=MODELS, default=served.fallback or DEFAULT_VARIANT,
                         help="backbone when no model file exists yet (default: %(default)s)")
     parser.add_argument("--check", type=Path, action="append", default=[],
                         help="labelled photos of other breeds that must not get worse "

@@ -1,6 +1,6 @@
 """Train the breed head on cached backbone features and export one model file.
 
-    python scripts/train.py --data MANIFEST_OR_DIR --out var/model.whatbreed [--views 2] ...
+    python scripts/train.py --data MANIFEST_OR_DIR --out var/trained.whatbreed [--views 2] ...
 
 The model answers over every breed of the zero-training model (ImageNet's 121) plus every new
 breed in the data, and keeps the zero-training answers for breeds without photos;
@@ -56,8 +56,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--data", type=Path, required=True, default=argparse.SUPPRESS,
                         help="a manifest, a Stanford-layout folder with splits, or class folders")
-    parser.add_argument("--out", type=Path, default=Path("var/model.whatbreed"),
-                        help="the model file to write")
+    parser.add_argument("--out", type=Path, default=Path("var/trained.whatbreed"),
+                        help="the model file to write (the bot serves var/model.whatbreed, "
+                             "which only scripts/retrain.py replaces)")
     parser.add_argument("--cache", type=Path, default=Path("var/cache/features"),
                         help="where backbone features are cached")
     parser.add_argument("--variant", choices=MODELS, default=defaults.variant, help="backbone")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sqlite3
@@ -87,8 +88,17 @@ class BotEnv:
             return await response.read()
 
     async def ask(self, chat: ChatSpec, user: UserSpec, photo_bytes: bytes) -> dict:
-        """Send a photo and wait for the bot's answer to it."""
-        return await self.answer_to(chat.id, self.fake.send_photo(chat, user, photo_bytes))
+        """Send a photo and wait for the bot's answer to it, and for the bot to have stored
+        which message that answer is (it can only after sending it), as a person replying to
+        the answer a moment later would."""
+        answer = await self.answer_to(chat.id, self.fake.send_photo(chat, user, photo_bytes))
+        for _ in range(200):
+            if answer.get("reply_markup") is None or self.rows(
+                    "SELECT 1 FROM predictions WHERE reply_message_id = "
+                    f"{int(answer['message_id'])}"):
+                return answer
+            await asyncio.sleep(0.025)
+        raise AssertionError(f"the bot never stored its answer {answer['message_id']}")
 
     async def answer_to(self, chat_id: int, sent: dict) -> dict:
         """The bot's reply to message ``sent``."""
