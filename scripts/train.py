@@ -66,6 +66,9 @@ def main() -> int:
         default = getattr(defaults, name)
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default,
                             help=help_text)
+    parser.add_argument("--distill-non-target", action="store_true",
+                        help="leave each photo's own breed out of the distillation (learns the "
+                             "data's breeds better, forgets others more: see README)")
     parser.add_argument("--only-data-breeds", action="store_true",
                         help="a head over the data's breeds alone, forgetting the others")
     parser.add_argument("--no-balance", action="store_true", help="no class weights")
@@ -75,6 +78,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = TrainConfig(variant=args.variant, balance=not args.no_balance,
                          extend=not args.only_data_breeds,
+                         distill_non_target=args.distill_non_target,
                          **{name: getattr(args, name) for name in CONFIG_FLAGS})
     try:
         examples = load_examples(args.data)

@@ -92,10 +92,11 @@ class BotEnv:
         which message that answer is (it can only after sending it), as a person replying to
         the answer a moment later would."""
         answer = await self.answer_to(chat.id, self.fake.send_photo(chat, user, photo_bytes))
+        stored = ("SELECT 1 FROM predictions WHERE reply_message_id = "
+                  f"{int(answer['message_id'])} AND chat_hash = "
+                  f"'{self.services.store.chat_hash(chat.id)}'")  # ids count per chat
         for _ in range(200):
-            if answer.get("reply_markup") is None or self.rows(
-                    "SELECT 1 FROM predictions WHERE reply_message_id = "
-                    f"{int(answer['message_id'])}"):
+            if answer.get("reply_markup") is None or self.rows(stored):
                 return answer
             await asyncio.sleep(0.025)
         raise AssertionError(f"the bot never stored its answer {answer['message_id']}")
@@ -106,11 +107,22 @@ class BotEnv:
                                         == sent["message_id"])
 
 
+async def eventually(query, timeout: float = 5.0):
+    """Poll ``query`` until it returns something truthy (a write the bot makes after replying)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (result := query()) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    return result
+
+
 @contextlib.asynccontextmanager
-async def running_bot(tmp_path: Path, classifier: BatchingClassifier) -> AsyncIterator[BotEnv]:
-    """The real bot with ``classifier``, and a fresh database and photo folder in ``tmp_path``."""
+async def running_bot(tmp_path: Path, classifier: BatchingClassifier,
+                      photos_a_minute: int = 3) -> AsyncIterator[BotEnv]:
+    """The real bot with ``classifier``, and a fresh database and photo folder in ``tmp_path``;
+    each user may send ``photos_a_minute`` (the flood limit)."""
     store = Store(f"sqlite:///{tmp_path / 'bot.db'}", tmp_path / "photos", "test-salt")
-    services = Services(store, classifier, BreedIndex.build(), RateLimiter(max_events=3))
+    services = Services(store, classifier, BreedIndex.build(),
+                        RateLimiter(max_events=photos_a_minute))
     try:
         async with FakeTelegram() as fake:
             application = build_application(fake.token, services, fake.base_url,

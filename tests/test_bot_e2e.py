@@ -26,7 +26,13 @@ from model import DEFAULT_VARIANT
 from model.artifact import BreedLabel
 from model.head import imagenet_rows
 from model.predictor import MEASURED_DOG_TOP1, Predictor
-from tests.conftest import DEFAULT_MODEL_VERSION, BotEnv, running_bot, save_model_file
+from tests.conftest import (
+    DEFAULT_MODEL_VERSION,
+    BotEnv,
+    eventually,
+    running_bot,
+    save_model_file,
+)
 
 ALEX = UserSpec(1001, "Alex")
 SAM = UserSpec(1002, "Sam")
@@ -34,14 +40,6 @@ PRIVATE = ChatSpec(ALEX.id)
 GROUP = ChatSpec(-100200300, "group", "Adoption event")
 CHIHUAHUA = "imagenet-dogs-121/n02085620-Chihuahua.jpg"
 PUG = "imagenet-dogs-121/n02110958-pug.jpg"
-
-
-async def eventually(query, timeout: float = 5.0):
-    """Poll ``query`` until it returns something truthy (a write the bot makes after replying)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (result := query()) and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.05)
-    return result
 
 
 def button(message: dict, text: str) -> str:

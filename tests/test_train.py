@@ -346,3 +346,17 @@ def test_runs_as_short_as_the_warm_up_still_train(tmp_path: Path, epochs: int) -
     train, val = fake_split(rng, 40), fake_split(rng, 10)
     _, history = fit(replace(FAST, epochs=epochs, warmup_epochs=2), HEAD, train, val, tmp_path)
     assert len(history) == epochs and history[-1]["val_top1"] > 0.5
+
+
+def test_a_temperature_floor_of_one_never_sharpens(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    train, val = fake_split(rng, 40), fake_split(rng, 40)
+    state, _ = fit(FAST, HEAD, train, val, tmp_path)
+    unsure = state.replace(params={"classifier": jax.tree_util.tree_map(
+        lambda w: w / 4, state.params["classifier"])})  # 4x too unsure: fitted T < 1
+    eval_fn = jax.jit(eval_logits)
+    _, fitted = calibrate(unsure, val, eval_fn, FAST.batch_size)
+    kept, floored = calibrate(unsure, val, eval_fn, FAST.batch_size, floor=1.0)
+    assert fitted < 1 and floored == 1.0
+    np.testing.assert_allclose(split_logits(kept, val, eval_fn, 32),
+                               split_logits(unsure, val, eval_fn, 32), rtol=1e-6)

@@ -65,7 +65,7 @@ class TrainConfig:
     extend: bool = True  # answer over the base model's breeds too, not the data's alone
     distill_weight: float = 10.0  # how strongly the base breeds keep the base model's answers
     distill_temperature: float = 2.0  # softens both answers, so the runners-up count too
-    distill_non_target: bool = True  # distil only the other breeds, so labels can win
+    distill_non_target: bool = False  # distil only the other breeds: learns more, forgets more
 
 
 # Data
@@ -221,10 +221,16 @@ def evaluate(state: TrainState, split: Split, eval_fn: EvalFn,
             "count": len(split.labels)}
 
 
-def calibrate(state: TrainState, val: Split, eval_fn: EvalFn, batch_size: int
-              ) -> tuple[TrainState, float]:
-    """Fold the temperature fitted on val into the classifier (logits / T); rankings stay."""
-    temperature = fit_temperature(split_logits(state, val, eval_fn, batch_size), val.labels)
+def calibrate(state: TrainState, val: Split, eval_fn: EvalFn, batch_size: int,
+              floor: float = 0.0) -> tuple[TrainState, float]:
+    """Fold the temperature fitted on val into the classifier (logits / T); rankings stay.
+
+    ``floor`` bounds T from below: 1 never sharpens, for a head whose val photos show only
+    some of its breeds (fitted there, T < 1 would make it surer of every breed, the ones
+    without photos too, where it is no more often right than before).
+    """
+    fitted = fit_temperature(split_logits(state, val, eval_fn, batch_size), val.labels)
+    temperature = max(fitted, floor)
     classifier = {name: value / temperature
                   for name, value in state.params["classifier"].items()}
     return state.replace(params={**state.params, "classifier": classifier}), temperature
@@ -404,7 +410,8 @@ def train_head(config: TrainConfig, labels: list[BreedLabel], data: dict[str, Sp
                          base.classifier if base else None)
     eval_fn = jax.jit(eval_logits)
     uncalibrated_ece = evaluate(state, data["val"], eval_fn, config.batch_size)["ece"]
-    state, temperature = calibrate(state, data["val"], eval_fn, config.batch_size)
+    state, temperature = calibrate(state, data["val"], eval_fn, config.batch_size,
+                                   floor=1.0 if base else 0.0)
     log.info("temperature %.2f: val ECE %.3f before calibration", temperature, uncalibrated_ece)
     metrics = {name: evaluate(state, split, eval_fn, config.batch_size)
                for name, split in data.items()}
