@@ -129,7 +129,7 @@ def retrain_once(args: argparse.Namespace) -> int:
     write_outcomes(decisions, outcomes_file)
     print_decisions(decisions, outcomes_file)
     state_file = history_dir(args.model) / "retrain_state.json"
-    digest = examples_digest(decisions.examples, served)
+    digest = examples_digest(decisions.examples)
     if read_state(state_file).get("digest") == digest:
         print(f"nothing new since the last run: {served.version} stays")
         return 0

@@ -122,9 +122,10 @@ class Candidate:
         return {"comparisons": [c.row() for c in self.comparisons], "why": self.why}
 
 
-def examples_digest(examples: list[Example], served: ServedModel) -> str:
-    """What a candidate would be trained on and from: unchanged means nothing new."""
-    lines = sorted(f"{e.sha256} {e.label}" for e in examples) + [served.version]
+def examples_digest(examples: list[Example]) -> str:
+    """What a candidate would be trained on: unchanged since the last run means nothing new
+    arrived (whether that run's candidate was promoted, kept out, or later rolled back)."""
+    lines = sorted(f"{e.sha256} {e.label}" for e in examples)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 

@@ -1,0 +1,198 @@
+"""Corrections teach the bot: a simulated adoption event through the real bot and the local
+Bot API stand-in, then scripts/retrain.py, then the promoted model served without a restart,
+and --rollback.
+
+The event: 48 English foxhounds (a breed the zero-training model often calls a Walker hound
+or a beagle). The host sends half of them and answers for each ("👍 Right" where the answer
+was right, /correct where it was wrong); two guests each send the other half and both answer.
+A troll sends every foxhound and 8 beagles nobody else sends and calls them all "Samoyed";
+three guests name 6 dingoes "Korean Jindo", a breed the bot does not know. Everyone writes in
+a private chat (a group's replies are rate-limited to 20 a minute); the same photo sent by two
+people is one photo to the rules, so their votes add up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.app import ModelFile, watch_model_file
+from bot.config import ModelSource
+from bot.fake_telegram import ChatSpec, UserSpec
+from bot.inference import BatchingClassifier
+from model import DEFAULT_VARIANT
+from model.data.dataset import load_examples
+from model.predictor import Predictor
+from tests.conftest import DEFAULT_MODEL_VERSION, BotEnv, eventually, running_bot
+
+REPO = Path(__file__).resolve().parents[1]
+FOXHOUND, BEAGLE, DINGO, SAMOYED = "n02089973", "n02088364", "n02115641", "n02111889"
+HOST, ANN, BOB, CY, TROLL = (UserSpec(i, name) for i, name in
+                             enumerate(("Hana", "Ann", "Bob", "Cy", "Troll"), start=2001))
+
+
+def dev_photos(shared: Path, breed: str, count: int) -> list[Path]:
+    folder = next((shared / "dogs-dev" / "Images").glob(f"{breed}-*"))
+    return sorted(folder.iterdir())[:count]
+
+
+@pytest.fixture
+async def event_bot(tmp_path: Path) -> AsyncIterator[BotEnv]:
+    """The bot as `python -m bot` runs by default: it serves tmp_path/model.whatbreed once that
+    exists (else the zero-training model), looking at the file every 0.1 s."""
+    source = ModelSource(str(tmp_path / "model.whatbreed"), DEFAULT_VARIANT)
+    model_file = ModelFile(tmp_path / "model.whatbreed")
+    classifier = BatchingClassifier(lambda: Predictor(source.to_load(), warm_up=False))
+    try:
+        async with running_bot(tmp_path, classifier, photos_a_minute=1000) as env:
+            watcher = asyncio.create_task(watch_model_file(model_file, env.services, 0.1))
+            yield env
+            watcher.cancel()
+    finally:
+        classifier.close()
+
+
+def chat(user: UserSpec) -> ChatSpec:
+    return ChatSpec(user.id)
+
+
+async def say(env: BotEnv, user: UserSpec, text: str, reply_to: int | None = None) -> dict:
+    """``user`` writes ``text`` to the bot; the bot's reply to it."""
+    return await env.answer_to(user.id, env.fake.send_text(chat(user), user, text, reply_to))
+
+
+async def join_event(env: BotEnv) -> None:
+    await say(env, HOST, "/event Saturday adoption day")
+    invite = await env.fake.wait_for(HOST.id, lambda m: "photo" in m)
+    code = invite["caption"].split("?start=")[1].split()[0]
+    for guest in (ANN, BOB, CY, TROLL):
+        await say(env, guest, f"/start {code}")
+
+
+def answered(env: BotEnv, user: UserSpec, answer: dict, column: str) -> str:
+    """``column`` of the prediction behind ``answer`` in ``user``'s chat."""
+    [(value,)] = env.rows(f"SELECT {column} FROM predictions WHERE reply_message_id = "
+                          f"{answer['message_id']} AND chat_hash = "
+                          f"'{env.services.store.chat_hash(user.id)}'")
+    return value
+
+
+async def send_and_vote(env: BotEnv, user: UserSpec, photo: Path, name: str,
+                        breed: str | None = None) -> None:
+    """``user`` sends the photo, then taps 👍 if the answer was ``breed``, else replies
+    /correct ``name`` (adding it as a new breed when the bot does not know it yet)."""
+    answer = await env.ask(chat(user), user, photo.read_bytes())
+    if breed is not None and json.loads(answered(env, user, answer, "top_k"))[0]["label"] == breed:
+        await press(env, user, answer, "ok:")
+        return
+    reply = await say(env, user, f"/correct {name}", answer["message_id"])
+    if "Add it as a new breed?" in reply["text"]:
+        await press(env, user, reply, "new:")
+    else:
+        assert reply["text"].startswith(("✏️ Thanks!", "✅ Thanks!")), reply["text"]
+
+
+async def press(env: BotEnv, user: UserSpec, message: dict, action: str) -> None:
+    """``user`` taps the button whose callback data starts with ``action`` (e.g. "ok:"), and
+    the bot stores the correction it means."""
+    data = next(b["callback_data"] for row in message["reply_markup"]["inline_keyboard"]
+                for b in row if b["callback_data"].startswith(action))
+    count = len(env.rows("SELECT id FROM corrections"))
+    env.fake.press_button(chat(user), user, message["message_id"], data)
+    assert await eventually(lambda: len(env.rows("SELECT id FROM corrections")) > count)
+
+
+async def hold_the_event(env: BotEnv, shared: Path) -> None:
+    await join_event(env)
+    foxhounds = dev_photos(shared, FOXHOUND, 48)
+    for i, photo in enumerate(foxhounds):
+        for voter in [HOST] if i % 2 == 0 else [ANN, BOB]:
+            await send_and_vote(env, voter, photo, "English foxhound", FOXHOUND)
+    for photo in foxhounds + dev_photos(shared, BEAGLE, 8):
+        await send_and_vote(env, TROLL, photo, "Samoyed")
+    for photo in dev_photos(shared, DINGO, 6):
+        for guest in (ANN, BOB, CY):
+            await send_and_vote(env, guest, photo, "Korean Jindo")
+
+
+async def retrain(tmp_path: Path, shared: Path, *args: str) -> subprocess.CompletedProcess:
+    """scripts/retrain.py on the bot's database, while the bot keeps running."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, str(REPO / "scripts" / "retrain.py"),
+         "--database", f"sqlite:///{tmp_path / 'bot.db'}", "--photos", str(tmp_path / "photos"),
+         "--model", str(tmp_path / "model.whatbreed"), "--cache", str(tmp_path / "cache"),
+         "--check", str(shared / "wiki-dogs-dev"), *args],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+
+
+async def top1(predictor: Predictor, paths: list[Path]) -> list[str]:
+    """Each photo's top breed, classified off the event loop (the bot keeps running)."""
+    answers = await asyncio.to_thread(predictor.classify, [p.read_bytes() for p in paths])
+    return [a.predictions[0].label for a in answers]
+
+
+async def test_an_event_teaches_the_bot(event_bot: BotEnv, tmp_path: Path,
+                                        shared_datasets: Path) -> None:
+    env, classifier = event_bot, event_bot.services.classifier
+    await hold_the_event(env, shared_datasets)
+    assert len(env.rows("SELECT id FROM corrections")) == 24 + 2 * 24 + 56 + 3 * 6
+
+    trained = await retrain(tmp_path, shared_datasets)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    print(trained.stdout)
+    assert "promoted: better on the corrected breeds" in trained.stdout
+    assert "candidate breed Korean Jindo (korean-jindo): 3 people, 6 photos" in trained.stdout
+    assert "collect_flickr.py --breed korean-jindo" in trained.stdout
+    [outcomes] = (tmp_path / "model.whatbreed.history").glob("votes-*.csv")
+    with open(outcomes, newline="") as f:
+        rows = list(csv.DictReader(f))
+    samoyed = [r for r in rows if r["label"] == SAMOYED]
+    assert len(samoyed) == 56 and not any(r["counted"] == "1" for r in samoyed)  # the troll
+    assert {r["why"].split(":")[0] for r in samoyed} == {"outvoted", "overruled", "unconfirmed"}
+
+    # The bot answers with the promoted model, without a restart.
+    promoted = json.loads((tmp_path / "model.whatbreed.history" / "retrain_state.json")
+                          .read_text())["candidate"]
+    assert await eventually(lambda: classifier.version == promoted, timeout=120)
+    answer = await env.ask(chat(ANN), ANN, dev_photos(shared_datasets, FOXHOUND, 60)[-1]
+                           .read_bytes())
+    assert answered(env, ANN, answer, "model_version") == promoted
+    about = await say(env, ANN, "/about")
+    assert "Last improved" in about["text"]
+
+    # Photos nobody at the event sent: honest corrections help foxhounds the backbone never
+    # trained on (ImageNet validation photos), and breeds nobody corrected answer as before.
+    before = await asyncio.to_thread(Predictor, DEFAULT_VARIANT, warm_up=False)
+    after = classifier.predictor
+    foxhounds = [e.path for e in load_examples(shared_datasets / "imagewoof-val-dev")
+                 if e.label == FOXHOUND]
+    right = {name: sum(label == FOXHOUND for label in await top1(model, foxhounds))
+             for name, model in (("before", before), ("after", after))}
+    print(f"imagewoof-val-dev foxhounds right: {right} of {len(foxhounds)}")
+    assert right["after"] > right["before"]
+    others = [e for e in load_examples(shared_datasets / "imagenet-dogs-121")
+              if e.label not in (FOXHOUND, BEAGLE, DINGO, SAMOYED)]
+    old, new = [await top1(model, [e.path for e in others]) for model in (before, after)]
+    same = np.mean([a == b for a, b in zip(old, new, strict=True)])
+    accuracy = [np.mean([p == e.label for p, e in zip(answers, others, strict=True)])
+                for answers in (old, new)]
+    print(f"uncorrected breeds: {same:.3f} of {len(others)} answers unchanged, "
+          f"top-1 {accuracy[0]:.3f} -> {accuracy[1]:.3f}")
+    assert same >= 0.95 and accuracy[1] >= accuracy[0] - 0.02
+
+    # Nothing new: the next round does nothing; --rollback brings the old model back.
+    again = await retrain(tmp_path, shared_datasets)
+    assert again.returncode == 0 and "nothing new since the last run" in again.stdout
+    rolled = await retrain(tmp_path, shared_datasets, "--rollback")
+    assert rolled.returncode == 0, rolled.stderr[-2000:]
+    assert f"serving {DEFAULT_MODEL_VERSION} again" in rolled.stdout
+    assert await eventually(lambda: classifier.version == DEFAULT_MODEL_VERSION, timeout=120)
