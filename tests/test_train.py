@@ -306,6 +306,7 @@ def test_distillation_is_at_its_minimum_when_the_student_answers_like_the_teache
         return distillation_loss(student, features, teacher, 2.0, label).sum()
 
     for label in (None, labels):
+        assert float(loss(jnp.asarray(same), label)) == pytest.approx(0, abs=1e-5)
         np.testing.assert_allclose(jax.grad(loss)(jnp.asarray(same), label), 0, atol=1e-6)
     # Non-target: the photo's own breed is the label's to decide, so it feels no pull...
     grad = jax.grad(loss)(jnp.asarray(same + rng.normal(size=same.shape)), labels)

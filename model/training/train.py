@@ -150,8 +150,9 @@ class TrainState(train_state.TrainState):
 
 def distillation_loss(logits: jax.Array, features: jax.Array, teacher: dict,
                       temperature: float, label: jax.Array | None = None) -> jax.Array:
-    """(B,) cross-entropy of the first L logits' softened answer against the teacher's on the
-    same features, times T² so its gradients keep their scale (Hinton et al. 2015).
+    """(B,) KL divergence from the teacher's softened answer on the same features to the first
+    L logits', times T² so its gradients keep their scale (Hinton et al. 2015); 0 when the
+    student answers as the teacher does.
 
     With ``label``, both answers leave the photo's own breed out (non-target distillation,
     as in Zhao et al. 2022): the label decides that breed, and the teacher keeps how the
@@ -162,8 +163,10 @@ def distillation_loss(logits: jax.Array, features: jax.Array, teacher: dict,
     if label is not None:
         own = jax.nn.one_hot(label, old.shape[-1], dtype=bool)  # all False for a new breed
         old, taught = jnp.where(own, -1e9, old), jnp.where(own, -1e9, taught)
-    target = jax.nn.softmax(taught / temperature)
-    return optax.softmax_cross_entropy(old / temperature, target) * temperature**2
+    target = jax.nn.log_softmax(taught / temperature)
+    kl = optax.losses.kl_divergence_with_log_targets(jax.nn.log_softmax(old / temperature),
+                                                      target)
+    return kl * temperature**2
 
 
 def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
