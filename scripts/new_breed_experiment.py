@@ -16,22 +16,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from model import DEFAULT_VARIANT, MODELS
 from model.data.dataset import load_examples
 from model.efficientnet import from_pretrained
 from model.training.features import FeatureCache, FeatureExtractor
 from model.training.retrain import score
-from model.training.train import (
-    Base,
-    TrainConfig,
-    imagenet_base,
-    label_table,
-    make_split,
-    split_examples,
-    train_head,
-)
+from model.training.train import TrainConfig, imagenet_base, split_examples, train_base
 
 
 def main() -> int:
@@ -72,24 +62,13 @@ def main() -> int:
     for count in args.photos:
         chosen = breed_photos[:count]
         train = [e for e in splits["train"] if e.label != args.breed] + chosen
-        learnt = learn(config, base, train, splits["val"], features, backbone_params)
+        with tempfile.TemporaryDirectory() as logs:
+            learnt = train_base(config, base, train, splits["val"], features, backbone_params,
+                                Path(logs))
         print(f"  from {len(chosen):>4} photos:             recall "
               f"{score(learnt, val_breed, features).top1:.3f}   others top-1 "
               f"{score(learnt, val_others, features).top1:.3f}")
     return 0
-
-
-def learn(config: TrainConfig, base: Base, train: list, val: list,
-          features: dict[str, np.ndarray], backbone_params: dict) -> Base:
-    """The head extending ``base`` trained on ``train``, as a Base to score."""
-    labels = label_table(train + val, base.labels)
-    index = {b.label: i for i, b in enumerate(labels)}
-    data = {"train": make_split(train, features, index, config.views),
-            "val": make_split(val, features, index, 0)}
-    with tempfile.TemporaryDirectory() as logs:
-        state, _ = train_head(config, labels, data, base, backbone_params, Path(logs))
-    classifier = {k: np.asarray(v) for k, v in state.params["classifier"].items()}
-    return Base(tuple(labels), classifier)
 
 
 if __name__ == "__main__":

@@ -80,14 +80,18 @@ class Score:
     per_breed: dict[str, tuple[int, int]]  # label -> (right, photos)
 
 
-def score(base: Base, examples: list[Example], features: dict[str, np.ndarray]) -> Score:
-    """Top-1 over all of ``base``'s breeds (clean view); a breed it does not know is wrong."""
+def score(base: Base, examples: list[Example], features: dict[str, np.ndarray],
+          among: set[str] | None = None) -> Score:
+    """Top-1 over all of ``base``'s breeds, or only those ``among`` (restricted top-1), on
+    the clean view; a breed it does not know is wrong."""
     photos = [e for e in examples if e.sha256 in features]
     if not photos:
         return Score(0, float("nan"), float("nan"), {})
     index = {b.label: i for i, b in enumerate(base.labels)}
     x = np.stack([features[e.sha256][0] for e in photos]).astype(np.float32)  # (N, 1280)
     logits = x @ np.asarray(base.classifier["kernel"]) + np.asarray(base.classifier["bias"])
+    if among is not None:  # the other breeds cannot win
+        logits = np.where([b.label in among for b in base.labels], logits, -np.inf)
     probs = np.exp(logits - logits.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
     truth = np.array([index.get(e.label, -1) for e in photos])

@@ -422,6 +422,20 @@ def train_head(config: TrainConfig, labels: list[BreedLabel], data: dict[str, Sp
     return state, metrics | {"epochs": len(history)}
 
 
+def train_base(config: TrainConfig, base: Base | None, train: list[Example],
+               val: list[Example], features: dict[str, np.ndarray], backbone_params: dict,
+               logs: Path) -> Base:
+    """A linear head trained on cached ``features`` (extending ``base`` when given), as a
+    ``Base``: its breeds and rows, for measuring or extending further."""
+    labels = label_table(train + val, base.labels if base else ())
+    index = {b.label: i for i, b in enumerate(labels)}
+    data = {"train": make_split(train, features, index, config.views),
+            "val": make_split(val, features, index, 0)}
+    state, _ = train_head(config, labels, data, base, backbone_params, logs)
+    classifier = {name: np.asarray(value) for name, value in state.params["classifier"].items()}
+    return Base(tuple(labels), classifier)
+
+
 def train_and_export(config: TrainConfig, examples: list[Example], out: Path,
                      cache_root: Path, base: Base | None = None) -> Artifact:
     """Extract (or reuse) features, train the head, evaluate it, and write the artifact.
