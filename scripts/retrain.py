@@ -110,9 +110,15 @@ def print_decisions(decisions: Decisions, outcomes_file: Path) -> None:
 
 def print_candidate(candidate: Candidate, current: str) -> None:
     print(f"{'':34}{current[:26]:>26}  {candidate.artifact.version[:26]:>26}")
+    names = {b.label: b.name for b in candidate.artifact.labels}
+    corrected = candidate.comparisons[0]
     for c in candidate.comparisons:
         print(f"  {c.name[:32]:<32}{c.before.top1:>18.3f} (ECE {c.before.ece:.3f})"
               f"{c.after.top1:>12.3f} (ECE {c.after.ece:.3f})  n={c.after.count}")
+        if c is corrected:
+            for label, (right, count) in c.after.per_breed.items():
+                print(f"    {names[label][:30]:<30}{c.before.per_breed[label][0]:>14}/{count}"
+                      f"{right:>21}/{count}")
     print(("promoted: " if candidate.promote else "kept the current model: ") + candidate.why)
 
 
@@ -125,14 +131,15 @@ def retrain_once(args: argparse.Namespace) -> int:
         votes = read_votes(Path(scratch) / "votes.csv")
     rules = Rules(**{name: getattr(args, name) for name in RULE_FLAGS})
     decisions = decide(votes, {b.label for b in served.base.labels}, rules)
-    outcomes_file = history_dir(args.model) / f"votes-{stamp}.csv"
-    write_outcomes(decisions, outcomes_file)
-    print_decisions(decisions, outcomes_file)
     state_file = history_dir(args.model) / "retrain_state.json"
     digest = examples_digest(decisions.examples)
     if read_state(state_file).get("digest") == digest:
-        print(f"nothing new since the last run: {served.version} stays")
+        print(f"{len(votes)} corrections, nothing new since the last run: "
+              f"{served.version} stays")
         return 0
+    outcomes_file = history_dir(args.model) / f"votes-{stamp}.csv"
+    write_outcomes(decisions, outcomes_file)
+    print_decisions(decisions, outcomes_file)
     checks = {folder.name: load_examples(folder) for folder in args.check}
     config = TrainConfig(variant=served.variant)
     try:
