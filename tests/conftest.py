@@ -50,6 +50,23 @@ def shared_datasets() -> Path:
     return datasets_folder(Path(__file__).resolve().parents[1].parent / "shared" / "datasets")
 
 
+@pytest.fixture
+def tiny_dogs_dev(tmp_path: Path, shared_datasets: Path) -> Path:
+    """dogs-dev's layout with 3 breeds of 9 photos: 6 train, 3 val each."""
+    root = tmp_path / "data"
+    lines = {"train": [], "val": []}
+    for folder in ("n02088364-beagle", "n02111889-Samoyed", "n02086240-Shih-Tzu"):
+        (root / "Images" / folder).mkdir(parents=True)
+        photos = sorted((shared_datasets / "dogs-dev" / "Images" / folder).iterdir())[:9]
+        for i, photo in enumerate(photos):
+            (root / "Images" / folder / photo.name).symlink_to(photo)
+            lines["val" if i >= 6 else "train"].append(f"{folder}/{photo.name}")
+    (root / "splits").mkdir()
+    for split, names in lines.items():
+        (root / "splits" / f"{split}.txt").write_text("\n".join(names))
+    return root
+
+
 @pytest.fixture(scope="session")
 def read_photo(shared_datasets: Path) -> Callable[[str], bytes]:
     """The bytes of a photo, named relative to ``shared_datasets``."""

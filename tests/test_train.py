@@ -183,23 +183,6 @@ def test_artifact_round_trip_and_refusals(tmp_path: Path) -> None:
         load_artifact(tmp_path / "old")
 
 
-@pytest.fixture
-def tiny_dogs_dev(tmp_path: Path, shared_datasets: Path) -> Path:
-    """dogs-dev's layout with 3 breeds of 9 photos: 6 train, 3 val each."""
-    root = tmp_path / "data"
-    lines = {"train": [], "val": []}
-    for folder in ("n02088364-beagle", "n02111889-Samoyed", "n02086240-Shih-Tzu"):
-        (root / "Images" / folder).mkdir(parents=True)
-        photos = sorted((shared_datasets / "dogs-dev" / "Images" / folder).iterdir())[:9]
-        for i, photo in enumerate(photos):
-            (root / "Images" / folder / photo.name).symlink_to(photo)
-            lines["val" if i >= 6 else "train"].append(f"{folder}/{photo.name}")
-    (root / "splits").mkdir()
-    for split, names in lines.items():
-        (root / "splits" / f"{split}.txt").write_text("\n".join(names))
-    return root
-
-
 def test_train_export_and_classify_real_photos(tmp_path: Path, tiny_dogs_dev: Path) -> None:
     """A tiny real run: 3 breeds of dogs-dev, then the artifact serves predictions."""
     root = tiny_dogs_dev
