@@ -23,7 +23,8 @@ from pathlib import Path
 from model import DEFAULT_VARIANT, MODELS
 from model.data.dataset import load_examples
 from model.efficientnet import from_pretrained
-from model.evaluation.training_experiments import cached_features, compare_settings, learn_back
+from model.evaluation.training_experiments import compare_settings, learn_back
+from model.training.features import cached_features
 from model.training.train import TrainConfig, split_examples
 
 
@@ -53,7 +54,8 @@ def main() -> int:
         return 2
     config = TrainConfig(variant=args.variant)
     _, backbone_params = from_pretrained(args.variant)
-    features = cached_features(config, splits, sets, args.cache)
+    features = cached_features(args.variant, config.seed, config.views, splits["train"], sets,
+                               args.cache)
     if args.learn_back:
         print(f"learning {args.learn_back} back{'':<23}recall  others top-1")
         for name, recall, others in learn_back(config, splits, args.learn_back, args.photos,

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from model.data.dataset import Example
-from model.training.features import FeatureCache, FeatureExtractor
 from model.training.retrain import score
 from model.training.train import Base, TrainConfig, imagenet_base, train_base
 
@@ -25,18 +24,6 @@ SETTINGS = {  # a row's name (scripts/train.py's flags for it): the config chang
     "--epochs 2": {"epochs": 2, "warmup_epochs": 1},
     "--only-data-breeds": {"extend": False},
 }
-
-
-def cached_features(config: TrainConfig, splits: dict[str, list[Example]],
-                    others: dict[str, list[Example]], cache_root: Path
-                    ) -> dict[str, np.ndarray]:
-    """The training photos' views and every other photo's clean view, from the cache."""
-    extractor = FeatureExtractor(config.variant, config.seed)
-    cache = FeatureCache(cache_root, config.variant, config.seed)
-    features = extractor.extract(splits["train"], config.views, cache, "train features")
-    for name, photos in others.items():
-        features |= extractor.extract(photos, 0, cache, f"{name} features")
-    return features
 
 
 def trained(config: TrainConfig, base: Base | None, train: list[Example], val: list[Example],

@@ -110,3 +110,16 @@ class FeatureExtractor:
             log.info("%s: %d photos computed at %.1f photos/s (%d views each), %d cached",
                      desc, len(missing), rate, 1 + views, len(examples) - len(missing))
         return found
+
+
+def cached_features(variant: str, seed: int, views: int, train: list[Example],
+                    others: dict[str, list[Example]], cache_root: Path
+                    ) -> dict[str, np.ndarray]:
+    """Features by sha256: the training photos' clean and ``views`` augmented views, and every
+    other photo's clean view; computed once, then read from the cache under ``cache_root``."""
+    extractor = FeatureExtractor(variant, seed)
+    cache = FeatureCache(cache_root, variant, seed)
+    features = extractor.extract(train, views, cache, "train features")
+    for name, photos in others.items():
+        features |= extractor.extract(photos, 0, cache, f"{name} features")
+    return features

@@ -25,7 +25,7 @@ from model.artifact import Artifact, ArtifactError, load_artifact
 from model.data.dataset import Example
 from model.efficientnet import from_pretrained
 from model.training.calibration import expected_calibration_error
-from model.training.features import FeatureCache, FeatureExtractor
+from model.training.features import cached_features
 from model.training.train import (
     Base,
     TrainConfig,
@@ -144,11 +144,9 @@ def train_candidate(config: TrainConfig, served: ServedModel, examples: list[Exa
                            f"({', '.join(f'{k} {len(v)}' for k, v in splits.items())})")
     labels = label_table(examples, served.base.labels)
     index = {b.label: i for i, b in enumerate(labels)}
-    extractor = FeatureExtractor(served.variant, config.seed)
-    cache = FeatureCache(cache_root, served.variant, config.seed)
-    features = extractor.extract(splits["train"], config.views, cache, "train features")
-    for name, photos in [("held-out", splits["val"] + splits["test"]), *checks.items()]:
-        features |= extractor.extract(photos, 0, cache, f"{name} features")
+    features = cached_features(served.variant, config.seed, config.views, splits["train"],
+                               {"held-out": splits["val"] + splits["test"], **checks},
+                               cache_root)
     data = {name: make_split(photos, features, index, config.views if name == "train" else 0)
             for name, photos in splits.items()}
     _, backbone_params = from_pretrained(served.variant)

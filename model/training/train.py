@@ -42,7 +42,7 @@ from model.head import BreedHead, imagenet_rows, init_rows, prototype, rows_by_l
 from model.labels import BREED_CLASSES, imagenet_classes
 from model.training.baseline import SmallCNN, load_pixels
 from model.training.calibration import expected_calibration_error, fit_temperature
-from model.training.features import FeatureCache, FeatureExtractor
+from model.training.features import cached_features
 
 log = logging.getLogger(__name__)
 
@@ -448,12 +448,9 @@ def train_and_export(config: TrainConfig, examples: list[Example], out: Path,
     base = (base or imagenet_base(backbone_params)) if config.extend else None
     labels = label_table(examples, base.labels if base else ())
     index = {b.label: i for i, b in enumerate(labels)}
-    extractor = FeatureExtractor(config.variant, config.seed)
-    cache = FeatureCache(cache_root, config.variant, config.seed)
     started = time.perf_counter()
-    features = extractor.extract(splits["train"], config.views, cache, "train features")
-    for name in ("val", "test"):
-        features |= extractor.extract(splits[name], 0, cache, f"{name} features")
+    features = cached_features(config.variant, config.seed, config.views, splits["train"],
+                               {name: splits[name] for name in ("val", "test")}, cache_root)
     extraction_s = time.perf_counter() - started
     data = {name: make_split(split, features, index, config.views if name == "train" else 0)
             for name, split in splits.items() if split}
