@@ -84,7 +84,7 @@ async def run_bot(application: Application, model_file: ModelFile | None,
         if webhook is None:
             raise
         raise cannot_listen(f"serve the webhook on {webhook.listen}:{webhook.port}", error,
-                            "set WEBHOOK_PORT") from error
+                            "set WEBHOOK_LISTEN or WEBHOOK_PORT") from error
 
 
 async def run_playground(services: Services, port: int, model_file: ModelFile | None,

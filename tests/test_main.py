@@ -218,5 +218,6 @@ def test_a_busy_webhook_port_is_one_clear_line(tmp_path: Path, stand_in: str) ->
                                 env=env | {"WHATBREED_LOG_LEVEL": "INFO"}, timeout=120)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: cannot serve the webhook on 127.0.0.1:{port}: it is in use; set WEBHOOK_PORT")
+        f"error: cannot serve the webhook on 127.0.0.1:{port}: it is in use; "
+        "set WEBHOOK_LISTEN or WEBHOOK_PORT")
     assert "Traceback" not in result.stderr

@@ -374,7 +374,8 @@ class BotApi:
 def _check_webhook_url(url: str) -> None:
     """Telegram's rules for a webhook: HTTPS, on port 443, 80, 88 or 8443. The fake also takes
     plain HTTP to this machine (any port), where the tests and the playground run the bot's
-    webhook server; real Telegram refuses that."""
+    webhook server; real Telegram refuses that. It delivers nowhere else: the updates are
+    made up, and the machine running the fake may not reach out."""
     parts = urlsplit(url)
     local = parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
     if not local and (parts.scheme != "https" or not parts.hostname):
@@ -385,6 +386,8 @@ def _check_webhook_url(url: str) -> None:
         port = 0
     if port == 0 or not (local or port in (None, *WEBHOOK_PORTS)):
         raise bad_request("bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443")
+    if parts.hostname not in LOOPBACK_HOSTS:
+        raise bad_request("bad webhook: delivery to another machine is not implemented by the fake")
 
 
 def _upload(p: Params, name: str) -> web.FileField:
