@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from telegram.ext import (
 
 from bot import handlers
 from bot.breeds import BreedIndex
-from bot.config import Settings
+from bot.config import Settings, Webhook
 from bot.handlers import Services
 from bot.inference import BatchingClassifier
 from bot.ratelimit import RateLimiter
@@ -43,6 +44,7 @@ COMMANDS = [
     ("export", "a CSV of your event"),
 ]
 
+ALLOWED_UPDATES = ["message", "callback_query"]  # what the handlers take, polled or POSTed
 PHOTO = filters.PHOTO | filters.Document.IMAGE
 NOT_A_PHOTO = (filters.Document.ALL | filters.Sticker.ALL | filters.VIDEO | filters.ANIMATION
                | filters.VIDEO_NOTE) & ~filters.Document.IMAGE
@@ -80,18 +82,34 @@ def build_application(token: str, services: Services, base_url: str | None = Non
 
 
 @contextlib.asynccontextmanager
-async def running(application: Application, **polling) -> AsyncIterator[Application]:
-    """Register the command menu and poll for updates; stop cleanly on exit."""
+async def running(application: Application, webhook: Webhook | None = None,
+                  **polling) -> AsyncIterator[Application]:
+    """Register the command menu and take updates: long polling, or at ``webhook``; stop
+    cleanly on exit, or when they cannot be taken (a refused webhook, a busy port)."""
     async with application:
         await application.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
         await application.start()
-        await application.updater.start_polling(allowed_updates=["message", "callback_query"],
-                                                **polling)
         try:
+            await receive_updates(application, webhook, **polling)
             yield application
         finally:
-            await application.updater.stop()
+            if application.updater.running:
+                await application.updater.stop()
             await application.stop()
+
+
+async def receive_updates(application: Application, webhook: Webhook | None, **polling) -> None:
+    if webhook is None:
+        await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES, **polling)
+        return
+    # PTB calls setWebhook, then serves the path on listen:port and answers 403 to a request
+    # without the secret in X-Telegram-Bot-Api-Secret-Token. It reads the path as a regular
+    # expression, hence re.escape.
+    await application.updater.start_webhook(
+        listen=webhook.listen, port=webhook.port, url_path=re.escape(webhook.path),
+        webhook_url=webhook.url, secret_token=webhook.secret, allowed_updates=ALLOWED_UPDATES)
+    log.info("webhook %s: serving %s on %s:%d", webhook.url, webhook.path, webhook.listen,
+             webhook.port)
 
 
 async def reload_model(services: Services) -> None:
@@ -144,9 +162,9 @@ async def watch_model_file(model_file: ModelFile, services: Services,
 
 
 async def serve(application: Application, stop: asyncio.Event,
-                model_file: ModelFile | None = None) -> None:
-    """Run until ``stop`` is set or SIGINT/SIGTERM. The model reloads without a restart on
-    SIGHUP, and whenever ``model_file`` is new."""
+                model_file: ModelFile | None = None, webhook: Webhook | None = None) -> None:
+    """Run until ``stop`` is set or SIGINT/SIGTERM, polling or at ``webhook``. The model
+    reloads without a restart on SIGHUP, and whenever ``model_file`` is new."""
     loop = asyncio.get_running_loop()
     services = application.bot_data["services"]
     tasks: set[asyncio.Task] = set()  # keep references: the loop holds tasks only weakly
@@ -161,7 +179,7 @@ async def serve(application: Application, stop: asyncio.Event,
         loop.add_signal_handler(sig, stop.set)
     if model_file is not None:
         spawn(watch_model_file(model_file, services))
-    async with running(application):
+    async with running(application, webhook):
         log.info("bot @%s is running", application.bot.username)
         await stop.wait()
     for task in list(tasks):

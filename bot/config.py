@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from model import DEFAULT_VARIANT, MODELS
 
@@ -13,18 +15,71 @@ DATA_DIR = Path(os.environ.get("WHATBREED_DATA", "var"))
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'whatbreed.db'}")
 PHOTO_DIR = DATA_DIR / "photos"
 PROMOTED_MODEL = DATA_DIR / "model.whatbreed"  # where scripts/retrain.py puts a better model
+SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram takes as a webhook's secret
 
 
-def _user_salt(data_dir: Path) -> str:
-    """$WHATBREED_USER_SALT, else a random salt kept in var/ so user hashes stay stable."""
-    if salt := os.environ.get("WHATBREED_USER_SALT"):
-        return salt
-    path = data_dir / "user_salt"
+class ConfigError(ValueError):
+    """A setting the bot cannot work with; str(error) names it and says what it must be."""
+
+
+def _kept_secret(variable: str, path: Path) -> str:
+    """$variable, else a random secret kept at ``path`` (under var/), so that restarts keep it."""
+    if value := os.environ.get(variable):
+        return value
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.write_text(secrets.token_hex(32))
     return path.read_text().strip()
+
+
+def _port(variable: str, default: int) -> int:
+    text = os.environ.get(variable) or str(default)
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ConfigError(f"{variable} must be a port number (1-65535), not {text!r}")
+    return int(text)
+
+
+def _webhook_url(url: str) -> str:
+    """``url`` if Telegram could POST to it. Telegram itself wants HTTPS on port 443, 80, 88 or
+    8443 and says so when the bot sets the webhook; plain HTTP serves a local Bot API server."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:  # Python says why, e.g. "Port out of range 0-65535"
+        raise ConfigError(f"WEBHOOK_URL {url!r} is malformed: {error}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"WEBHOOK_URL must be an https:// (or http://) URL, not {url!r}")
+    if port == 0:
+        raise ConfigError(f"WEBHOOK_URL {url!r} is malformed: port 0")
+    return url
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """Telegram POSTs the updates to ``url`` instead of the bot polling for them. A web server
+    there forwards them to ``listen:port``, where python-telegram-bot's webhook server answers
+    the URL's own path and refuses any request without ``secret`` in its header."""
+
+    url: str  # public, given to setWebhook
+    listen: str
+    port: int
+    secret: str = field(repr=False)  # Telegram's secret_token
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path or "/"
+
+    @classmethod
+    def from_env(cls, data_dir: Path) -> Webhook | None:
+        """$WEBHOOK_URL and its companions; None (long polling) without a URL."""
+        if not (url := os.environ.get("WEBHOOK_URL")):
+            return None
+        url, port = _webhook_url(url), _port("WEBHOOK_PORT", 8443)
+        secret = _kept_secret("WEBHOOK_SECRET", data_dir / "webhook_secret")
+        if not SECRET_TOKEN.fullmatch(secret):  # not quoted: it is a secret
+            raise ConfigError("WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return cls(url, os.environ.get("WEBHOOK_LISTEN") or "127.0.0.1", port, secret)
 
 
 @dataclass(frozen=True)
@@ -59,15 +114,18 @@ class Settings:
     model: ModelSource
     user_salt: str
     api_url: str | None = None  # another Bot API server's root, e.g. a local telegram-bot-api
+    webhook: Webhook | None = None  # None: long polling
 
     @classmethod
     def from_env(cls) -> Settings:
+        """The settings; ConfigError for one the bot cannot work with."""
         DATA_DIR.mkdir(parents=True, exist_ok=True)
         return cls(
             token=os.environ.get("TELEGRAM_BOT_TOKEN") or None,
             database_url=DATABASE_URL,
             photo_dir=PHOTO_DIR,
             model=ModelSource.from_setting(os.environ.get("WHATBREED_MODEL")),
-            user_salt=_user_salt(DATA_DIR),
+            user_salt=_kept_secret("WHATBREED_USER_SALT", DATA_DIR / "user_salt"),
             api_url=os.environ.get("TELEGRAM_API_URL") or None,
+            webhook=Webhook.from_env(DATA_DIR),
         )

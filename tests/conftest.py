@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import pytest
 
 from bot.app import build_application, running
 from bot.breeds import BreedIndex
+from bot.config import Webhook
 from bot.fake_telegram import ChatSpec, FakeTelegram, UserSpec
 from bot.handlers import Services
 from bot.inference import BatchingClassifier
@@ -85,14 +87,22 @@ def classifier() -> Iterator[BatchingClassifier]:
     classifier.close()
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @dataclass
 class BotEnv:
-    """The real bot Application polling a fake Bot API on 127.0.0.1, with a fresh database."""
+    """The real bot Application polling a fake Bot API on 127.0.0.1 (or taking its updates at
+    ``webhook``), with a fresh database."""
 
     fake: FakeTelegram
     services: Services
     db: Path
     photos: Path
+    webhook: Webhook | None = None
 
     def rows(self, sql: str) -> list[tuple]:
         with sqlite3.connect(self.db) as connection:
@@ -133,10 +143,10 @@ async def eventually(query, timeout: float = 5.0):
 
 
 @contextlib.asynccontextmanager
-async def running_bot(tmp_path: Path, classifier: BatchingClassifier,
-                      photos_a_minute: int = 3) -> AsyncIterator[BotEnv]:
+async def running_bot(tmp_path: Path, classifier: BatchingClassifier, photos_a_minute: int = 3,
+                      webhook: Webhook | None = None) -> AsyncIterator[BotEnv]:
     """The real bot with ``classifier``, and a fresh database and photo folder in ``tmp_path``;
-    each user may send ``photos_a_minute`` (the flood limit)."""
+    each user may send ``photos_a_minute`` (the flood limit). It polls, or runs ``webhook``."""
     store = Store(f"sqlite:///{tmp_path / 'bot.db'}", tmp_path / "photos", "test-salt")
     services = Services(store, classifier, BreedIndex.build(),
                         RateLimiter(max_events=photos_a_minute))
@@ -144,8 +154,8 @@ async def running_bot(tmp_path: Path, classifier: BatchingClassifier,
         async with FakeTelegram() as fake:
             application = build_application(fake.token, services, fake.base_url,
                                             fake.base_file_url)
-            async with running(application, timeout=2, poll_interval=0):
-                yield BotEnv(fake, services, tmp_path / "bot.db", tmp_path / "photos")
+            async with running(application, webhook, timeout=2, poll_interval=0):
+                yield BotEnv(fake, services, tmp_path / "bot.db", tmp_path / "photos", webhook)
     finally:
         store.close()
 

@@ -14,13 +14,17 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 import skimage.data
 from PIL import Image
+from telegram.error import BadRequest
 
-from bot.app import COMMANDS, ModelFile, watch_model_file
-from bot.config import ModelSource
+from bot.app import ALLOWED_UPDATES, COMMANDS, ModelFile, watch_model_file
+from bot.config import ModelSource, Webhook
 from bot.fake_telegram import ChatSpec, UserSpec
+from bot.fake_telegram.bot_api import WEBHOOK_CONFLICT
+from bot.fake_telegram.webhook import SECRET_HEADER
 from bot.inference import BatchingClassifier
 from model import DEFAULT_VARIANT
 from model.artifact import BreedLabel
@@ -30,6 +34,7 @@ from tests.conftest import (
     DEFAULT_MODEL_VERSION,
     BotEnv,
     eventually,
+    free_port,
     running_bot,
     save_model_file,
 )
@@ -315,3 +320,75 @@ async def test_a_promoted_model_is_served_without_a_restart(
     assert await eventually(lambda: classifier.version == DEFAULT_MODEL_VERSION, timeout=60)
     assert [r.getMessage() for r in caplog.records if "reloading" in r.getMessage()] == [
         f"{promoted} is gone: reloading the model"]
+
+
+@pytest.fixture
+async def webhook_env(tmp_path: Path, classifier: BatchingClassifier) -> AsyncIterator[BotEnv]:
+    """The bot in webhook mode: PTB's webhook server on 127.0.0.1, which the stand-in POSTs
+    the updates to."""
+    port = free_port()
+    webhook = Webhook(f"http://127.0.0.1:{port}/telegram/what-breed", "127.0.0.1", port,
+                      "test-secret_1")
+    async with running_bot(tmp_path, classifier, webhook=webhook) as env:
+        yield env
+
+
+async def test_webhook_mode_answers_photos_buttons_and_commands(webhook_env: BotEnv,
+                                                                read_photo) -> None:
+    env, webhook = webhook_env, webhook_env.webhook
+    registered = env.fake.webhook
+    assert (registered.url, registered.secret_token, registered.allowed_updates) == (
+        webhook.url, webhook.secret, ALLOWED_UPDATES)
+    assert [c["command"] for c in env.fake.commands] == [c for c, _ in COMMANDS]
+
+    answer = await env.ask(PRIVATE, ALEX, read_photo(CHIHUAHUA))
+    assert answer["text"].startswith("🐕 Looks like a Chihuahua.")
+    env.fake.press_button(PRIVATE, ALEX, answer["message_id"], button(answer, "Right"))
+    await env.fake.wait_for(PRIVATE.id, lambda m: "Noted" in m["text"])
+    assert env.rows("select label, kind from corrections") == [("n02085620", "confirmed")]
+    env.fake.send_text(PRIVATE, ALEX, "/help")
+    await env.fake.wait_for(PRIVATE.id, lambda m: "What breed is that dog" in m["text"])
+    assert env.fake.state.updates == []  # each one delivered, none left for getUpdates
+
+    # As in Telegram, getUpdates is refused while a webhook is set.
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{env.fake.base_url}{env.fake.token}/getUpdates") as response:
+        assert response.status == 409
+        assert (await response.json())["description"] == WEBHOOK_CONFLICT
+
+
+@pytest.mark.parametrize("secret", [None, "guessed-secret"], ids=["no secret", "wrong secret"])
+async def test_a_forged_webhook_post_is_refused(webhook_env: BotEnv, read_photo,
+                                                secret: str | None) -> None:
+    env = webhook_env
+    answer = await env.ask(PRIVATE, ALEX, read_photo(PUG))
+    replayed = {"update_id": 10_000, "message": answer["reply_to_message"]}  # Alex's photo
+
+    async def post(secret: str | None) -> int:
+        headers = {SECRET_HEADER: secret} if secret else {}
+        async with aiohttp.ClientSession() as http, \
+                http.post(env.webhook.url, json=replayed, headers=headers) as response:
+            return response.status
+
+    assert await post(secret) == 403  # PTB refuses it before it becomes an update
+    # The same POST with the secret is taken and answered: only the header was wrong.
+    assert await post(env.webhook.secret) == 200
+    again = await env.fake.wait_for(PRIVATE.id, lambda m: m["reply_to_message"]["message_id"]
+                                    == replayed["message"]["message_id"],
+                                    since=answer["_version"])
+    assert again["text"].startswith("🐕 Looks like a pug.")
+    assert await eventually(lambda: env.rows(
+        "select count(*) from predictions where reply_message_id is not null") == [(2,)])
+    bot_messages = [m for m in env.fake.messages(PRIVATE.id) if m["from"]["is_bot"]]
+    assert [m["message_id"] for m in bot_messages] == [answer["message_id"], again["message_id"]]
+    assert env.rows("select count(*) from predictions") == [(2,)]
+
+
+async def test_a_webhook_telegram_refuses_stops_the_bot_cleanly(tmp_path: Path,
+                                                                classifier: BatchingClassifier
+                                                                ) -> None:
+    port = free_port()
+    refused = Webhook("http://bot.example.org/hook", "127.0.0.1", port, "test-secret")
+    with pytest.raises(BadRequest, match="(?i)an https url must be provided for webhook"):
+        async with running_bot(tmp_path, classifier, webhook=refused):
+            pass  # pragma: no cover

@@ -1,11 +1,13 @@
 """Which model the bot serves: $WHATBREED_MODEL as given, else the promoted model file once
-it exists, else the zero-training default."""
+it exists, else the zero-training default. Webhook mode: $WEBHOOK_URL and its companions."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bot.config import PROMOTED_MODEL, ModelSource
+import pytest
+
+from bot.config import PROMOTED_MODEL, SECRET_TOKEN, ConfigError, ModelSource, Webhook
 from model import DEFAULT_VARIANT
 
 
@@ -27,3 +29,57 @@ def test_a_variant_is_not_watched_and_a_named_file_must_exist(tmp_path: Path) ->
     named = ModelSource.from_setting(str(tmp_path / "absent.whatbreed"))
     assert named.watched == tmp_path / "absent.whatbreed"
     assert named.to_load() == str(tmp_path / "absent.whatbreed")  # loading it says it is absent
+
+
+def test_no_webhook_url_means_long_polling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WEBHOOK_URL", raising=False)
+    assert Webhook.from_env(tmp_path) is None
+    assert not (tmp_path / "webhook_secret").exists()
+
+
+def test_webhook_defaults_keep_a_secret_under_the_data_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("WEBHOOK_PORT", "WEBHOOK_LISTEN", "WEBHOOK_SECRET"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("WEBHOOK_URL", "https://bot.example.org/telegram/whatbreed")
+    webhook = Webhook.from_env(tmp_path)
+    assert (webhook.url, webhook.listen, webhook.port, webhook.path) == (
+        "https://bot.example.org/telegram/whatbreed", "127.0.0.1", 8443, "/telegram/whatbreed")
+    kept = tmp_path / "webhook_secret"
+    assert webhook.secret == kept.read_text() and SECRET_TOKEN.fullmatch(webhook.secret)
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert Webhook.from_env(tmp_path).secret == webhook.secret  # a restart keeps it
+    assert webhook.secret not in repr(webhook)
+
+    monkeypatch.setenv("WEBHOOK_URL", "https://bot.example.org")
+    monkeypatch.setenv("WEBHOOK_PORT", "9000")
+    monkeypatch.setenv("WEBHOOK_LISTEN", "0.0.0.0")
+    monkeypatch.setenv("WEBHOOK_SECRET", "given_Secret-1")
+    assert Webhook.from_env(tmp_path) == Webhook("https://bot.example.org", "0.0.0.0", 9000,
+                                                 "given_Secret-1")
+    assert Webhook.from_env(tmp_path).path == "/"
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("WEBHOOK_URL", "ftp://bot.example.org/hook", "WEBHOOK_URL must be an https:// (or http://) "
+                                                  "URL, not 'ftp://bot.example.org/hook'"),
+    ("WEBHOOK_URL", "bot.example.org/hook", "WEBHOOK_URL must be an https://"),
+    ("WEBHOOK_URL", "https:///hook", "WEBHOOK_URL must be an https://"),
+    ("WEBHOOK_URL", "https://bot.example.org:99999/hook",
+     "WEBHOOK_URL 'https://bot.example.org:99999/hook' is malformed: Port out of range"),
+    ("WEBHOOK_URL", "https://bot.example.org:https/hook", "is malformed: Port could not be cast"),
+    ("WEBHOOK_URL", "https://bot.example.org:0/hook", "is malformed: port 0"),
+    ("WEBHOOK_PORT", "70000", "WEBHOOK_PORT must be a port number (1-65535), not '70000'"),
+    ("WEBHOOK_PORT", "eighty", "WEBHOOK_PORT must be a port number (1-65535), not 'eighty'"),
+    ("WEBHOOK_SECRET", "not so secret!", "WEBHOOK_SECRET must be 1-256 characters of A-Z"),
+    ("WEBHOOK_SECRET", "x" * 257, "WEBHOOK_SECRET must be 1-256 characters of A-Z"),
+])
+def test_a_bad_webhook_setting_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        variable: str, value: str, message: str) -> None:
+    monkeypatch.setenv("WEBHOOK_URL", "https://bot.example.org/hook")
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as error:
+        Webhook.from_env(tmp_path)
+    assert message in str(error.value)
+    if variable == "WEBHOOK_SECRET":
+        assert value not in str(error.value)

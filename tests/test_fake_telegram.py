@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import time
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import pytest
 import pytest_asyncio
 import telegram
+from aiohttp import web
 from PIL import Image
 from telegram import (
     BotCommand,
@@ -25,7 +28,9 @@ from telegram.error import BadRequest, Conflict, InvalidToken
 from telegram.ext import ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot.fake_telegram import ChatSpec, FakeTelegram, UserSpec
+from bot.fake_telegram import webhook as webhook_delivery
 from bot.fake_telegram.entities import format_text
+from bot.fake_telegram.state import Webhook
 
 pytestmark = pytest.mark.asyncio
 
@@ -403,6 +408,89 @@ async def test_real_application_polls_the_fake(fake: FakeTelegram) -> None:
         await app.stop()
         assert time.monotonic() - started < 2
     assert fake.state.updates == []  # the Updater's last getUpdates acknowledged everything
+
+
+# ------------------------------------------------------------------ webhook
+
+
+@contextlib.asynccontextmanager
+async def webhook_receiver(
+    answer: Callable[[dict], int],
+) -> AsyncIterator[tuple[str, list[tuple[dict, dict]]]]:
+    """A server on 127.0.0.1 standing for the bot's webhook: its URL, and every request it got
+    as (headers, JSON body); it answers each with the status ``answer(body)`` gives."""
+    received: list[tuple[dict, dict]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.json()
+        received.append((dict(request.headers), body))
+        return web.Response(status=answer(body))
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hook", received
+    finally:
+        await runner.cleanup()
+
+
+async def test_set_webhook_takes_what_telegram_takes(fake: FakeTelegram, bot: telegram.Bot) -> None:
+    assert await bot.set_webhook("https://localhost:8443/hook", secret_token="a-Z_9")
+    assert fake.webhook == Webhook("https://localhost:8443/hook", "a-Z_9", None)
+    assert await bot.delete_webhook()
+    assert fake.webhook is None
+    refusals = [
+        ("https://bot.example.org/hook", {}, "delivery to another machine is not implemented"),
+        ("http://bot.example.org/hook", {}, "An HTTPS URL must be provided for webhook"),
+        ("ftp://127.0.0.1/hook", {}, "An HTTPS URL must be provided for webhook"),
+        ("https://bot.example.org:8080/", {}, "only on ports 80, 88, 443 or 8443"),
+        ("http://127.0.0.1:99999/hook", {}, "only on ports 80, 88, 443 or 8443"),
+        ("http://127.0.0.1:8443/", {"secret_token": "not secret!"}, "unallowed characters"),
+        ("http://127.0.0.1:8443/", {"secret_token": "x" * 257}, "unallowed characters"),
+    ]
+    for url, options, description in refusals:
+        with pytest.raises(BadRequest, match=f"(?i){description}"):
+            await bot.set_webhook(url, **options)
+    assert fake.webhook is None
+
+
+async def test_webhook_gets_the_updates_and_get_updates_is_a_conflict(
+    fake: FakeTelegram, bot: telegram.Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(webhook_delivery, "RETRY_DELAYS", (0.01, 0.01, 0.01))
+    attempts: Counter[str] = Counter()
+
+    def answer(update: dict) -> int:  # "lost" always fails; "late" fails once
+        text = update["message"]["text"]
+        attempts[text] += 1
+        return 500 if text == "lost" or (text == "late" and attempts[text] == 1) else 200
+
+    async with webhook_receiver(answer) as (url, received):
+        assert await bot.set_webhook(url, secret_token="s3cret", allowed_updates=["message"])
+        assert fake.webhook == Webhook(url, "s3cret", ["message"])
+        with pytest.raises(Conflict, match="can't use getUpdates method while webhook is active"):
+            await bot.get_updates(timeout=0)
+        for text in ("lost", "late", "last"):
+            fake.send_text(PRIVATE, ALEX, text)
+        for _ in range(100):
+            if fake.state.updates == [] and len(received) == 6:
+                break
+            await asyncio.sleep(0.02)
+        # In order, one at a time: "lost" 4 times (then dropped), "late" twice, "last" once.
+        assert [body["message"]["text"] for _, body in received] == (
+            ["lost"] * 4 + ["late"] * 2 + ["last"]
+        )
+        assert all(h["X-Telegram-Bot-Api-Secret-Token"] == "s3cret" for h, _ in received)
+        assert all(h["Content-Type"] == "application/json" for h, _ in received)
+        assert fake.state.updates == []
+
+    assert await bot.delete_webhook()
+    fake.send_text(PRIVATE, ALEX, "polling again")
+    (update,) = await bot.get_updates(timeout=0)
+    assert update.message.text == "polling again"
 
 
 # ------------------------------------------------------------------ control API over HTTP

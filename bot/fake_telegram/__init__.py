@@ -16,8 +16,10 @@ Like Telegram it trims message text, parses ``parse_mode=HTML`` into entities (a
 malformed markup with Telegram's errors), detects ``/commands`` and URLs, re-encodes photos as
 JPEG (longest side 1280, plus a 90 px thumbnail), refuses ``getFile`` above 20 MB, drops an
 inline keyboard when an edit does not repeat it, and answers a repeated or identical edit with
-"message is not modified". Only what the bot uses is implemented: any other method answers 404
-naming it, and another parse mode, reply markup or a resend by file_id is refused by name.
+"message is not modified". While the bot has a webhook (``setWebhook``), its updates are POSTed
+there with the secret-token header and retried a few times, and getUpdates answers 409. Only what
+the bot uses is implemented: any other method answers 404 naming it, and another parse mode,
+reply markup or a resend by file_id is refused by name.
 
 One job per module, each importing only those above it:
 
@@ -28,8 +30,9 @@ One job per module, each importing only those above it:
 * ``state``    the bot's account, chats, messages, files, updates; the long-poll signal
 * ``users``    users' actions and reading the chats (``ChatSpec``, ``UserSpec``)
 * ``bot_api``  the Bot API methods, ``/bot<token>/<method>``
+* ``webhook``  delivery of the updates to the bot's webhook, while it has one
 * ``control``  the playground page and its ``/api/`` control API
-* ``server``   ``FakeTelegram``: the users plus the server wiring both APIs
+* ``server``   ``FakeTelegram``: the users plus the server wiring both APIs and the delivery
 * ``__main__`` ``python -m bot.fake_telegram --port 8081`` serves the playground on its own
 
 The bot imports this package only when it runs without a token (``python -m bot``).

@@ -3,10 +3,10 @@
 python-telegram-bot talks to the fake unchanged.
 
 Only the methods the bot calls are here: python-telegram-bot's getMe, deleteWebhook and
-getUpdates, setMyCommands (bot/app.py), and what bot/handlers.py does: sendMessage, sendPhoto,
-sendDocument, sendChatAction, getFile, editMessageText, editMessageReplyMarkup and
-answerCallbackQuery. Any other method answers 404 naming it, so a bot change that needs one
-shows in the tests.
+getUpdates when it polls, setWebhook when it runs a webhook, setMyCommands (bot/app.py), and
+what bot/handlers.py does: sendMessage, sendPhoto, sendDocument, sendChatAction, getFile,
+editMessageText, editMessageReplyMarkup and answerCallbackQuery. Any other method answers 404
+naming it, so a bot change that needs one shows in the tests.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -30,6 +31,7 @@ from bot.fake_telegram.state import (
     Chat,
     Message,
     State,
+    Webhook,
     document_api,
     scope_key,
 )
@@ -60,6 +62,13 @@ NOT_MODIFIED = (
     "same as a current content and reply markup of the message"
 )
 _COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")
+_SECRET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+WEBHOOK_PORTS = (80, 88, 443, 8443)
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+WEBHOOK_CONFLICT = (
+    "Conflict: can't use getUpdates method while webhook is active; "
+    "use deleteWebhook to delete the webhook first"
+)
 
 
 class BotApi:
@@ -71,6 +80,7 @@ class BotApi:
         self._methods: dict[str, Callable[[Params], Any]] = {
             "getme": self.get_me,
             "deletewebhook": self.delete_webhook,
+            "setwebhook": self.set_webhook,
             "setmycommands": self.set_my_commands,
             "getupdates": self.get_updates,
             "sendmessage": self.send_message,
@@ -129,6 +139,26 @@ class BotApi:
     def delete_webhook(self, p: Params) -> bool:
         if p.flag("drop_pending_updates"):
             self.state.updates.clear()
+        self.state.webhook = None
+        return True
+
+    def set_webhook(self, p: Params) -> bool:
+        url = p.text("url") or ""
+        _check_webhook_url(url)
+        secret_token = p.text("secret_token")
+        if secret_token is not None and not _SECRET_TOKEN_RE.fullmatch(secret_token):
+            raise bad_request("secret token contains unallowed characters")
+        allowed_updates = p.obj("allowed_updates")
+        if allowed_updates is not None and not (
+            isinstance(allowed_updates, list) and all(isinstance(a, str) for a in allowed_updates)
+        ):
+            raise bad_request("can't parse allowed updates JSON object")
+        if p.raw("certificate") is not None:
+            raise bad_request("uploading a certificate is not implemented by the fake")
+        if p.flag("drop_pending_updates"):
+            self.state.updates.clear()
+        self.state.webhook = Webhook(url, secret_token, allowed_updates)
+        self.state.signal.notify()  # wakes the delivery; a waiting getUpdates ends with 409
         return True
 
     def set_my_commands(self, p: Params) -> bool:
@@ -143,6 +173,8 @@ class BotApi:
         return True
 
     async def get_updates(self, p: Params) -> list[dict[str, Any]]:
+        if self.state.webhook is not None:
+            raise ApiError(WEBHOOK_CONFLICT, 409)
         self._acknowledge(p.integer("offset"))
         limit = min(max(p.integer("limit") or 100, 1), 100)
         timeout = min(max(p.number("timeout", 0.0), 0.0), MAX_LONG_POLL_SECONDS)
@@ -155,9 +187,12 @@ class BotApi:
                 bool(self.state.updates)
                 or self.state.closing
                 or generation != self._poll_generation
+                or self.state.webhook is not None
             )
 
         await self.state.signal.wait_until(ready, timeout)
+        if self.state.webhook is not None:  # set meanwhile: the updates are the webhook's now
+            raise ApiError(WEBHOOK_CONFLICT, 409)
         if generation != self._poll_generation:
             raise ApiError(
                 "Conflict: terminated by other getUpdates request; "
@@ -334,6 +369,25 @@ class BotApi:
         message.data = new
         self.state.record_change(chat, message)
         return copy.deepcopy(new)
+
+
+def _check_webhook_url(url: str) -> None:
+    """Telegram's rules for a webhook: HTTPS, on port 443, 80, 88 or 8443. The fake also takes
+    plain HTTP to this machine (any port), where the tests and the playground run the bot's
+    webhook server; real Telegram refuses that. It delivers nowhere else: the updates are
+    made up, and the machine running the fake may not reach out."""
+    parts = urlsplit(url)
+    local = parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+    if not local and (parts.scheme != "https" or not parts.hostname):
+        raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or out of range
+        port = 0
+    if port == 0 or not (local or port in (None, *WEBHOOK_PORTS)):
+        raise bad_request("bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443")
+    if parts.hostname not in LOOPBACK_HOSTS:
+        raise bad_request("bad webhook: delivery to another machine is not implemented by the fake")
 
 
 def _upload(p: Params, name: str) -> web.FileField:

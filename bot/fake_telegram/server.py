@@ -1,8 +1,11 @@
 """``FakeTelegram``: the users' side of the fake plus the aiohttp server that answers the bot
-(``BotApi``) and the playground page (``ControlApi``); every route is wired here."""
+(``BotApi``) and the playground page (``ControlApi``), and the delivery to the bot's webhook
+(``WebhookDelivery``); every route is wired here."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from aiohttp import web
@@ -11,6 +14,7 @@ from bot.fake_telegram.bot_api import BotApi
 from bot.fake_telegram.control import ControlApi
 from bot.fake_telegram.state import BotAccount, State
 from bot.fake_telegram.users import Users
+from bot.fake_telegram.webhook import WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +39,7 @@ class FakeTelegram(Users):
         super().__init__(State(BotAccount(token, bot_username, bot_name, group_privacy)))
         self.url = ""
         self._runner: web.AppRunner | None = None
+        self._delivery: asyncio.Task | None = None
 
     @property
     def token(self) -> str:
@@ -58,12 +63,18 @@ class FakeTelegram(Users):
         await web.TCPSite(self._runner, host, port).start()
         bound_port = self._runner.addresses[0][1]
         self.url = f"http://{host}:{bound_port}"
+        self._delivery = asyncio.create_task(WebhookDelivery(self.state).run())
         logger.info("fake Telegram serving on %s (playground at %s/)", self.url, self.url)
 
     async def stop(self) -> None:
-        """Release waiting long polls and stop serving."""
+        """Release waiting long polls, stop delivering and stop serving."""
         self.state.closing = True
         self.state.signal.notify()
+        if self._delivery is not None:
+            self._delivery.cancel()  # it may be waiting on the bot's webhook
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._delivery
+            self._delivery = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -1,6 +1,6 @@
 """Everything the fake remembers, in memory: the bot's account, the chats and their messages,
-stored files, pending updates and command menus; and the signal that wakes whoever waits for
-a change (the bot's long poll, the page's, a test's ``wait_for``)."""
+stored files, pending updates, the webhook and command menus; and the signal that wakes whoever
+waits for a change (the bot's long poll or webhook delivery, the page's, a test's ``wait_for``)."""
 
 from __future__ import annotations
 
@@ -60,6 +60,16 @@ class BotAccount:
                 has_main_web_app=False,
             )
         return user
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """The bot's webhook as setWebhook set it: while there is one, pending updates are POSTed
+    to ``url`` and getUpdates is refused, as in Telegram."""
+
+    url: str
+    secret_token: str | None  # sent in the X-Telegram-Bot-Api-Secret-Token header
+    allowed_updates: list[str] | None
 
 
 @dataclass
@@ -148,7 +158,8 @@ class State:
         self.chats: dict[int, Chat] = {}
         self.files: dict[str, StoredFile] = {}
         self.files_by_path: dict[str, StoredFile] = {}
-        self.updates: list[dict[str, Any]] = []  # not yet acknowledged by getUpdates
+        self.updates: list[dict[str, Any]] = []  # not yet acknowledged or delivered
+        self.webhook: Webhook | None = None
         self.next_update_id = 1
         self.pending_queries: dict[str, int] = {}  # callback query id -> chat id, until answered
         self.command_sets: dict[tuple[str, str], list[dict[str, str]]] = {}  # (scope, language)
@@ -166,7 +177,7 @@ class State:
         return self.version
 
     def push_update(self, payload: dict[str, Any]) -> None:
-        """Queue an update for the bot's getUpdates."""
+        """Queue an update for the bot's getUpdates, or its webhook."""
         self.updates.append({"update_id": self.next_update_id, **payload})
         self.next_update_id += 1
         self.signal.notify()

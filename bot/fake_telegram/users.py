@@ -11,7 +11,15 @@ from typing import Any
 
 from bot.fake_telegram.entities import format_text, text_fields
 from bot.fake_telegram.media import image_size
-from bot.fake_telegram.state import Chat, Message, State, document_api, export, scope_key
+from bot.fake_telegram.state import (
+    Chat,
+    Message,
+    State,
+    Webhook,
+    document_api,
+    export,
+    scope_key,
+)
 
 CHAT_TYPES = frozenset({"private", "group", "supergroup"})
 _MEDIA_KEYS = ("photo", "document", "sticker", "video")
@@ -228,6 +236,11 @@ class Users:
     def commands(self) -> list[dict[str, str]]:
         """The command list the bot set last (any scope)."""
         return self.state.commands
+
+    @property
+    def webhook(self) -> Webhook | None:
+        """The webhook the bot set (url, secret_token, allowed_updates); None while it polls."""
+        return self.state.webhook
 
     @property
     def chat_actions(self) -> list[tuple[int, str]]:
