@@ -110,8 +110,11 @@ async def run_playground(services: Services, port: int, model_file: ModelFile | 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)),
-                        help="playground port on 127.0.0.1 (without a token)")
+    # A string default goes through type=int like a command-line value, so a bad $PORT is
+    # argparse's one-line error, not a traceback.
+    parser.add_argument("--port", type=int, default=os.environ.get("PORT", "8080"),
+                        help="playground port on 127.0.0.1 (without a token; default $PORT "
+                             "or 8080)")
     args = parser.parse_args()
     try:
         settings = Settings.from_env()

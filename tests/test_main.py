@@ -221,3 +221,13 @@ def test_a_busy_webhook_port_is_one_clear_line(tmp_path: Path, stand_in: str) ->
         f"error: cannot serve the webhook on 127.0.0.1:{port}: it is in use; "
         "set WEBHOOK_LISTEN or WEBHOOK_PORT")
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_port_is_one_clear_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
+    env |= {"PORT": "abc", "WHATBREED_DATA": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "bot"], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "python -m bot: error: argument --port: invalid int value: 'abc'")
