@@ -12,8 +12,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from sqlalchemy.exc import ArgumentError
-
 from bot.config import DATA_DIR, DATABASE_URL, PHOTO_DIR
 from bot.storage import UnreadableDatabase, export_votes
 
@@ -31,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         count = export_votes(args.database, args.photos, args.out)
-    except (OSError, UnreadableDatabase, ArgumentError) as error:  # e.g. no such database
+    except (OSError, UnreadableDatabase) as error:  # e.g. no such database, a bad URL
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{count} corrections written to {args.out}")

@@ -13,7 +13,6 @@ to <model>.history/votes-<time>.csv; every promotion is logged in promotions.jso
 
 import argparse
 import csv
-import json
 import logging
 import os
 import re
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from bot.config import DATA_DIR, DATABASE_URL, PHOTO_DIR, PROMOTED_MODEL, ModelSource
 from bot.storage import UnreadableDatabase, export_votes
-from model import DEFAULT_VARIANT, MODELS
+from model import MODELS
 from model.artifact import ArtifactError
 from model.data.corrections import Decisions, Rules, decide, read_votes
 from model.data.dataset import load_examples
@@ -33,13 +32,13 @@ from model.training.promotion import PromotionError, history_dir, promote, rollb
 from model.training.retrain import (
     Candidate,
     RetrainError,
-    examples_digest,
     promotion_record,
     read_state,
     served_model,
     train_candidate,
+    write_state,
 )
-from model.training.train import TrainConfig
+from model.training.train import TrainConfig, manifest_digest
 
 log = logging.getLogger("retrain")
 EVERY = re.compile(r"(\d+)([smhd])")
@@ -64,7 +63,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", type=Path, default=served.watched or PROMOTED_MODEL,
                         help="the model file the bot serves, promoted into (default: "
                              "$WHATBREED_MODEL's file, else %(default)s)")
-    parser.add_argument("--variant", choices=MODELS, default=served.fallback or DEFAULT_VARIANT,
+    parser.add_argument("--variant", choices=MODELS,
+                        default=served.name if served.watched is None else served.fallback,
                         help="backbone when no model file exists yet (default: %(default)s)")
     parser.add_argument("--check", type=Path, action="append", default=[],
                         help="labelled photos of other breeds that must not get worse "
@@ -132,7 +132,7 @@ def retrain_once(args: argparse.Namespace) -> int:
     rules = Rules(**{name: getattr(args, name) for name in RULE_FLAGS})
     decisions = decide(votes, {b.label for b in served.base.labels}, rules)
     state_file = history_dir(args.model) / "retrain_state.json"
-    digest = examples_digest(decisions.examples)
+    digest = manifest_digest(decisions.examples)  # what a candidate would learn from
     if read_state(state_file).get("digest") == digest:
         print(f"{len(votes)} corrections, nothing new since the last run: "
               f"{served.version} stays")
@@ -147,14 +147,16 @@ def retrain_once(args: argparse.Namespace) -> int:
                                     history_dir(args.model) / f"logs-{stamp}", args.tolerance)
     except RetrainError as too_few:  # the normal state of a new bot: wait for more
         print(f"not yet: {too_few}")
+        write_state(state_file, {"digest": digest, "candidate": None, "promoted": False})
         return 0
-    print_candidate(candidate, served.version)
-    if candidate.promote:
+    if candidate.promote:  # before printing: the record is part of the file, and its version
         candidate.artifact.metrics["promotion"] = promotion_record(
             candidate, served, datetime.now(UTC).isoformat(timespec="seconds"))
+    print_candidate(candidate, served.version)
+    if candidate.promote:
         promote(candidate.artifact, args.model, served.version, candidate.figures())
-    state_file.write_text(json.dumps({"digest": digest, "candidate": candidate.artifact.version,
-                                      "promoted": candidate.promote}) + "\n")
+    write_state(state_file, {"digest": digest, "candidate": candidate.artifact.version,
+                             "promoted": candidate.promote})
     return 0
 
 
@@ -168,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         return guarded(lambda: retrain_once(args))
     number, unit = EVERY.fullmatch(args.every).groups()
     while True:  # unattended: a failed round is reported, and the next one tries again
-        guarded(lambda: retrain_once(args))
+        try:
+            guarded(lambda: retrain_once(args))
+        except Exception:
+            log.exception("this round failed; the next one tries again")
         time.sleep(int(number) * SECONDS[unit])
 
 
@@ -176,8 +181,7 @@ def guarded(run) -> int:
     """``run()``'s status; a problem the user can fix is one line on stderr and status 2."""
     try:
         return run() or 0
-    except (FileNotFoundError, UnreadableDatabase, ArtifactError, PromotionError,
-            ValueError) as error:
+    except (OSError, UnreadableDatabase, ArtifactError, PromotionError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -138,3 +138,11 @@ def test_read_votes_resolves_paths_beside_the_export(tmp_path: Path) -> None:
     (tmp_path / "other.csv").write_text("path,label\nx.jpg,beagle\n")
     with pytest.raises(ValueError, match="not a vote export"):
         read_votes(tmp_path / "other.csv")
+
+
+def test_a_vote_outvoted_on_a_photo_not_kept_says_so(votes: Votes) -> None:
+    troll = votes.add("p1", "troll", "n02111889", kept=False)
+    agreeing = [votes.add("p1", who, "n02088364", kept=False) for who in ("ann", "bob")]
+    decisions = decide(votes.votes, KNOWN)
+    assert outcome(decisions, troll).startswith("outvoted")
+    assert all(outcome(decisions, v).startswith("no photo") for v in agreeing)

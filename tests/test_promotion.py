@@ -55,3 +55,12 @@ def test_a_model_not_promoted_here_is_not_rolled_back(tmp_path: Path) -> None:
     with pytest.raises(PromotionError, match="was not promoted by retrain"):
         rollback(served)
     assert load_artifact(served).version == artifact(3).version
+
+
+def test_a_served_file_that_changed_during_the_round_is_not_replaced(tmp_path: Path) -> None:
+    served = tmp_path / "model.whatbreed"
+    promote(artifact(1), served, "efficientnet-lite2-imagenet", {})
+    save_artifact(artifact(4), served)  # someone copied another model in meanwhile
+    with pytest.raises(PromotionError, match="changed while the candidate trained"):
+        promote(artifact(5), served, artifact(1).version, {})
+    assert load_artifact(served).version == artifact(4).version

@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
@@ -86,7 +86,10 @@ def read_only_engine(database_url: str) -> Engine:
     A SQLite file is opened read-only (FileNotFoundError when it is absent); on any backend
     the schema must be at the newest migration, else UnreadableDatabase says what to run.
     """
-    url = make_url(database_url)
+    try:
+        url = make_url(database_url)
+    except ArgumentError as error:
+        raise UnreadableDatabase(f"{database_url!r} is not a database URL") from error
     if url.get_backend_name() == "sqlite":
         path = Path(_sqlite_file(url)).resolve()
         if not path.is_file():

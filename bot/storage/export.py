@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from bot.storage.engine import read_only_engine
 from bot.storage.photos import PhotoFolder
 from bot.storage.schema import Correction, Event, Prediction
+from model.data.corrections import VOTE_FIELDS
 from model.data.dataset import Example, write_manifest
 
 log = logging.getLogger(__name__)
@@ -157,8 +158,6 @@ def corrected_examples(session: Session, photos: PhotoFolder) -> list[Example]:
 # Every vote, for retraining to weigh
 
 
-VOTE_FIELDS = ("correction_id", "at", "sha256", "path", "voter", "host", "kind", "label", "name",
-               "event_id")
 
 
 def export_votes(database_url: str, photo_dir: Path, out_csv: Path) -> int:

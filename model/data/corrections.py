@@ -115,7 +115,7 @@ def decide(votes: list[Vote], known: set[str], rules: Rules = Rules()) -> Decisi
             decisions.examples.append(Example(Path(vote.path), sha, vote.label, vote.name,
                                               "correction", "", ""))
         elif vote and vote.label in classes:
-            for v in by_photo[sha]:
+            for v in decided:  # the votes that would have counted
                 why[v] = "no photo: the bot did not keep this photo"
     decisions.outcomes = [Outcome(v, why[v].startswith("counted"), why[v]) for v in votes]
     return decisions
@@ -166,7 +166,8 @@ def _new_breeds(votes, labels: dict[str, list[Vote]], known: set[str], rules: Ru
         if vote.label not in known:
             voters[vote.label].add(vote.voter)
             names[vote.label] = vote.name
-    photos = Counter(d[0].label for d in labels.values() if d and d[0].path)
+    photos = Counter(d[0].label for d in labels.values()
+                     if d and d[0].path and Path(d[0].path).is_file())
     found = [Candidate(label, names[label], len(voters[label]), photos[label])
              for label in sorted(voters)]
     ready = [c for c in found if c.voters >= rules.new_breed_voters

@@ -21,7 +21,6 @@ SETTINGS = {  # a row's name (scripts/train.py's flags for it): the config chang
     "--distill-weight 3": {"distill_weight": 3.0},
     "--distill-weight 0 (plain)": {"distill_weight": 0.0},
     "--label-smoothing 0": {"label_smoothing": 0.0},
-    "--epochs 2": {"epochs": 2, "warmup_epochs": 1},
     "--only-data-breeds": {"extend": False},
 }
 

@@ -59,9 +59,14 @@ def _archive(model_path: Path, artifact: Artifact) -> str:
 
 def promote(candidate: Artifact, model_path: Path, current_version: str,
             figures: dict) -> None:
-    """Serve ``candidate`` from ``model_path``, keeping the model it replaces."""
+    """Serve ``candidate`` from ``model_path``, keeping the model it replaces, which must
+    still be ``current_version`` (the one the candidate was trained from and compared with)."""
     history_dir(model_path).mkdir(parents=True, exist_ok=True)
-    previous = _archive(model_path, load_artifact(model_path)) if model_path.exists() else None
+    served = load_artifact(model_path) if model_path.exists() else None
+    if served is not None and served.version != current_version:
+        raise PromotionError(f"{model_path} changed while the candidate trained ({served.version}"
+                             f", not {current_version}): run retrain again")
+    previous = _archive(model_path, served) if served is not None else None
     _archive(model_path, candidate)
     save_artifact(candidate, model_path)  # atomic: a temporary file, then os.replace
     _record(model_path, {"action": "promote", "from": current_version, "from_file": previous,

@@ -13,7 +13,6 @@ against it on photos neither has trained on, and promoted only when it is better
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -126,13 +125,6 @@ class Candidate:
         return {"comparisons": [c.row() for c in self.comparisons], "why": self.why}
 
 
-def examples_digest(examples: list[Example]) -> str:
-    """What a candidate would be trained on: unchanged since the last run means nothing new
-    arrived (whether that run's candidate was promoted, kept out, or later rolled back)."""
-    lines = sorted(f"{e.sha256} {e.label}" for e in examples)
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-
 def train_candidate(config: TrainConfig, served: ServedModel, examples: list[Example],
                     checks: dict[str, list[Example]], cache_root: Path, logs: Path,
                     tolerance: float) -> Candidate:
@@ -187,4 +179,15 @@ def promotion_record(candidate: Candidate, served: ServedModel, at: str) -> dict
 
 
 def read_state(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
+    """The last round's state; unreadable (a crash while it was written long ago) counts as
+    none, so the next round simply runs."""
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def write_state(path: Path, state: dict) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(state) + "\n")
+    temporary.replace(path)  # atomic: never half a file

@@ -437,15 +437,15 @@ def train_base(config: TrainConfig, base: Base | None, train: list[Example],
 
 
 def train_and_export(config: TrainConfig, examples: list[Example], out: Path,
-                     cache_root: Path, base: Base | None = None) -> Artifact:
+                     cache_root: Path) -> Artifact:
     """Extract (or reuse) features, train the head, evaluate it, and write the artifact.
 
-    With ``config.extend`` the head extends ``base`` (by default the zero-training model);
-    otherwise it answers over the data's breeds alone.
+    With ``config.extend`` the head extends the zero-training model; otherwise it answers
+    over the data's breeds alone.
     """
     splits = split_examples(examples)
     _, backbone_params = from_pretrained(config.variant)
-    base = (base or imagenet_base(backbone_params)) if config.extend else None
+    base = imagenet_base(backbone_params) if config.extend else None
     labels = label_table(examples, base.labels if base else ())
     index = {b.label: i for i, b in enumerate(labels)}
     started = time.perf_counter()
