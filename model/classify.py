@@ -1,7 +1,7 @@
 """The classify command: photos in, a table or JSON lines out.
 
-Each photo is looked at whole and closer (``Predictor.look``): the answer for the photo, and
-where each dog is with its own answer.
+Each photo is looked at whole (``Predictor.look``): the answer for the photo, and where each
+dog is with its own answer; with ``LOOK_TWICE``, closer too.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TextIO
 
 from model.answers import Answer, PhotoAnswer, headline
 from model.photo_sources import PhotoSource, SourceError
-from model.predictor import Predictor
+from model.predictor import LOOK, Look, Predictor
 from model.preprocess import ImageError
 
 BATCH = 32
@@ -55,14 +55,14 @@ def _read(source: PhotoSource) -> bytes | SourceError:
 
 
 def classify_sources(sources: Iterable[PhotoSource], predictor: Predictor, as_json: bool,
-                     out: TextIO, err: TextIO) -> int:
+                     out: TextIO, err: TextIO, how: Look = LOOK) -> int:
     """Classify every source, printing as we go; returns the number that failed."""
     failures = 0
     sources = iter(sources)
     while batch := list(itertools.islice(sources, BATCH)):
         photos = [_read(s) for s in batch]
         readable = [p for p in photos if isinstance(p, bytes)]
-        answers = iter(predictor.look(readable))
+        answers = iter(predictor.look(readable, how))
         for source, photo in zip(batch, photos, strict=True):
             result = next(answers) if isinstance(photo, bytes) else photo
             if isinstance(result, SourceError | ImageError):

@@ -86,6 +86,22 @@ def test_json_lists_each_of_two_dogs_and_no_dog_for_a_cat(shared_datasets: Path,
     assert names == ["golden retriever", "Samoyed"]
 
 
+def test_look_twice_finds_a_small_dog_in_a_wide_frame(shared_datasets: Path,
+                                                       tmp_path: Path) -> None:
+    dog = Image.open(shared_datasets / "dogs-dev" / "Images" / "n02099601-golden_retriever" /
+                     "n02099601_10.jpg").convert("RGB").resize((400, 400))
+    canvas = Image.new("RGB", (1600, 1000), "white")
+    canvas.paste(dog, (1100, 520))
+    canvas.save(tmp_path / "far.jpg", quality=90)
+    once, twice = (json.loads(run_classify("--json", *flag, str(tmp_path / "far.jpg")).stdout)
+                   for flag in ([], ["--look-twice"]))
+    # Measured: the whole frame, mostly white, says "chow" (23%); the crop adds a golden
+    # retriever (32%).
+    assert once["mixed"] and once["predictions"][0]["name"] != "golden retriever"
+    assert twice["predictions"][0]["name"] == "golden retriever"
+    assert len(twice["dogs"]) == 1 and twice["dogs"][0]["box"][0] > 0.5  # on the right
+
+
 def test_folder_gives_a_table(shared_datasets: Path, tmp_path: Path) -> None:
     (tmp_path / "a.jpg").write_bytes((shared_datasets / "imagenet-dogs-121" /
                                       "n02110958-pug.jpg").read_bytes())

@@ -23,7 +23,7 @@ from PIL import Image
 
 from model.answers import Answer, PhotoAnswer, make_answer
 from model.data.dataset import Example
-from model.predictor import LOOK, Look, Predictor
+from model.predictor import LOOK, LOOK_TWICE, Look, Predictor
 from model.preprocess import Square, centre_square, load_rgb, square_pixels, whole_square
 
 BATCH = 32  # photos per call when scoring accuracy
@@ -46,9 +46,9 @@ def looking_variants(predictor: Predictor, other: Predictor) -> list[Variant]:
 
     return [
         Variant("today: centre crop + mirror", predictor.classify),
-        look(Look(second_look="never")),
         look(LOOK),
-        look(Look(margin=0.15, mirror_crop=True)),
+        look(LOOK_TWICE),
+        look(Look(second_look="unsure", margin=0.15, mirror_crop=True)),
         look(Look(second_look="always")),
         look(Look(mirror=False, second_look="always")),
         Variant("centre crop at 300 px + mirror", _resized(predictor, 300)),
