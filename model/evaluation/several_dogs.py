@@ -70,7 +70,7 @@ def composite_report(predictor: Predictor, pairs: Sequence[tuple[Example, Exampl
     scores = []
     for layout in LAYOUTS:
         answers = predictor.look([composite(a, b, layout) for a, b in photos])
-        found = [_halves(answer, layout) for answer in answers]
+        found = [halves(answer, layout) for answer in answers]
         right = sum(halves is not None and halves == (a.label, b.label)
                     for halves, (a, b) in zip(found, pairs, strict=True))
         scores.append(CompositeScore(layout, len(pairs), sum(h is not None for h in found),
@@ -82,7 +82,7 @@ def _top(answer: PhotoAnswer) -> str:
     return answer.answer.predictions[0].label
 
 
-def _halves(answer: PhotoAnswer, layout: str) -> tuple[str, str] | None:
+def halves(answer: PhotoAnswer, layout: str) -> tuple[str, str] | None:
     """The top breeds of the first and second half's dog, if exactly one dog is in each."""
     if len(answer.dogs) != 2:
         return None
