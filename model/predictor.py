@@ -137,12 +137,9 @@ class Predictor:
         self._forward = jax.jit(self._forward_fn, static_argnames=("mirror", "with_map"))
         self._grad_cam = jax.jit(self._grad_cam_fn)
         self._decoders = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
-        if warm_up:  # what ``classify`` and ``look`` (by default) run, at every batch size
+        if warm_up:  # what ``classify`` runs; ``look`` compiles on first use (Lite2: 12 s)
             for size in BATCH_SIZES:
-                blank = np.zeros((size, self.resolution, self.resolution, 3), np.uint8)
-                self.probabilities(blank)
-                self._whole_probabilities(blank, LOOK.mirror)
-                self.probabilities(blank, mirror=LOOK.mirror_crop)
+                self.probabilities(np.zeros((size, self.resolution, self.resolution, 3), np.uint8))
         log.info("predictor %s ready in %.1f s", self.version, time.perf_counter() - started)
 
     def _forward_fn(self, params: dict, pixels: jax.Array, mirror: bool = True,
