@@ -1,11 +1,12 @@
-"""From class probabilities to the answer people see: dog or not, which breeds, or a mix.
+"""From class probabilities to the answer people see: dog or not, which breeds, or a mix; and,
+for a photo looked at closer, where each dog is and what it is.
 
-The same answer shape serves the CLI (``--json``) and the bot.
+The same answer shapes serve the CLI (``--json``) and the bot.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 
 import numpy as np
 
@@ -44,6 +45,49 @@ class Answer:
                        for p in self.predictions]
         return asdict(self) | {"dog_probability": round(self.dog_probability, 4),
                                "predictions": predictions}
+
+
+@dataclass(frozen=True)
+class Box:
+    """A region of a photo as fractions of its width and height: 0 is the left (top) edge,
+    1 the right (bottom) one, in the photo as it is seen (EXIF rotation applied)."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+    @property
+    def share(self) -> float:
+        """The share of the photo's area inside the box."""
+        return (self.right - self.left) * (self.bottom - self.top)
+
+
+@dataclass(frozen=True)
+class Dog:
+    """One dog found in a photo: where it is, and its own answer."""
+
+    box: Box
+    answer: Answer
+
+    def to_json(self) -> dict:
+        answer = self.answer.to_json()
+        return {"box": [round(v, 4) for v in astuple(self.box)], "share": round(self.box.share, 4),
+                "mixed": answer["mixed"], "predictions": answer["predictions"]}
+
+
+@dataclass(frozen=True)
+class PhotoAnswer:
+    """The answer for a whole photo, and for each dog in it (the brightest on the dog map
+    first; none when the photo is not a dog; with one dog, its answer is the photo's)."""
+
+    answer: Answer
+    dogs: tuple[Dog, ...]
+    looked_twice: bool  # the photo's answer also looked at a crop around its first dog
+
+    def to_json(self) -> dict:
+        """The photo's answer as ``Answer.to_json``, plus ``dogs``."""
+        return self.answer.to_json() | {"dogs": [dog.to_json() for dog in self.dogs]}
 
 
 def imagenet_breeds() -> tuple[Breed, ...]:

@@ -1,4 +1,8 @@
-"""The classify command: photos in, a table or JSON lines out."""
+"""The classify command: photos in, a table or JSON lines out.
+
+Each photo is looked at whole (``Predictor.look``): the answer for the photo, and where each
+dog is with its own answer; with ``LOOK_TWICE``, closer too.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,9 @@ import json
 from collections.abc import Iterable
 from typing import TextIO
 
-from model.answers import Answer, headline
+from model.answers import Answer, PhotoAnswer, headline
 from model.photo_sources import PhotoSource, SourceError
-from model.predictor import Predictor
+from model.predictor import LOOK, Look, Predictor
 from model.preprocess import ImageError
 
 BATCH = 32
@@ -25,6 +29,24 @@ def format_table(name: str, answer: Answer) -> str:
     return "\n".join(lines)
 
 
+def format_photo(name: str, photo: PhotoAnswer) -> str:
+    """The photo's block, then, if it holds several dogs, a line for each."""
+    lines = [format_table(name, photo.answer)]
+    if len(photo.dogs) > 1:
+        for number, dog in enumerate(photo.dogs, 1):
+            box = ", ".join(f"{v:.2f}" for v in (dog.box.left, dog.box.top, dog.box.right,
+                                                   dog.box.bottom))
+            lines.append(f"  dog {number} at ({box}), {dog.box.share:.0%} of the photo: "
+                         f"{headline(dog.answer)}")
+    return "\n".join(lines)
+
+
+def to_json(name: str, photo: PhotoAnswer) -> dict:
+    """One line of ``--json``: the photo's answer, its dogs (box: left, top, right, bottom as
+    fractions of the photo), and ``advice`` (none yet)."""
+    return {"path": name, **photo.to_json(), "advice": None}
+
+
 def _read(source: PhotoSource) -> bytes | SourceError:
     try:
         return source.read()
@@ -33,22 +55,22 @@ def _read(source: PhotoSource) -> bytes | SourceError:
 
 
 def classify_sources(sources: Iterable[PhotoSource], predictor: Predictor, as_json: bool,
-                     out: TextIO, err: TextIO) -> int:
+                     out: TextIO, err: TextIO, how: Look = LOOK) -> int:
     """Classify every source, printing as we go; returns the number that failed."""
     failures = 0
     sources = iter(sources)
     while batch := list(itertools.islice(sources, BATCH)):
         photos = [_read(s) for s in batch]
         readable = [p for p in photos if isinstance(p, bytes)]
-        answers = iter(predictor.classify(readable))
+        answers = iter(predictor.look(readable, how))
         for source, photo in zip(batch, photos, strict=True):
             result = next(answers) if isinstance(photo, bytes) else photo
             if isinstance(result, SourceError | ImageError):
                 failures += 1
                 print(f"error: {source.name}: {result}", file=err)
             elif as_json:
-                print(json.dumps({"path": source.name, **result.to_json()}), file=out)
+                print(json.dumps(to_json(source.name, result)), file=out)
             else:
-                print(format_table(source.name, result) + "\n", file=out)
+                print(format_photo(source.name, result) + "\n", file=out)
             out.flush()
     return failures

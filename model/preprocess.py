@@ -11,6 +11,7 @@ import io
 import logging
 import struct
 import zlib
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
@@ -150,27 +151,59 @@ def load_rgb(photo_bytes: bytes, min_side: int = 0) -> Image.Image:
     return _to_rgb(exif_upright(image))
 
 
-def _centre_square(width: int, height: int) -> tuple[float, float, float, float]:
+@dataclass(frozen=True)
+class Square:
+    """A square region of a photo in its pixels (x right, y down from the top-left corner).
+
+    It may reach past the photo's edges: those parts are shown grey (see ``square_pixels``).
+    """
+
+    left: float
+    top: float
+    side: float
+
+
+def centre_square(width: int, height: int) -> Square:
+    """The largest square inside the photo, centred: what the classic centre crop sees."""
     side = min(width, height)
-    left = (width - side) / 2
-    top = (height - side) / 2
-    return (left, top, left + side, top + side)
+    return Square((width - side) / 2, (height - side) / 2, side)
+
+
+def whole_square(width: int, height: int) -> Square:
+    """The smallest square holding the whole photo, centred: the photo letterboxed."""
+    side = max(width, height)
+    return Square((width - side) / 2, (height - side) / 2, side)
+
+
+def square_pixels(image: Image.Image, square: Square, size: int) -> np.ndarray:
+    """``square`` of ``image`` resized to a (size, size, 3) uint8 array (bicubic).
+
+    Where the square reaches past the photo the pixels are grey (MEAN, zero once normalised),
+    so letterboxing adds no evidence of its own.
+    """
+    if size <= 0:
+        raise ValueError(f"size must be positive, got {size}")
+    rgb = _to_rgb(image)
+    width, height = rgb.size
+    inside = (max(square.left, 0), max(square.top, 0),
+              min(square.left + square.side, width), min(square.top + square.side, height))
+    scale = size / square.side
+    part_size = (max(1, round((inside[2] - inside[0]) * scale)),
+                 max(1, round((inside[3] - inside[1]) * scale)))
+    # One resize with a source box does crop and scale together, so no intermediate
+    # image is built and the filter sees real pixels right up to the crop edge.
+    part = rgb.resize(part_size, Image.Resampling.BICUBIC, box=inside, reducing_gap=3.0)
+    if part_size == (size, size):  # the square lies inside the photo
+        return np.asarray(part, dtype=np.uint8)
+    canvas = Image.new("RGB", (size, size), (int(MEAN),) * 3)
+    canvas.paste(part, (round((inside[0] - square.left) * scale),
+                        round((inside[1] - square.top) * scale)))
+    return np.asarray(canvas, dtype=np.uint8)
 
 
 def crop_and_resize(image: Image.Image, size: int) -> np.ndarray:
     """Resize the short side to `size` and centre-crop; returns a (size, size, 3) uint8 array."""
-    if size <= 0:
-        raise ValueError(f"size must be positive, got {size}")
-    rgb = _to_rgb(image)
-    # One resize with a source box does crop and scale together, so no intermediate
-    # image is built and the filter sees real pixels right up to the crop edge.
-    square = rgb.resize(
-        (size, size),
-        Image.Resampling.BICUBIC,
-        box=_centre_square(*rgb.size),
-        reducing_gap=3.0,
-    )
-    return np.asarray(square, dtype=np.uint8)
+    return square_pixels(image, centre_square(*image.size), size)
 
 
 def load_image(photo_bytes: bytes, size: int) -> np.ndarray:

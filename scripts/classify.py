@@ -1,4 +1,5 @@
-"""Classify dog photos: python scripts/classify.py PATH_OR_DIR_OR_URL... [--top-k 5] [--json]"""
+"""Classify dog photos: python scripts/classify.py PATH_OR_DIR_OR_URL... [--top-k 5] [--json]
+[--look-twice]"""
 
 import argparse
 import logging
@@ -9,7 +10,7 @@ from model import DEFAULT_VARIANT, MODELS
 from model.artifact import ArtifactError
 from model.classify import classify_sources
 from model.photo_sources import expand
-from model.predictor import Predictor
+from model.predictor import LOOK, LOOK_TWICE, Predictor
 
 
 def main() -> int:
@@ -18,6 +19,8 @@ def main() -> int:
     parser.add_argument("photos", nargs="+", help="photo files, folders or http(s) URLs")
     parser.add_argument("--top-k", type=int, default=5, help="breeds to list per photo")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--look-twice", action="store_true",
+                        help="also classify a crop around the dog when unsure or small")
     parser.add_argument("--model", default=os.environ.get("WHATBREED_MODEL", DEFAULT_VARIANT),
                         help=f"{', '.join(MODELS)} (no training) or a trained model file "
                              f"(default: $WHATBREED_MODEL or {DEFAULT_VARIANT})")
@@ -32,7 +35,7 @@ def main() -> int:
         return 2
     try:
         failures = classify_sources(expand(args.photos), predictor, args.json,
-                                    sys.stdout, sys.stderr)
+                                    sys.stdout, sys.stderr, LOOK_TWICE if args.look_twice else LOOK)
     except BrokenPipeError:  # e.g. piped into `head`: stop quietly, like any Unix tool
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

@@ -9,9 +9,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from model.answers import Answer, BreedGuess
 from model.classify import format_table
+from model.evaluation.several_dogs import LAYOUTS, composite
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,16 +49,57 @@ def test_json_lines_for_files_urls_and_failures(shared_datasets: Path, photo_ser
                                                f"{photo_server}/n02111277-Newfoundland.jpg"]
     assert [line["predictions"][0]["label"] for line in lines] == ["n02085620", "n02111277"]
     for line in lines:
-        assert set(line) >= {"path", "is_dog", "dog_probability", "mixed", "predictions"}
+        assert set(line) >= {"path", "is_dog", "dog_probability", "mixed", "predictions", "dogs",
+                             "advice"}
         assert line["is_dog"] is True and len(line["predictions"]) == 3
         probabilities = [p["probability"] for p in line["predictions"]]
         assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1
+        assert line["advice"] is None
+        (dog,) = line["dogs"]  # one dog a photo, whose answer is the photo's
+        left, top, right, bottom = dog["box"]
+        assert 0 <= left < right <= 1 and 0 <= top < bottom <= 1
+        assert dog["share"] == pytest.approx((right - left) * (bottom - top), abs=1e-3)
+        assert dog["predictions"] == line["predictions"]
     errors = result.stderr.splitlines()
     assert any("notes.jpg" in e and "not an image" in e for e in errors)
     # Each error names its input once, then says why.
     assert f"error: {tmp_path / 'missing.jpg'}: cannot read it: No such file or directory" in errors
     assert f"error: {photo_server}/nope.jpg: cannot download it: HTTP 404 File not found" in errors
     assert "Traceback" not in result.stderr
+
+
+def test_json_lists_each_of_two_dogs_and_no_dog_for_a_cat(shared_datasets: Path,
+                                                           tmp_path: Path) -> None:
+    images = shared_datasets / "dogs-dev" / "Images"
+    two = composite((images / "n02099601-golden_retriever" / "n02099601_10.jpg").read_bytes(),
+                    (images / "n02111889-Samoyed" / "n02111889_1.jpg").read_bytes(), LAYOUTS[0])
+    (tmp_path / "two.jpg").write_bytes(two)
+    data = pytest.importorskip("skimage.data")
+    Image.fromarray(data.chelsea()).save(tmp_path / "cat.png")
+    result = run_classify("--json", str(tmp_path / "two.jpg"), str(tmp_path / "cat.png"))
+    assert result.returncode == 0
+    cat, two_dogs = sorted((json.loads(line) for line in result.stdout.splitlines()),
+                           key=lambda line: line["path"])
+    assert cat["is_dog"] is False and cat["dogs"] == []
+    names = [dog["predictions"][0]["name"] for dog in sorted(two_dogs["dogs"],
+                                                             key=lambda dog: dog["box"][0])]
+    assert names == ["golden retriever", "Samoyed"]
+
+
+def test_look_twice_finds_a_small_dog_in_a_wide_frame(shared_datasets: Path,
+                                                       tmp_path: Path) -> None:
+    dog = Image.open(shared_datasets / "dogs-dev" / "Images" / "n02099601-golden_retriever" /
+                     "n02099601_10.jpg").convert("RGB").resize((400, 400))
+    canvas = Image.new("RGB", (1600, 1000), "white")
+    canvas.paste(dog, (1100, 520))
+    canvas.save(tmp_path / "far.jpg", quality=90)
+    once, twice = (json.loads(run_classify("--json", *flag, str(tmp_path / "far.jpg")).stdout)
+                   for flag in ([], ["--look-twice"]))
+    # Measured: the whole frame, mostly white, says "chow" (23%); the crop adds a golden
+    # retriever (32%).
+    assert once["mixed"] and once["predictions"][0]["name"] != "golden retriever"
+    assert twice["predictions"][0]["name"] == "golden retriever"
+    assert len(twice["dogs"]) == 1 and twice["dogs"][0]["box"][0] > 0.5  # on the right
 
 
 def test_folder_gives_a_table(shared_datasets: Path, tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """Tests for model.predictor.Predictor: the real default model on real photos, bad bytes, big
-batches, several threads at once, and Grad-CAM."""
+batches, several threads at once, Grad-CAM, and looking closer (dogs off-centre, several)."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,9 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.answers import Answer
+from model.answers import Answer, PhotoAnswer
 from model.artifact import ArtifactError
-from model.predictor import BATCH_SIZES, Predictor, run_padded
+from model.evaluation.several_dogs import LAYOUTS, composite
+from model.predictor import BATCH_SIZES, LOOK_TWICE, Look, Predictor, run_padded
 from model.preprocess import NotAnImageError, TruncatedImageError, load_image
 
 CHIHUAHUA = "imagenet-dogs-121/n02085620-Chihuahua.jpg"
@@ -147,3 +149,105 @@ def test_grad_cam_lies_on_the_dog_not_the_cat_beside_it(predictor: Predictor,
     # Measured (Lite2): 0.28 on the dog against 0.05 on the cat, and 0.26 against 0.03.
     assert dog_left[:, :half].mean() > 3 * dog_left[:, half:].mean()
     assert dog_right[:, half:].mean() > 3 * dog_right[:, :half].mean()
+
+
+# --- looking closer --------------------------------------------------------------------------
+
+IMAGEWOOF = "imagewoof-val-dev/Images/"
+# imagewoof-val-dev photos that show one dog (checked by eye), of all ten breeds but one.
+ONE_DOG = [IMAGEWOOF + name for name in (
+    "n02086240-Shih-Tzu/ILSVRC2012_val_00001244.jpg",
+    "n02087394-Rhodesian_ridgeback/ILSVRC2012_val_00005054.jpg",
+    "n02088364-beagle/ILSVRC2012_val_00020553.jpg",
+    "n02088364-beagle/ILSVRC2012_val_00049604.jpg",
+    "n02093754-Border_terrier/ILSVRC2012_val_00005340.jpg",
+    "n02093754-Border_terrier/ILSVRC2012_val_00038167.jpg",
+    "n02096294-Australian_terrier/ILSVRC2012_val_00017754.jpg",
+    "n02099601-golden_retriever/ILSVRC2012_val_00023435.jpg",
+    "n02105641-Old_English_sheepdog/ILSVRC2012_val_00031433.jpg",
+    "n02111889-Samoyed/ILSVRC2012_val_00018007.jpg",
+    "n02115641-dingo/ILSVRC2012_val_00022330.jpg")]
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("photo", "wnid"), [
+    (CHIHUAHUA, "n02085620"), (GOLDEN_RETRIEVER, "n02099601"),
+    ("imagenet-dogs-121/n02110958-pug.jpg", "n02110958")])
+def test_look_names_the_breed_and_one_dog(predictor: Predictor,
+                                         read_photo: Callable[[str], bytes],
+                                         photo: str, wnid: str) -> None:
+    (result,) = predictor.look([read_photo(photo)])
+    assert isinstance(result, PhotoAnswer)
+    assert result.answer.predictions[0].label == wnid
+    (dog,) = result.dogs
+    assert dog.answer == result.answer  # one dog: the photo's answer is the dog's
+    assert 0 <= dog.box.left < dog.box.right <= 1 and 0 <= dog.box.top < dog.box.bottom <= 1
+    assert dog.box.share > 0.3  # these dogs fill most of their photos
+
+
+def test_one_dog_is_not_split(predictor: Predictor, read_photo: Callable[[str], bytes]) -> None:
+    results = predictor.look([read_photo(photo) for photo in ONE_DOG])
+    assert [len(result.dogs) for result in results] == [1] * len(ONE_DOG)
+
+
+def test_a_small_dog_off_centre_in_a_blank_canvas(predictor: Predictor,
+                                                  read_photo: Callable[[str], bytes]) -> None:
+    dog = Image.open(io.BytesIO(read_photo(GOLDEN_RETRIEVER))).convert("RGB").resize((400, 400))
+    canvas = Image.new("RGB", (1600, 1000), "white")
+    canvas.paste(dog, (1100, 520))  # a quarter of the width, in the bottom-right corner
+    (result,) = predictor.look([_jpeg(canvas)], LOOK_TWICE)
+    (found,) = result.dogs
+    left, top, right, bottom = (found.box.left * 1600, found.box.top * 1000,
+                                found.box.right * 1600, found.box.bottom * 1000)
+    # Measured: (889, 389, 1600, 1000); the map's cells are 1600 / 9 = 178 px wide.
+    assert left <= 1100 and top <= 520 and right >= 1500 and bottom >= 920
+    assert left >= 1100 - 300 and top >= 520 - 200  # not the whole canvas
+    assert result.looked_twice and result.answer.is_dog
+    assert result.answer.predictions[0].label == "n02099601"
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_two_breeds_are_two_dogs(predictor: Predictor, read_photo: Callable[[str], bytes],
+                                 layout: str) -> None:
+    photo = composite(read_photo(GOLDEN_RETRIEVER), read_photo(SAMOYED), layout)
+    (result,) = predictor.look([photo])
+    assert len(result.dogs) == 2
+    first_half = [(d.box.left + d.box.right) / 2 < 0.5 if layout == LAYOUTS[0]
+                  else (d.box.top + d.box.bottom) / 2 < 0.5 for d in result.dogs]
+    breeds = {half: dog.answer.predictions[0].label
+              for half, dog in zip(first_half, result.dogs, strict=True)}
+    assert breeds == {True: "n02099601", False: "n02111889"}  # golden first, Samoyed second
+
+
+def test_a_photo_of_two_dogs(predictor: Predictor, read_photo: Callable[[str], bytes]) -> None:
+    (result,) = predictor.look([read_photo(IMAGEWOOF + "n02111889-Samoyed/"
+                                           "ILSVRC2012_val_00041480.jpg")])
+    assert len(result.dogs) == 2
+    assert result.to_json()["dogs"][1]["box"] == [round(v, 4) for v in dataclasses.astuple(
+        result.dogs[1].box)]
+
+
+def test_look_at_a_cat_finds_no_dog(predictor: Predictor) -> None:
+    data = pytest.importorskip("skimage.data")
+    (result,) = predictor.look([_png(data.chelsea())])
+    assert not result.answer.is_dog and result.dogs == ()
+
+
+def test_look_keeps_bad_photos_in_place_and_batches_like_single_photos(
+        predictor: Predictor, val_photos: list[bytes]) -> None:
+    results = predictor.look([b"not an image", *val_photos[:9]])
+    assert isinstance(results[0], NotAnImageError)
+    for photo, together in zip(val_photos[:9], results[1:], strict=True):
+        (alone,) = predictor.look([photo])
+        assert_same_answer(together.answer, alone.answer)
+        assert [d.box for d in together.dogs] == [d.box for d in alone.dogs]
+
+
+def test_look_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="second_look must be one of"):
+        Look(second_look="sometimes")

@@ -17,11 +17,15 @@ from model.preprocess import (
     ImageError,
     ImageTooLargeError,
     NotAnImageError,
+    Square,
     TruncatedImageError,
+    centre_square,
     crop_and_resize,
     load_image,
     load_rgb,
     normalize,
+    square_pixels,
+    whole_square,
 )
 
 RED = (255, 0, 0)
@@ -227,6 +231,29 @@ def test_crop_keeps_the_centre_of_a_tall_image() -> None:
     image = Image.new("RGB", (100, 300), BLUE)
     image.paste(GREEN, (0, 100, 100, 200))
     assert_colour(crop_and_resize(image, 50)[4:-4], GREEN, 1.0)
+
+
+def test_whole_square_letterboxes_in_grey() -> None:
+    image = Image.new("RGB", (300, 100), RED)
+    assert whole_square(300, 100) == Square(0, -100, 300)
+    pixels = square_pixels(image, whole_square(300, 100), 60)  # the photo fills rows 20-40
+    assert_colour(pixels[22:38], RED, 1.0)
+    grey = (int(preprocess.MEAN),) * 3
+    assert_colour(pixels[:18], grey, 0.0)
+    assert_colour(pixels[42:], grey, 0.0)
+
+
+def test_a_square_past_the_edge_shows_the_photo_where_it_is() -> None:
+    image = Image.new("RGB", (100, 100), RED)
+    image.paste(GREEN, (50, 0, 100, 100))  # right half green
+    pixels = square_pixels(image, Square(50, 0, 100), 40)  # the green half, then nothing
+    assert_colour(pixels[:, 2:18], GREEN, 1.0)
+    assert_colour(pixels[:, 22:], (int(preprocess.MEAN),) * 3, 0.0)
+
+
+def test_the_centre_square_is_the_largest_inside() -> None:
+    assert centre_square(160, 90) == Square(35, 0, 90)
+    assert centre_square(90, 160) == Square(0, 35, 90)
 
 
 def test_upscales_small_images() -> None:
