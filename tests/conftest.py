@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from bot.app import build_application, running
 from bot.breeds import BreedIndex
@@ -28,6 +29,12 @@ from model.artifact import Artifact, BreedLabel, save_artifact
 from model.predictor import Predictor
 
 DEFAULT_MODEL_VERSION = f"efficientnet-{DEFAULT_VARIANT}-imagenet"  # what Predictor() says
+
+# Property-based tests: CI draws the same examples every run (a red CI run is reproducible);
+# on a developer's machine they vary, and failures are remembered in .hypothesis/.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("dev")
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 # .ci/run sets this: CI always has the photos, so a missing folder there is a failure, not a
