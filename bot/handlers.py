@@ -11,9 +11,10 @@ from html import escape
 from pathlib import PurePosixPath
 
 import segno
+from sqlalchemy.exc import DBAPIError
 from telegram import Bot, InputFile, Message, Update
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import TelegramError
+from telegram.error import TelegramError, TimedOut
 from telegram.ext import ContextTypes
 from telegram.helpers import create_deep_linked_url
 
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # the Bot API's getFile limit
 SORRY = "Sorry, something went wrong on my side. Please try again in a moment."
+DATABASE_DOWN = ("Sorry, I couldn't save that: my database isn't answering. Nothing was "
+                 "recorded; please try again in a minute.")
+TELEGRAM_SLOW = ("Telegram was slow to confirm my answer. If you didn't get one, please send "
+                 "that again.")
 STALE_BUTTON = "That button doesn't work any more."
 ECHOED_CHARACTERS = 64  # of a name or filter said back: a reply holds at most 4096
 
@@ -387,7 +392,17 @@ async def error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     where = (f"update {update.update_id} in a {update.effective_chat.type} chat"
              if isinstance(update, Update) and update.effective_chat else repr(type(update)))
     log.error("error while handling %s", where, exc_info=context.error)
+    text = apology(context.error)
     if isinstance(update, Update) and update.effective_message:
-        await update.effective_message.reply_text(SORRY)
+        await update.effective_message.reply_text(text)
     elif isinstance(update, Update) and update.callback_query:
-        await update.callback_query.answer(SORRY)
+        await update.callback_query.answer(text)
+
+
+def apology(error: Exception | None) -> str:
+    """What went wrong, as far as the user can act on it."""
+    if isinstance(error, DBAPIError):
+        return DATABASE_DOWN
+    if isinstance(error, TimedOut):  # the answer may have arrived: see bot/retry.py
+        return TELEGRAM_SLOW
+    return SORRY
