@@ -24,7 +24,7 @@ PRIVATE, SAMS_CHAT = ChatSpec(ALEX.id), ChatSpec(SAM.id)
 PUG = "imagenet-dogs-121/n02110958-pug.jpg"
 ODD_TEXTS = {
     "unicode": "柴犬 🐕 Ünïcödé ‮reversed‬",
-    "4000 characters": "golden retriever " * 235,
+    "4080 characters": "Jindo " * 680,  # with the command, near a message's 4096
     "html": "<b>bold</b> <a href='x'>link</a> &amp; &lt;script&gt;alert(1)&lt;/script&gt;",
     "markdown": "*bold* _it_ `code` [link](http://example.org) ~~x~~ ||spoiler||",
     "sql": "'); DROP TABLE corrections; --",
