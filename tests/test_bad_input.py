@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from bot.fake_telegram import ChatSpec, UserSpec
 from bot.handlers import SORRY, STALE_BUTTON
 from tests.conftest import BotEnv, running_bot
+from tests.test_preprocess import MAGICS
 
 pytestmark = pytest.mark.reliability
 
@@ -163,4 +164,16 @@ async def test_random_button_data_is_answered_once(env: BotEnv, read_photo, erro
     said = await press(env, PRIVATE, answer_id, data)
     assert said["text"] != SORRY
     assert len(env.fake.messages(PRIVATE.id)) <= before + 1  # "other" asks for the breed
+    assert not errors
+
+
+@RANDOM
+@given(magic=st.sampled_from(MAGICS), tail=st.binary(max_size=512))
+async def test_random_files_get_one_kind_reply(env: BotEnv, errors, magic: bytes,
+                                               tail: bytes) -> None:
+    sent = env.fake.send_document(PRIVATE, ALEX, magic + tail, "dog.jpg", "image/jpeg")
+    reply = await env.answer_to(PRIVATE.id, sent)
+    assert "couldn't read that" in reply["text"] or reply["text"][0] in "🐕🤔"  # if it decodes
+    await env.answer_to(PRIVATE.id, env.fake.send_text(PRIVATE, ALEX, "/help"))
+    assert len(replies_to(env, PRIVATE.id, sent["message_id"])) == 1
     assert not errors
