@@ -130,7 +130,8 @@ def test_sigkill_under_load_loses_no_acknowledged_correction(tmp_path: Path, rea
     assert database.execute("pragma integrity_check").fetchall() == [("ok",)]
     corrected = {pid for (pid,) in database.execute("select prediction_id from corrections")}
     assert acknowledged <= corrected
-    kept = {sha for (sha,) in database.execute("select photo_sha256 from predictions")}
+    kept = {sha for (sha,) in database.execute("select photo_sha256 from predictions"
+                                               " where is_dog")}
     stored = [p for p in (tmp_path / "photos").iterdir() if not p.name.startswith(".tmp-")]
     assert {p.stem for p in stored} >= kept  # each answered dog's photo is there
     for photo in stored:  # and whole
