@@ -91,6 +91,7 @@ def test_formats_decode_to_model_input(fmt: str, colour: tuple[int, int, int], t
     assert_colour(pixels, colour, tol)
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize(("fmt", "tol"), [("GIF", 0.0), ("WEBP", 12.0)])
 def test_animations_use_their_first_frame(fmt: str, tol: float) -> None:
     frames = [Image.new("RGB", (64, 64), c) for c in (RED, GREEN, BLUE)]
@@ -214,11 +215,13 @@ def test_simple_modes_become_rgb(mode: str) -> None:
     assert_colour(np.asarray(result), WHITE, 2.0)
 
 
+@pytest.mark.reliability
 def test_cmyk_jpeg_is_roughly_right_colour() -> None:
     cmyk = Image.new("CMYK", (64, 64), (0, 255, 255, 0))  # pure red in CMYK
     assert_colour(load_image(encode(cmyk, "JPEG", quality=95), 32), RED, 20.0)
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
 def test_sixteen_bit_greyscale_is_scaled_not_clipped(fmt: str) -> None:
     gradient = np.tile(np.linspace(0, 65535, 256).astype(np.uint16), (16, 1))
@@ -314,18 +317,21 @@ def assert_user_message(error: ImageError) -> None:
     assert message and "\n" not in message and "Traceback" not in message
 
 
+@pytest.mark.reliability
 def test_pillow_bomb_limit_becomes_too_large() -> None:
     with pytest.raises(ImageTooLargeError) as caught:
         load_rgb(png_declaring(20_000, 20_000))
     assert_user_message(caught.value)
 
 
+@pytest.mark.reliability
 def test_our_bomb_limit_is_checked_before_decoding() -> None:
     with pytest.raises(ImageTooLargeError, match=r"12000×12000"):
         load_rgb(png_declaring(12_000, 12_000))
     assert MAX_PIXELS < 12_000 * 12_000
 
 
+@pytest.mark.reliability
 def test_real_bomb_png_is_refused() -> None:
     photo = encode(Image.new("1", (12_000, 12_000)), "PNG")
     assert len(photo) < 1_000_000
@@ -343,6 +349,7 @@ def test_pillow_warning_threshold_does_not_reject_allowed_sizes() -> None:
             load_rgb(png_declaring(10_000, 10_000))
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "HEIF"])
 def test_truncated_image_is_reported(fmt: str) -> None:
     rng = np.random.default_rng(1)
@@ -353,6 +360,7 @@ def test_truncated_image_is_reported(fmt: str) -> None:
     assert_user_message(caught.value)
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize(
     "photo",
     [b"", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", b"hello, world\n" * 20],
