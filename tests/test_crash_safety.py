@@ -190,7 +190,7 @@ def kill_mid_write(job: str, folder: Path, after_s: float) -> None:
         process.wait(timeout=30)
 
 
-@pytest.mark.parametrize("after_s", [0.05, 0.3, 0.7])
+@pytest.mark.parametrize("after_s", [0.05, 0.5])
 def test_a_killed_promotion_leaves_a_model_that_serves_and_rolls_back(tmp_path: Path,
                                                                      after_s: float) -> None:
     kill_mid_write("promote", tmp_path, after_s)
@@ -214,7 +214,7 @@ def test_a_torn_promotion_log_line_is_skipped(tmp_path: Path) -> None:
     assert rollback(served) == artifact(1).version
 
 
-@pytest.mark.parametrize("after_s", [0.1, 0.5])
+@pytest.mark.parametrize("after_s", [0.3])
 def test_a_killed_training_run_leaves_whole_model_files_and_features(tmp_path: Path,
                                                                      after_s: float) -> None:
     kill_mid_write("train", tmp_path, after_s)
