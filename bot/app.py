@@ -12,7 +12,6 @@ from pathlib import Path
 
 from telegram import BotCommand
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -27,6 +26,7 @@ from bot.config import Settings, Webhook
 from bot.handlers import Services
 from bot.inference import BatchingClassifier
 from bot.ratelimit import RateLimiter
+from bot.retry import RetryingRateLimiter
 from bot.storage import Store
 from model.predictor import Predictor
 
@@ -60,7 +60,7 @@ def make_services(settings: Settings) -> Services:
 def build_application(token: str, services: Services, base_url: str | None = None,
                       base_file_url: str | None = None) -> Application:
     """The bot: python-telegram-bot Application with every handler registered."""
-    builder = (ApplicationBuilder().token(token).rate_limiter(AIORateLimiter())
+    builder = (ApplicationBuilder().token(token).rate_limiter(RetryingRateLimiter())
                .concurrent_updates(True))
     if base_url:
         builder = builder.base_url(base_url).base_file_url(base_file_url or base_url)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 from dataclasses import dataclass
 from html import escape
 from pathlib import PurePosixPath
 
 import segno
+from sqlalchemy.exc import DBAPIError
 from telegram import Bot, InputFile, Message, Update
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import TelegramError
+from telegram.error import TelegramError, TimedOut
 from telegram.ext import ContextTypes
 from telegram.helpers import create_deep_linked_url
 
@@ -37,6 +39,18 @@ log = logging.getLogger(__name__)
 
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # the Bot API's getFile limit
 SORRY = "Sorry, something went wrong on my side. Please try again in a moment."
+DATABASE_DOWN = ("Sorry, I couldn't save that: my database isn't answering. Nothing was "
+                 "recorded; please try again in a minute.")
+TELEGRAM_SLOW = ("Telegram was slow to confirm my answer. If you didn't get one, please send "
+                 "that again.")
+STALE_BUTTON = "That button doesn't work any more."
+ECHOED_CHARACTERS = 64  # of a name or filter said back: a reply holds at most 4096
+
+
+def quoted(text: str) -> str:
+    """What the user typed, escaped and cut short, to say back in quotes."""
+    cut = text[:ECHOED_CHARACTERS] + ("…" if len(text) > ECHOED_CHARACTERS else "")
+    return f"“{escape(cut)}”"
 
 
 @dataclass
@@ -72,10 +86,10 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if context.args:
         event = await asyncio.to_thread(services(context).store.join_event,
                                         update.effective_user.id, context.args[0])
-        if event is None:
-            await reply(update, "That event link isn't valid (any more), but I can still help.")
-        else:
-            await reply(update, f"Welcome to <b>{escape(event.name)}</b>! 🐾")
+        welcome = ("That event link isn't valid (any more), but I can still help."
+                   if event is None else f"Welcome to <b>{escape(event.name)}</b>! 🐾")
+        await reply(update, f"{welcome}\n\n{HELP}")  # one update, one reply
+        return
     await reply(update, HELP)
 
 
@@ -89,7 +103,7 @@ async def breeds_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     query = " ".join(context.args)
     found = services(context).breeds.search(query)
     if not found:
-        await reply(update, f"I don't know a breed matching “{escape(query)}”.")
+        await reply(update, f"I don't know a breed matching {quoted(query)}.")
         return
     names = ", ".join(escape(b.name) for b in found)
     text = f"I know {len(found)} breed{'s' * (len(found) != 1)}: {names}"
@@ -212,7 +226,7 @@ async def correct(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     context.user_data["new_breed"] = (prediction.id, name[:64])
     close = ", ".join(escape(b.name) for b in svc.breeds.suggestions(name))
-    await reply(update, f"I don't know “{escape(name)}” yet."
+    await reply(update, f"I don't know {quoted(name)} yet."
                         + (f" Close matches: {close}." if close else "")
                         + " Add it as a new breed?",
                 reply_markup=confirm_new_breed_keyboard(prediction.id))
@@ -256,9 +270,12 @@ async def _keep_photo(store: Store, prediction: PredictionInfo, bot: Bot) -> Non
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Feedback buttons under an answer: right, correct it, pick a breed, add a new one."""
     query, svc = update.callback_query, services(context)
-    action, _, rest = (query.data or "").partition(":")
-    prediction_id, _, choice = rest.partition(":")
-    prediction = await asyncio.to_thread(svc.store.prediction, int(prediction_id or 0))
+    if (parsed := parse_callback(query.data)) is None or update.effective_chat is None:
+        await query.answer(STALE_BUTTON)
+        return
+    action, prediction_id, choice = parsed
+    prediction = await asyncio.to_thread(svc.store.prediction, prediction_id,
+                                         update.effective_chat.id)
     if prediction is None:
         await query.answer("That answer is gone (maybe deleted with /forget).")
         return
@@ -270,8 +287,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.answer()
         await query.message.reply_text("Which breed is it? Reply to my answer with "
                                        "/correct breed, e.g. /correct jindo.")
-    elif action in ("ok", "set"):
-        guess = prediction.guesses[int(choice) if action == "set" else 0]
+    elif action in ("ok", "set") and choice < len(prediction.guesses):
+        guess = prediction.guesses[choice]
         await _acknowledge(query, await _record_correction(
             svc, prediction, update, guess.label, guess.name))
     elif action == "new":
@@ -279,6 +296,22 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     elif action == "cancel":
         context.user_data.pop("new_breed", None)
         await _acknowledge(query, "OK, nothing recorded.")
+    else:  # a guess index past the answer's guesses
+        await query.answer(STALE_BUTTON)
+
+
+CALLBACK_RE = re.compile(r"(ok|fix|other|new|cancel):([0-9]{1,18})|set:([0-9]{1,18}):([0-9]{1,2})")
+
+
+def parse_callback(data: str | None) -> tuple[str, int, int] | None:
+    """(action, prediction id, guess index) of a button's data; None for data that our
+    keyboards (bot/replies.py) never make: clients can send any data, so it is not trusted."""
+    match = CALLBACK_RE.fullmatch(data or "")
+    if match is None:
+        return None
+    if match[1]:
+        return match[1], int(match[2]), 0
+    return "set", int(match[3]), int(match[4])
 
 
 async def _acknowledge(query, text: str) -> None:
@@ -359,7 +392,17 @@ async def error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     where = (f"update {update.update_id} in a {update.effective_chat.type} chat"
              if isinstance(update, Update) and update.effective_chat else repr(type(update)))
     log.error("error while handling %s", where, exc_info=context.error)
+    text = apology(context.error)
     if isinstance(update, Update) and update.effective_message:
-        await update.effective_message.reply_text(SORRY)
+        await update.effective_message.reply_text(text)
     elif isinstance(update, Update) and update.callback_query:
-        await update.callback_query.answer(SORRY)
+        await update.callback_query.answer(text)
+
+
+def apology(error: Exception | None) -> str:
+    """What went wrong, as far as the user can act on it."""
+    if isinstance(error, DBAPIError):
+        return DATABASE_DOWN
+    if isinstance(error, TimedOut):  # the answer may have arrived: see bot/retry.py
+        return TELEGRAM_SLOW
+    return SORRY

@@ -186,6 +186,7 @@ async def test_event_link_stats_and_export(bot_env: BotEnv, read_photo) -> None:
     await bot_env.fake.wait_for(PRIVATE.id, lambda m: "The 1 event(s) you host stay" in m["text"])
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("send, expected", [
     (lambda fake: fake.send_document(PRIVATE, ALEX, b"%PDF-1.4 not a photo", "menu.pdf",
                                      "application/pdf"), "isn't a photo I can read"),

@@ -237,10 +237,14 @@ class Store:
                 .values(reply_message_id=reply_message_id)
             )
 
-    def prediction(self, prediction_id: int) -> PredictionInfo | None:
+    def prediction(self, prediction_id: int, chat_id: int | None = None) -> PredictionInfo | None:
+        """The prediction with that id; with ``chat_id``, only if it was made in that chat (a
+        button's data names the prediction, and a forged one may name another chat's)."""
         with self._reading() as session:
             row = session.get(Prediction, prediction_id)
-            return None if row is None else PredictionInfo.of(row)
+            if row is None or (chat_id is not None and row.chat_hash != self.chat_hash(chat_id)):
+                return None
+            return PredictionInfo.of(row)
 
     def prediction_for_message(self, chat_id: int, message_id: int) -> PredictionInfo | None:
         """The prediction whose photo message or bot reply is ``message_id`` in that chat."""
