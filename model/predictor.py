@@ -142,6 +142,14 @@ class Predictor:
                 self.probabilities(np.zeros((size, self.resolution, self.resolution, 3), np.uint8))
         log.info("predictor %s ready in %.1f s", self.version, time.perf_counter() - started)
 
+    def warm_up_look(self, how: Look = LOOK) -> None:
+        """Compile what ``look`` runs with ``how``: the whole view with its dog maps and the
+        crops around dogs, at every batch size (Lite2: about 12 s)."""
+        for size in BATCH_SIZES:
+            blank = np.zeros((size, self.resolution, self.resolution, 3), np.uint8)
+            self._whole_probabilities(blank, how.mirror)
+            self.probabilities(blank, how.mirror_crop)
+
     def _forward_fn(self, params: dict, pixels: jax.Array, mirror: bool = True,
                     with_map: bool = False) -> tuple[jax.Array, ...]:
         """(B, S, S, 3) -> ImageNet softmax (B, 1000) and breed probabilities (B, N); with

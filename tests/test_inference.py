@@ -1,4 +1,5 @@
-"""Micro-batching: concurrent requests share predictor calls and each gets its own answer."""
+"""Micro-batching: concurrent requests share predictor calls and each gets its own answer;
+the bot's predictor is compiled for what it runs."""
 
 import asyncio
 import logging
@@ -6,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.inference import BatchingClassifier
-from model.answers import Answer
+from bot.inference import BatchingClassifier, serving_predictor
+from model.answers import PhotoAnswer
 from model.predictor import Predictor
 from model.preprocess import NotAnImageError
 from tests.conftest import DEFAULT_MODEL_VERSION
@@ -26,9 +27,9 @@ async def test_concurrent_photos_are_batched_and_answered_in_order(
     names = ["n02085620-Chihuahua", "n02110958-pug", "n02111277-Newfoundland"]
     photos = [(shared_datasets / "imagenet-dogs-121" / f"{n}.jpg").read_bytes() for n in names]
     with caplog.at_level(logging.DEBUG, logger="bot.inference"):
-        results = await asyncio.gather(*(classifier.classify(p) for p in [*photos, b"junk"]))
+        results = await asyncio.gather(*(classifier.look(p) for p in [*photos, b"junk"]))
     answers = [answer for answer, _version in results]
-    assert [a.predictions[0].label for a in answers[:3]] == [n.split("-")[0] for n in names]
+    assert [a.answer.predictions[0].label for a in answers[:3]] == [n.split("-")[0] for n in names]
     assert isinstance(answers[3], NotAnImageError)
     assert {version for _, version in results} == {DEFAULT_MODEL_VERSION}
     assert any("batch of 4" in r.getMessage() for r in caplog.records)
@@ -40,5 +41,13 @@ async def test_reload_swaps_the_model_and_requests_keep_working(
     await asyncio.to_thread(classifier.reload)
     assert classifier.predictor is not before
     photo = (shared_datasets / "imagenet-dogs-121" / "n02110958-pug.jpg").read_bytes()
-    answer, _ = await classifier.classify(photo)
-    assert isinstance(answer, Answer) and answer.predictions[0].name == "pug"
+    result, _ = await classifier.look(photo)
+    assert isinstance(result, PhotoAnswer) and result.answer.predictions[0].name == "pug"
+
+
+def test_the_bots_predictor_is_compiled_for_looking(shared_datasets: Path) -> None:
+    predictor = serving_predictor("lite0")
+    compiled = predictor._forward._cache_size()
+    photo = (shared_datasets / "wiki-dogs-dev" / "Images").glob("*/*.jpg")
+    predictor.look([next(photo).read_bytes()] * 3)
+    assert predictor._forward._cache_size() == compiled  # nothing compiled on first use
