@@ -9,9 +9,13 @@ import pytest
 
 from bot.inference import BatchingClassifier, serving_predictor
 from model.answers import PhotoAnswer
-from model.predictor import Predictor
+from model.evaluation.several_dogs import LAYOUTS, composite
+from model.predictor import BATCH_SIZES, Predictor
 from model.preprocess import NotAnImageError
 from tests.conftest import DEFAULT_MODEL_VERSION
+
+GOLDEN_RETRIEVER = "n02099601-golden_retriever/n02099601_10.jpg"
+SAMOYED = "n02111889-Samoyed/n02111889_1.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +51,9 @@ async def test_reload_swaps_the_model_and_requests_keep_working(
 
 def test_the_bots_predictor_is_compiled_for_looking(shared_datasets: Path) -> None:
     predictor = serving_predictor("lite0")
-    compiled = predictor._forward._cache_size()
-    photo = (shared_datasets / "wiki-dogs-dev" / "Images").glob("*/*.jpg")
-    predictor.look([next(photo).read_bytes()] * 3)
-    assert predictor._forward._cache_size() == compiled  # nothing compiled on first use
+    assert predictor._forward._cache_size() == 2 * len(BATCH_SIZES)  # whole views and crops
+    images = shared_datasets / "dogs-dev" / "Images"
+    two_dogs = composite((images / GOLDEN_RETRIEVER).read_bytes(),
+                         (images / SAMOYED).read_bytes(), LAYOUTS[0])
+    predictor.look([two_dogs, (images / SAMOYED).read_bytes()])
+    assert predictor._forward._cache_size() == 2 * len(BATCH_SIZES)  # nothing new to compile

@@ -122,7 +122,7 @@ class Prediction(Base):
     # The dogs the reply numbered (several dogs in one photo), ① first, as ``Dog.to_json``:
     # [{"box": [left, top, right, bottom], "share", "mixed", "predictions"}, …], the box in
     # fractions of the upright photo. NULL when the reply answered the whole photo.
-    dogs: Mapped[list[Any] | None]
+    dogs: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
 
     @property
     def guesses(self) -> tuple[BreedGuess, ...]:
