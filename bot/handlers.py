@@ -308,7 +308,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query, svc = update.callback_query, services(context)
     press = Press.read(query.data or "")
     prediction = await asyncio.to_thread(svc.store.prediction, press.prediction_id)
-    if prediction is None or (press.dog or 0) > len(prediction.dogs):
+    if prediction is None or (press.dog is not None
+                              and not 1 <= press.dog <= len(prediction.dogs)):
         await query.answer("That answer is gone (maybe deleted with /forget).")
         return
     guesses, dog = prediction.guesses_of(press.dog), press.dog

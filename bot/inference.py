@@ -27,7 +27,10 @@ def serving_predictor(model: str) -> Predictor:
     """The predictor the bot serves ``model`` with, compiled for what the bot runs (``look``)
     rather than for ``classify``, so that no chat waits for a compilation."""
     predictor = Predictor(model, warm_up=False)
+    started = time.perf_counter()
     predictor.warm_up_look()
+    log.info("predictor %s compiled for looking in %.1f s", predictor.version,
+             time.perf_counter() - started)
     return predictor
 
 
