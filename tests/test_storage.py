@@ -109,9 +109,11 @@ def test_migrations_create_schema_and_are_idempotent(tmp_path: Path) -> None:
     second.close()
 
 
-def test_upgrading_a_0001_database_keeps_its_rows(tmp_path: Path) -> None:
+def database_at(tmp_path: Path, revision: str) -> str:
+    """A database at migration ``revision`` holding one prediction (id 1), as written then;
+    its URL."""
     url = db_url(tmp_path)
-    command.upgrade(alembic_config(url), "0001")
+    command.upgrade(alembic_config(url), revision)
     with create_engine(url).begin() as conn:
         conn.execute(text(
             "INSERT INTO predictions (created_at, chat_hash, chat_type, user_hash,"
@@ -120,6 +122,11 @@ def test_upgrading_a_0001_database_keeps_its_rows(tmp_path: Path) -> None:
             " 0.9, 0, :top_k)"),
             {"sha": "b" * 64, "top_k": json.dumps([{"label": PUG[0], "name": PUG[1],
                                                     "probability": 0.9}])})
+    return url
+
+
+def test_upgrading_a_0001_database_keeps_its_rows(tmp_path: Path) -> None:
+    url = database_at(tmp_path, "0001")
     store = open_store(tmp_path)  # upgrades to head
     old = store.prediction(1)
     assert old is not None
@@ -135,16 +142,8 @@ def test_upgrading_a_0001_database_keeps_its_rows(tmp_path: Path) -> None:
 
 
 def test_migration_0003_keeps_rows_both_ways(tmp_path: Path) -> None:
-    url = db_url(tmp_path)
-    command.upgrade(alembic_config(url), "0002")
+    url = database_at(tmp_path, "0002")
     with create_engine(url).begin() as conn:
-        conn.execute(text(
-            "INSERT INTO predictions (created_at, chat_hash, chat_type, user_hash,"
-            " photo_message_id, photo_sha256, model_version, is_dog, dog_probability, mixed,"
-            " top_k) VALUES ('2026-11-29 10:00:00', 'c', 'private', 'u', 7, :sha, 'v1', 1,"
-            " 0.9, 0, :top_k)"),
-            {"sha": "b" * 64, "top_k": json.dumps([{"label": PUG[0], "name": PUG[1],
-                                                    "probability": 0.9}])})
         conn.execute(text("INSERT INTO corrections (created_at, prediction_id, user_hash, label,"
                           " name, kind) VALUES ('2026-11-29 10:01:00', 1, 'u', 'x', 'X',"
                           " 'corrected')"))
