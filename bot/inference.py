@@ -23,12 +23,16 @@ from model.preprocess import ImageError
 log = logging.getLogger(__name__)
 
 
+MAX_BATCH = 8  # photos looked at in one predictor call at most
+
+
 def serving_predictor(model: str) -> Predictor:
-    """The predictor the bot serves ``model`` with, compiled for what the bot runs (``look``)
-    rather than for ``classify``, so that no chat waits for a compilation."""
+    """The predictor the bot serves ``model`` with, compiled for what the bot runs (``look``
+    on up to MAX_BATCH photos) rather than for ``classify``, so that no chat waits for a
+    compilation."""
     predictor = Predictor(model, warm_up=False)
     started = time.perf_counter()
-    predictor.warm_up_look()
+    predictor.warm_up_look(photos=MAX_BATCH)
     log.info("predictor %s compiled for looking in %.1f s", predictor.version,
              time.perf_counter() - started)
     return predictor
@@ -42,7 +46,7 @@ class _Request:
 
 
 class BatchingClassifier:
-    def __init__(self, load: Callable[[], Predictor], max_batch: int = 8,
+    def __init__(self, load: Callable[[], Predictor], max_batch: int = MAX_BATCH,
                  max_wait_s: float = 0.02):
         self._load = load
         self.predictor = load()

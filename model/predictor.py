@@ -142,12 +142,15 @@ class Predictor:
                 self.probabilities(np.zeros((size, self.resolution, self.resolution, 3), np.uint8))
         log.info("predictor %s ready in %.1f s", self.version, time.perf_counter() - started)
 
-    def warm_up_look(self, how: Look = LOOK) -> None:
-        """Compile what ``look`` runs with ``how``: the whole view with its dog maps and the
-        crops around dogs, at every batch size (Lite2: about 12 s)."""
+    def warm_up_look(self, how: Look = LOOK, photos: int = max(BATCH_SIZES)) -> None:
+        """Compile what ``look`` runs with ``how`` on up to ``photos`` photos a call: the
+        whole views with their dog maps at the batch sizes those use, and the crops around
+        dogs at every size (a photo may show several dogs)."""
+        whole = min(size for size in BATCH_SIZES if size >= min(photos, max(BATCH_SIZES)))
         for size in BATCH_SIZES:
             blank = np.zeros((size, self.resolution, self.resolution, 3), np.uint8)
-            self._whole_probabilities(blank, how.mirror)
+            if size <= whole:
+                self._whole_probabilities(blank, how.mirror)
             self.probabilities(blank, how.mirror_crop)
 
     def _forward_fn(self, params: dict, pixels: jax.Array, mirror: bool = True,
