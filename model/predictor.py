@@ -149,9 +149,11 @@ class Predictor:
         whole = min(size for size in BATCH_SIZES if size >= min(photos, max(BATCH_SIZES)))
         for size in BATCH_SIZES:
             blank = np.zeros((size, self.resolution, self.resolution, 3), np.uint8)
+            # Compiled ahead of time, not run: the calls later find it compiled all the same.
             if size <= whole:
-                self._whole_probabilities(blank, how.mirror)
-            self.probabilities(blank, how.mirror_crop)
+                self._forward.lower(self._params, blank, mirror=how.mirror,
+                                    with_map=True).compile()
+            self._forward.lower(self._params, blank, mirror=how.mirror_crop).compile()
 
     def _forward_fn(self, params: dict, pixels: jax.Array, mirror: bool = True,
                     with_map: bool = False) -> tuple[jax.Array, ...]:

@@ -9,13 +9,12 @@ import pytest
 
 from bot.inference import MAX_BATCH, BatchingClassifier, serving_predictor
 from model.answers import PhotoAnswer
-from model.evaluation.several_dogs import LAYOUTS, composite
 from model.predictor import BATCH_SIZES, Predictor
 from model.preprocess import NotAnImageError
 from tests.conftest import DEFAULT_MODEL_VERSION
 
-GOLDEN_RETRIEVER = "n02099601-golden_retriever/n02099601_10.jpg"
-SAMOYED = "n02111889-Samoyed/n02111889_1.jpg"
+TWO_SAMOYEDS = "imagewoof-val-dev/Images/n02111889-Samoyed/ILSVRC2012_val_00041480.jpg"
+PUG = "imagenet-dogs-121/n02110958-pug.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +48,18 @@ async def test_reload_swaps_the_model_and_requests_keep_working(
     assert isinstance(result, PhotoAnswer) and result.answer.predictions[0].name == "pug"
 
 
-def test_the_bots_predictor_is_compiled_for_looking(shared_datasets: Path) -> None:
-    predictor = serving_predictor("lite0")
-    # Whole views at the sizes MAX_BATCH photos use (1, 8), crops at every size (1, 8, 32).
-    compiled = predictor._forward._cache_size()
-    assert compiled == sum(size <= MAX_BATCH for size in BATCH_SIZES) + len(BATCH_SIZES)
-    images = shared_datasets / "dogs-dev" / "Images"
-    two_dogs = composite((images / GOLDEN_RETRIEVER).read_bytes(),
-                         (images / SAMOYED).read_bytes(), LAYOUTS[0])
-    predictor.look([two_dogs, (images / SAMOYED).read_bytes()])
-    assert predictor._forward._cache_size() == compiled  # nothing new to compile
+def test_the_bots_predictor_is_compiled_for_looking(shared_datasets: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    def compilations() -> int:
+        return sum("Finished XLA compilation of jit(_forward_fn)" in r.getMessage()
+                   for r in caplog.records)
+
+    with caplog.at_level(logging.DEBUG, logger="jax._src.dispatch"):
+        predictor = serving_predictor("lite0")
+        # Whole views at the sizes MAX_BATCH photos use (1, 8), crops at every size (1, 8, 32).
+        assert compilations() == sum(size <= MAX_BATCH for size in BATCH_SIZES) + len(BATCH_SIZES)
+        caplog.clear()
+        results = predictor.look([(shared_datasets / photo).read_bytes()
+                                  for photo in (TWO_SAMOYEDS, PUG)])
+        assert compilations() == 0  # a batch of whole views and crops, nothing to compile
+    assert [len(result.dogs) for result in results] == [2, 1]  # crops were looked at too
