@@ -13,7 +13,7 @@ from model.predictor import BATCH_SIZES, Predictor
 from model.preprocess import NotAnImageError
 from tests.conftest import DEFAULT_MODEL_VERSION
 
-TWO_SAMOYEDS = "imagewoof-val-dev/Images/n02111889-Samoyed/ILSVRC2012_val_00041480.jpg"
+TWO_DOGS = "imagewoof-val-dev/Images/n02111889-Samoyed/ILSVRC2012_val_00041480.jpg"
 PUG = "imagenet-dogs-121/n02110958-pug.jpg"
 
 
@@ -60,6 +60,6 @@ def test_the_bots_predictor_is_compiled_for_looking(shared_datasets: Path,
         assert compilations() == sum(size <= MAX_BATCH for size in BATCH_SIZES) + len(BATCH_SIZES)
         caplog.clear()
         results = predictor.look([(shared_datasets / photo).read_bytes()
-                                  for photo in (TWO_SAMOYEDS, PUG)])
+                                  for photo in (TWO_DOGS, PUG)])
         assert compilations() == 0  # a batch of whole views and crops, nothing to compile
     assert [len(result.dogs) for result in results] == [2, 1]  # crops were looked at too
