@@ -24,11 +24,10 @@ from bot import handlers
 from bot.breeds import BreedIndex
 from bot.config import Settings, Webhook
 from bot.handlers import Services
-from bot.inference import BatchingClassifier
+from bot.inference import BatchingClassifier, serving_predictor
 from bot.ratelimit import RateLimiter
 from bot.retry import RetryingRateLimiter
 from bot.storage import Store
-from model.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ NOT_A_PHOTO = (filters.Document.ALL | filters.Sticker.ALL | filters.VIDEO | filt
 
 def make_services(settings: Settings) -> Services:
     store = Store(settings.database_url, settings.photo_dir, settings.user_salt)
-    classifier = BatchingClassifier(lambda: Predictor(settings.model.to_load()))
+    classifier = BatchingClassifier(lambda: serving_predictor(settings.model.to_load()))
     breeds = BreedIndex.build(classifier.predictor.breeds, store.known_new_breeds())
     return Services(store, classifier, breeds, RateLimiter())
 

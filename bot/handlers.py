@@ -5,32 +5,35 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import re
 from dataclasses import dataclass
 from html import escape
 from pathlib import PurePosixPath
 
 import segno
 from sqlalchemy.exc import DBAPIError
-from telegram import Bot, InputFile, Message, Update
+from telegram import Bot, CallbackQuery, InputFile, Message, Update
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import TelegramError, TimedOut
 from telegram.ext import ContextTypes
 from telegram.helpers import create_deep_linked_url
 
+from bot.boxes import boxed_photo
 from bot.breeds import BreedIndex
 from bot.inference import BatchingClassifier
 from bot.ratelimit import RateLimiter
 from bot.replies import (
     HELP,
-    answer_text,
+    Press,
     confirm_new_breed_keyboard,
     correction_keyboard,
+    dog_mark,
     feedback_keyboard,
+    numbered_dogs,
+    photo_text,
     promotion_text,
 )
 from bot.storage import PredictionInfo, Store
-from model.answers import Answer
+from model.answers import Answer, Dog, PhotoAnswer
 from model.data.dataset import sha256_hex, slug
 from model.predictor import Predictor
 from model.preprocess import PHOTO_FORMATS, ImageError
@@ -159,20 +162,33 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     await context.bot.send_chat_action(message.chat_id, ChatAction.TYPING)
     photo_bytes = bytes(await (await media.get_file()).download_as_bytearray())
-    result, version = await svc.classifier.classify(photo_bytes)
+    result, version = await svc.classifier.look(photo_bytes)
     if isinstance(result, ImageError):
         await reply(update, f"Sorry, I couldn't read that: {escape(str(result))}. "
                             "Could you send it again as a photo?")
         return
+    dogs = numbered_dogs(result)
     prediction_id = await asyncio.to_thread(_record, svc.store, message, media.file_id,
-                                            photo_bytes, suffix, version, result)
-    keyboard = feedback_keyboard(prediction_id) if result.is_dog else None
-    sent = await reply(update, answer_text(result), reply_markup=keyboard)
+                                            photo_bytes, suffix, version, result.answer, dogs)
+    sent = await _answer(update, photo_bytes, result, dogs, prediction_id)
     await asyncio.to_thread(svc.store.set_reply_message, prediction_id, sent.message_id)
 
 
+async def _answer(update: Update, photo_bytes: bytes, result: PhotoAnswer, dogs: list[Dog],
+                  prediction_id: int) -> Message:
+    """The reply: a text, or with several dogs the photo with their numbered boxes and the
+    text as its caption; buttons for each dog."""
+    keyboard = feedback_keyboard(prediction_id, len(dogs)) if result.answer.is_dog else None
+    text = photo_text(result, dogs)
+    if not dogs:
+        return await reply(update, text, reply_markup=keyboard)
+    boxed = await asyncio.to_thread(boxed_photo, photo_bytes, [dog.box for dog in dogs])
+    return await update.effective_message.reply_photo(
+        boxed, caption=text, parse_mode=ParseMode.HTML, do_quote=True, reply_markup=keyboard)
+
+
 def _record(store: Store, message: Message, file_id: str, photo_bytes: bytes, suffix: str,
-            version: str, answer: Answer) -> int:
+            version: str, answer: Answer, dogs: list[Dog]) -> int:
     # Only dogs are kept: photos of people or cats stay with Telegram unless a correction
     # says they show a dog (see _keep_photo).
     keep = answer.is_dog
@@ -181,7 +197,7 @@ def _record(store: Store, message: Message, file_id: str, photo_bytes: bytes, su
     return store.record_prediction(
         chat_id=message.chat_id, chat_type=message.chat.type, user_id=message.from_user.id,
         photo_message_id=message.message_id, photo_sha256=sha256, photo_file_id=file_id,
-        model_version=version, answer=answer, event_id=event.id if event else None)
+        model_version=version, answer=answer, event_id=event.id if event else None, dogs=dogs)
 
 
 async def not_a_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -206,9 +222,9 @@ async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 
 async def correct(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/correct <breed>, replying to my answer or to the photo: record the right breed."""
+    """/correct [dog] <breed>, replying to my answer or to the photo: record the right breed."""
     svc, target = services(context), update.effective_message.reply_to_message
-    name = " ".join(context.args).strip()
+    number, name = _dog_and_breed(context.args)
     if target is None or not name:
         await reply(update, "Reply to my answer (or to the photo) with <code>/correct breed"
                             "</code>, e.g. <code>/correct golden retriever</code>.")
@@ -219,12 +235,16 @@ async def correct(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, "I can't find my answer to that message. Reply to my answer "
                             "(or to the photo) with /correct.")
         return
+    dog, question = _which_dog(prediction, number)
+    if question:
+        await reply(update, question)
+        return
     breed = svc.breeds.match(name)
     if breed is not None:
-        text = await _record_correction(svc, prediction, update, breed.label, breed.name)
-        await reply(update, text)
+        await reply(update, await _record_correction(svc, prediction, update, breed.label,
+                                                     breed.name, dog=dog))
         return
-    context.user_data["new_breed"] = (prediction.id, name[:64])
+    context.user_data["new_breed"] = (prediction.id, name[:64], dog)
     close = ", ".join(escape(b.name) for b in svc.breeds.suggestions(name))
     await reply(update, f"I don't know {quoted(name)} yet."
                         + (f" Close matches: {close}." if close else "")
@@ -232,17 +252,45 @@ async def correct(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 reply_markup=confirm_new_breed_keyboard(prediction.id))
 
 
+def _dog_and_breed(args: list[str]) -> tuple[int | None, str]:
+    """``/correct 2 beagle`` -> (2, "beagle"); ``/correct beagle`` -> (None, "beagle")."""
+    if args and args[0].isdigit():
+        return int(args[0]), " ".join(args[1:]).strip()
+    return None, " ".join(args).strip()
+
+
+def _which_dog(prediction: PredictionInfo, number: int | None) -> tuple[int | None, str]:
+    """The numbered dog a /correct is about (None: the whole photo), or a question to ask
+    instead when that is unclear."""
+    count = len(prediction.dogs)
+    if count == 0:
+        if number in (None, 1):
+            return None, ""
+        return None, ("I answered for the whole photo there: reply with <code>/correct breed"
+                      "</code>, without a number.")
+    if number is None:
+        return None, (f"I see {count} dogs in that photo: which one? Reply with the number "
+                      "from the photo, e.g. <code>/correct 2 beagle</code> for dog ②.")
+    if not 1 <= number <= count:
+        return None, (f"That photo has dogs 1 to {count}: e.g. <code>/correct {count} beagle"
+                      "</code>.")
+    return number, ""
+
+
 async def _record_correction(svc: Services, prediction: PredictionInfo, update: Update,
-                             label: str, name: str, kind: str | None = None) -> str:
-    """Store a correction (and its photo) and return the acknowledgement."""
-    top_label = prediction.guesses[0].label if prediction.guesses else None
-    kind = kind or ("confirmed" if label == top_label else "corrected")
+                             label: str, name: str, kind: str | None = None,
+                             dog: int | None = None) -> str:
+    """Store a correction (of numbered dog ``dog``, or of the photo) and its photo; return
+    the acknowledgement."""
+    guesses = prediction.guesses_of(dog)
+    kind = kind or ("confirmed" if guesses and label == guesses[0].label else "corrected")
     await asyncio.to_thread(svc.store.record_correction, prediction.id,
-                            update.effective_user.id, label, name, kind)
+                            update.effective_user.id, label, name, kind, dog)
     await _keep_photo(svc.store, prediction, update.get_bot())
+    subject = "it's" if dog is None else f"{dog_mark(dog)} is"
     if kind == "confirmed":
-        return f"✅ Thanks! Noted that it's a {escape(name)}."
-    return f"✏️ Thanks! Noted: it's a {escape(name)}. That helps me learn."
+        return f"✅ Thanks! Noted that {subject} a {escape(name)}."
+    return f"✏️ Thanks! Noted: {subject} a {escape(name)}. That helps me learn."
 
 
 async def _keep_photo(store: Store, prediction: PredictionInfo, bot: Bot) -> None:
@@ -268,57 +316,57 @@ async def _keep_photo(store: Store, prediction: PredictionInfo, bot: Bot) -> Non
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Feedback buttons under an answer: right, correct it, pick a breed, add a new one."""
+    """Feedback buttons under an answer (or one dog of it): right, correct it, pick a breed,
+    add a new one."""
     query, svc = update.callback_query, services(context)
-    if (parsed := parse_callback(query.data)) is None or update.effective_chat is None:
+    press = Press.read(query.data)
+    if press is None or update.effective_chat is None:
         await query.answer(STALE_BUTTON)
         return
-    action, prediction_id, choice = parsed
-    prediction = await asyncio.to_thread(svc.store.prediction, prediction_id,
+    prediction = await asyncio.to_thread(svc.store.prediction, press.prediction_id,
                                          update.effective_chat.id)
-    if prediction is None:
+    if prediction is None or (press.dog is not None
+                              and not 1 <= press.dog <= len(prediction.dogs)):
         await query.answer("That answer is gone (maybe deleted with /forget).")
         return
-    if action == "fix":
+    guesses, dog = prediction.guesses_of(press.dog), press.dog
+    if press.action == "fix":
         await query.answer()
-        await query.edit_message_reply_markup(correction_keyboard(prediction.id,
-                                                                  prediction.guesses))
-    elif action == "other":
+        await query.edit_message_reply_markup(correction_keyboard(prediction.id, guesses, dog))
+    elif press.action == "other":
         await query.answer()
-        await query.message.reply_text("Which breed is it? Reply to my answer with "
-                                       "/correct breed, e.g. /correct jindo.")
-    elif action in ("ok", "set") and choice < len(prediction.guesses):
-        guess = prediction.guesses[choice]
+        await query.message.reply_text(
+            f"Which breed is {'it' if dog is None else dog_mark(dog)}? Reply to my answer with "
+            f"/correct {_numbered('breed', dog)}, e.g. /correct {_numbered('jindo', dog)}.")
+    elif press.action in ("ok", "set") and (press.choice or 0) < len(guesses):
+        guess = guesses[press.choice or 0]
         await _acknowledge(query, await _record_correction(
-            svc, prediction, update, guess.label, guess.name))
-    elif action == "new":
+            svc, prediction, update, guess.label, guess.name, dog=dog), prediction)
+    elif press.action == "new":
         await _add_new_breed(update, context, prediction)
-    elif action == "cancel":
+    elif press.action == "cancel":
         context.user_data.pop("new_breed", None)
-        await _acknowledge(query, "OK, nothing recorded.")
+        await _acknowledge(query, "OK, nothing recorded.", prediction)
     else:  # a guess index past the answer's guesses
         await query.answer(STALE_BUTTON)
 
 
-CALLBACK_RE = re.compile(r"(ok|fix|other|new|cancel):([0-9]{1,18})|set:([0-9]{1,18}):([0-9]{1,2})")
+def _numbered(breed: str, dog: int | None) -> str:
+    return breed if dog is None else f"{dog} {breed}"
 
 
-def parse_callback(data: str | None) -> tuple[str, int, int] | None:
-    """(action, prediction id, guess index) of a button's data; None for data that our
-    keyboards (bot/replies.py) never make: clients can send any data, so it is not trusted."""
-    match = CALLBACK_RE.fullmatch(data or "")
-    if match is None:
-        return None
-    if match[1]:
-        return match[1], int(match[2]), 0
-    return "set", int(match[3]), int(match[4])
-
-
-async def _acknowledge(query, text: str) -> None:
-    """Answer the button press and replace the buttons with the acknowledgement."""
+async def _acknowledge(query: CallbackQuery, text: str, prediction: PredictionInfo) -> None:
+    """Answer the button press: under the answer's text, in place of its buttons; for a photo
+    of several dogs, in a reply, and the buttons of every dog stay for the others."""
     await query.answer("Thanks!")
-    await query.edit_message_text(f"{query.message.text_html}\n\n{text}",
-                                  parse_mode=ParseMode.HTML)
+    if not query.message.photo:
+        await query.edit_message_text(f"{query.message.text_html}\n\n{text}",
+                                      parse_mode=ParseMode.HTML)
+        return
+    await query.message.reply_text(text, parse_mode=ParseMode.HTML, do_quote=True)
+    keyboard = feedback_keyboard(prediction.id, len(prediction.dogs))
+    if query.message.reply_markup != keyboard:  # a dog's breeds were showing
+        await query.edit_message_reply_markup(keyboard)
 
 
 async def _add_new_breed(update: Update, context: ContextTypes.DEFAULT_TYPE,
@@ -328,10 +376,10 @@ async def _add_new_breed(update: Update, context: ContextTypes.DEFAULT_TYPE,
     if pending is None or pending[0] != prediction.id:
         await query.answer("That question has expired; send /correct again.")
         return
-    name = pending[1]
-    text = await _record_correction(svc, prediction, update, slug(name), name, "new_breed")
+    _, name, dog = pending
+    text = await _record_correction(svc, prediction, update, slug(name), name, "new_breed", dog)
     await svc.refresh_breeds()
-    await _acknowledge(query, f"{text} I've added “{escape(name)}” as a new breed.")
+    await _acknowledge(query, f"{text} I've added “{escape(name)}” as a new breed.", prediction)
 
 
 # Events
