@@ -75,6 +75,7 @@ class Look:
     second_look: str = "never"
     margin: float = 0.3  # the crop's margin around the dog's box, of its longer side each end
     mirror_crop: bool = False  # the crop with its mirror image too
+    crop_size: int = 0  # the crop's test resolution (px); 0: the model's own
 
     def __post_init__(self) -> None:
         if self.second_look not in SECOND_LOOKS:
@@ -176,8 +177,8 @@ class Predictor:
         return run_padded(functools.partial(self._forward, self._params, mirror=mirror),
                           [pixels], BATCH_SIZES)
 
-    def _whole_probabilities(self, pixels: np.ndarray, mirror: bool
-                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def whole_probabilities(self, pixels: np.ndarray, mirror: bool
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``probabilities``, and the dog maps (probability and evidence, (B, h, w) each) of
         the photos (B, S, S, 3)."""
         return run_padded(functools.partial(self._forward, self._params, mirror=mirror,
@@ -229,13 +230,14 @@ class Predictor:
         first answer and the dog map; ``how`` says when a crop around the first dog is
         classified too and averaged in. With several dogs, each gets a crop and an answer.
         """
-        decode = functools.partial(load_rgb, min_side=CROP_DETAIL * self.resolution)
+        decode = functools.partial(load_rgb,
+                                   min_side=CROP_DETAIL * max(self.resolution, how.crop_size))
         images = list(self._decoders.map(functools.partial(_read, decode), photos))
         return _on_readable(images, lambda readable: self._look_at(readable, how))
 
     def _look_at(self, images: list[Image.Image], how: Look) -> list[PhotoAnswer]:
         views = [whole_square(*image.size) for image in images]
-        imagenet, breeds, *maps = self._whole_probabilities(self._pixels(images, views),
+        imagenet, breeds, *maps = self.whole_probabilities(self._pixels(images, views),
                                                             how.mirror)
         wholes = list(zip(imagenet, breeds, strict=True))
         firsts = [make_answer(*whole, self.breeds, self.top_k) for whole in wholes]
@@ -256,7 +258,7 @@ class Predictor:
                       twice: bool) -> PhotoAnswer:
         """A photo's answer from its whole view's probabilities (ImageNet (1000,), breeds (N,)),
         its dogs' boxes and their crops' probabilities (None: not looked at)."""
-        answer = make_answer(*(_combined([whole, crops[0]]) if twice else whole), self.breeds,
+        answer = make_answer(*(combined([whole, crops[0]]) if twice else whole), self.breeds,
                              self.top_k)
         if not answer.is_dog:
             return PhotoAnswer(answer, (), twice)
@@ -277,16 +279,20 @@ class Predictor:
                                how.margin if len(dogs[i]) == 1 else SEVERAL_MARGIN)
                    for i, j in wanted]
         imagenet, breeds = self.probabilities(self._pixels([images[i] for i, _ in wanted],
-                                                           squares), how.mirror_crop)
+                                                           squares, how.crop_size),
+                                              how.mirror_crop)
         return {key: (a, b) for key, a, b in zip(wanted, imagenet, breeds, strict=True)}
 
-    def _pixels(self, images: list[Image.Image], squares: list[Square]) -> np.ndarray:
-        """The squares of the images as model input (B, S, S, 3) uint8, resized in parallel."""
-        resize = functools.partial(square_pixels, size=self.resolution)
+    def _pixels(self, images: list[Image.Image], squares: list[Square], size: int = 0
+                ) -> np.ndarray:
+        """The squares of the images as model input (B, S, S, 3) uint8, resized in parallel, at
+        ``size`` px (0: the model's resolution; the backbone is convolutional up to its global
+        pooling, so any size runs, compiled once per size)."""
+        resize = functools.partial(square_pixels, size=size or self.resolution)
         return np.stack(list(self._decoders.map(resize, images, squares)))
 
 
-def _combined(views: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def combined(views: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Several views' ImageNet (1000,) and breed (N,) probabilities as one: ImageNet's
     averaged, breeds' averaged with each view weighted by how much it shows a dog, so that a
     view of mostly background does not blur the breeds of a close-up."""
