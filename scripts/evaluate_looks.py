@@ -65,14 +65,14 @@ def main() -> None:
         rows.append((variant.name, None, {n: score(variant, e) for n, e in data.items()},
                      variant))
         log.info("scored %s", variant.name)
-    tried = sweeps(predictors)
+    tried = sweeps()
     detail = max(sweep.detail for sweep in tried)
     banks = {name: ViewBank(predictors, examples, detail) for name, examples in data.items()}
     for sweep in tried:
         scores = {name: score_sweep(sweep, bank) for name, bank in banks.items()}
         wanted = scores["wiki-dogs-dev"].top1 >= GOAL
         rows.append((sweep.name, sweep.cost, scores,
-                     timed(sweep, predictors, sweep.detail) if wanted else None))
+                     timed(sweep, predictors) if wanted else None))
         log.info("scored %s", sweep.name)
     wiki = data["wiki-dogs-dev"]
     photos = [e.path.read_bytes() for e in wiki[:: max(1, len(wiki) // args.timing)]]

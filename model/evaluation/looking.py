@@ -181,15 +181,18 @@ class Sweep:
     detail: int  # the short side photos are decoded at
 
 
-COST = {"lite0": 0.5, "lite1": 0.9, "lite2": 1.0}  # one view at each's own resolution (README)
+# Each Lite variant's time for one view at its own resolution, about that share of Lite2's
+# (README, "ms b1": 16.1, 27.1, 30.5), and that resolution; the work grows with the pixels.
+COST = {"lite0": (0.5, 224), "lite1": (0.9, 240), "lite2": (1.0, 260)}
 
 
-def view_cost(view: View, mirror: bool, predictors: dict[str, Predictor]) -> float:
-    own = predictors[view.variant].resolution
-    return COST[view.variant] * (view.size / own) ** 2 * (2 if mirror else 1)
+def view_cost(view: View, mirror: bool) -> float:
+    """The backbone work of a view (with its mirror), in Lite2 views at 260 px."""
+    relative, own = COST[view.variant]
+    return relative * (view.size / own) ** 2 * (2 if mirror else 1)
 
 
-def looked(name: str, wholes: Sequence[tuple[View, bool]], predictors: dict[str, Predictor],
+def looked(name: str, wholes: Sequence[tuple[View, bool]],
            crop: tuple[View, bool] | None = None) -> Sweep:
     """The photo through each of ``wholes`` (a view, and whether with its mirror),
     probabilities averaged; with ``crop`` (a "dog" view and its mirror flag), a second look
@@ -209,14 +212,13 @@ def looked(name: str, wholes: Sequence[tuple[View, bool]], predictors: dict[str,
             return first
         return combined([first, photo.probs(*crop)])
 
-    cost = sum(view_cost(view, mirror, predictors) for view, mirror in wholes)
+    cost = sum(view_cost(view, mirror) for view, mirror in wholes)
     views = [view for view, _ in [*wholes, *([crop] if crop else [])]]
     return Sweep(name, answer, cost, max(view.detail for view in views))
 
 
-def sweeps(predictors: dict[str, Predictor]) -> list[Sweep]:
-    """The ways of looking tried (README, "Looking closer"); ``predictors`` holds the three
-    zero-training Lite variants."""
+def sweeps() -> list[Sweep]:
+    """The ways of looking tried (README, "Looking closer"), by the three Lite variants."""
     def whole(size: int = 260, variant: str = "lite2") -> View:
         return View("whole", size, variant)
 
@@ -226,20 +228,18 @@ def sweeps(predictors: dict[str, Predictor]) -> list[Sweep]:
     def centre(size: int = 260, variant: str = "lite2") -> View:
         return View("centre", size, variant)
 
-    rows = [looked(f"centre crop {size} px + mirror", [(centre(size), True)], predictors)
+    rows = [looked(f"centre crop {size} px + mirror", [(centre(size), True)])
             for size in (260, 300)]
-    rows += [looked(f"whole {size} px{' + mirror' * mirror}", [(whole(size), mirror)],
-                    predictors) for size in (260, 300, 330) for mirror in (True, False)]
+    rows += [looked(f"whole {size} px{' + mirror' * mirror}", [(whole(size), mirror)])
+             for size in (260, 300, 330) for mirror in (True, False)]
     rows.append(looked("multi-crop: 3 squares along the long side",
-                       [(View(square, 260), False) for square in ("start", "centre", "end")],
-                       predictors))
-    lites = {"lite0": 224, "lite1": 240, "lite2": 260}
-    for square, make in (("centre crop", centre), ("whole", whole)):
-        for mirror in (True, False):
-            for chosen in (("lite0", "lite1", "lite2"), ("lite1", "lite2"), ("lite0", "lite2")):
-                rows.append(looked(f"{square}{' + mirror' * mirror}, {'+'.join(chosen)}",
-                                   [(make(lites[v], v), mirror) for v in reversed(chosen)],
-                                   predictors))
+                       [(View(square, 260), False) for square in ("start", "centre", "end")]))
+    # The Lite variants together, each at its own resolution, probabilities averaged.
+    for (square, make), mirror, chosen in itertools.product(
+            (("centre crop", centre), ("whole", whole)), (True, False),
+            (("lite0", "lite1", "lite2"), ("lite1", "lite2"), ("lite0", "lite2"))):
+        rows.append(looked(f"{square}{' + mirror' * mirror}, {'+'.join(chosen)}",
+                           [(make(COST[v][1], v), mirror) for v in reversed(chosen)]))
     # A second look with its settings, after the whole photo with or without its mirror, or
     # with Lite1's view of it instead of the mirror (as cheap: Lite1 costs 0.9 of Lite2).
     for (lite1, mirror), margin, size, mirror_crop in itertools.product(
@@ -247,7 +247,7 @@ def sweeps(predictors: dict[str, Predictor]) -> list[Sweep]:
         wholes = [(whole(), mirror)] + [(whole(240, "lite1"), False)] * lite1
         rows.append(looked(f"whole{' + mirror' * mirror}{', + lite1 whole' * lite1}, "
                            f"crop ({margin:g}) at {size} px{' + mirror' * mirror_crop} if unsure",
-                           wholes, predictors, (dog(margin, size, mirror), mirror_crop)))
+                           wholes, (dog(margin, size, mirror), mirror_crop)))
     return rows
 
 
@@ -360,9 +360,9 @@ def score_sweep(sweep: Sweep, bank: ViewBank) -> Score:
     return Score(len(bank.labels), top1, top5, None)
 
 
-def timed(sweep: Sweep, predictors: dict[str, Predictor], detail: int) -> Variant:
+def timed(sweep: Sweep, predictors: dict[str, Predictor]) -> Variant:
     """The sweep as a ``Variant`` on live photos, for ``median_ms``."""
     breeds = imagenet_breeds()
     return Variant(sweep.name, lambda photos: [
-        make_answer(*sweep.answer(LivePhoto(photo, predictors, detail)), breeds)
+        make_answer(*sweep.answer(LivePhoto(photo, predictors, sweep.detail)), breeds)
         for photo in photos])
