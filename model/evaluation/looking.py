@@ -33,7 +33,7 @@ from model.answers import (
 )
 from model.data.dataset import Example
 from model.localize import DOG_LEVEL, box_in_photo, crop_square, find_dogs
-from model.predictor import CROP_DETAIL, LOOK, LOOK_TWICE, Look, Predictor, combined
+from model.predictor import CROP_DETAIL, LOOK_TWICE, Look, Predictor, combined
 from model.preprocess import Square, centre_square, load_rgb, square_pixels, whole_square
 
 BATCH = 32  # photos per call when scoring accuracy
@@ -52,12 +52,14 @@ class Variant:
 
 
 def looking_variants(predictor: Predictor) -> list[Variant]:
-    """The product's own ways of looking: today's centre crop and ``look`` as built."""
+    """The product's own ways of looking: today's centre crop, ``look`` looking twice, and
+    the candidates for ``look``'s default (``look`` once is the sweep's "whole 260 px +
+    mirror")."""
     def look(how: Look) -> Variant:
         return Variant(describe(how), functools.partial(predictor.look, how=how))
 
     return [Variant("today: centre crop + mirror", predictor.classify),
-            look(LOOK), look(LOOK_TWICE), *(look(how) for how in CANDIDATES)]
+            look(LOOK_TWICE), *(look(how) for how in CANDIDATES)]
 
 
 def describe(how: Look) -> str:
@@ -232,22 +234,22 @@ def sweeps() -> list[Sweep]:
             for size in (260, 300)]
     rows += [looked(f"whole {size} px{' + mirror' * mirror}", [(whole(size), mirror)])
              for size in (260, 300, 330) for mirror in (True, False)]
-    rows.append(looked("multi-crop: 3 squares along the long side",
-                       [(View(square, 260), False) for square in ("start", "centre", "end")]))
     # The Lite variants together, each at its own resolution, probabilities averaged.
     for (square, make), mirror, chosen in itertools.product(
             (("centre crop", centre), ("whole", whole)), (True, False),
             (("lite0", "lite1", "lite2"), ("lite1", "lite2"), ("lite0", "lite2"))):
         rows.append(looked(f"{square}{' + mirror' * mirror}, {'+'.join(chosen)}",
                            [(make(COST[v][1], v), mirror) for v in reversed(chosen)]))
-    # A second look with its settings, after the whole photo with or without its mirror, or
-    # with Lite1's view of it instead of the mirror (as cheap: Lite1 costs 0.9 of Lite2).
-    for (lite1, mirror), margin, size, mirror_crop in itertools.product(
-            ((False, True), (False, False), (True, False)), (0.3, 0.5), (260, 300), (True, False)):
-        wholes = [(whole(), mirror)] + [(whole(240, "lite1"), False)] * lite1
-        rows.append(looked(f"whole{' + mirror' * mirror}{', + lite1 whole' * lite1}, "
-                           f"crop ({margin:g}) at {size} px{' + mirror' * mirror_crop} if unsure",
-                           wholes, (dog(margin, size, mirror), mirror_crop)))
+    # The second look: LOOK_TWICE, and the settings after the whole photo alone (the cheapest
+    # first look), or with Lite1's view of it (as cheap as a mirror: 0.9 of Lite2).
+    rows.append(looked("whole + mirror, crop (0.3) at 260 px if unsure", [(whole(), True)],
+                       (dog(0.3, 260, True), False)))
+    for lite1, margin, size, mirror_crop in itertools.product(
+            (False, True), (0.3, 0.5), (260, 300), (True, False)):
+        wholes = [(whole(), False)] + [(whole(240, "lite1"), False)] * lite1
+        rows.append(looked(f"whole{', + lite1 whole' * lite1}, crop ({margin:g}) at {size} px"
+                           f"{' + mirror' * mirror_crop} if unsure",
+                           wholes, (dog(margin, size, False), mirror_crop)))
     return rows
 
 
