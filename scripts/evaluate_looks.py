@@ -64,7 +64,7 @@ def main() -> None:
     for variant in looking_variants(predictor):
         rows.append((variant.name, None, {n: score(variant, e) for n, e in data.items()},
                      variant))
-        log.info("scored %s", variant.name)
+        log.info("scored %s: %s", variant.name, counts(rows[-1][2]))
     tried = sweeps()
     detail = max(sweep.detail for sweep in tried)
     banks = {name: ViewBank(predictors, examples, detail) for name, examples in data.items()}
@@ -73,7 +73,7 @@ def main() -> None:
         wanted = scores["wiki-dogs-dev"].top1 >= GOAL
         rows.append((sweep.name, sweep.cost, scores,
                      timed(sweep, predictors) if wanted else None))
-        log.info("scored %s", sweep.name)
+        log.info("scored %s: %s", sweep.name, counts(scores))
     wiki = data["wiki-dogs-dev"]
     photos = [e.path.read_bytes() for e in wiki[:: max(1, len(wiki) // args.timing)]]
     photos = photos[: args.timing]
@@ -84,6 +84,10 @@ def main() -> None:
     print_table(rows, times, args.json)
     if args.pairs:
         several_dogs(predictor, data, args.pairs)
+
+
+def counts(scores: dict) -> str:
+    return ", ".join(f"{s.top1}/{s.top5}/{s.count}" for s in scores.values())
 
 
 def print_table(rows: list, times: dict, as_json: bool) -> None:
@@ -102,7 +106,7 @@ def print_table(rows: list, times: dict, as_json: bool) -> None:
                         for s in scores.values())
         spent = (f"{ms:6.1f} {ms / today[0]:4.2f} {ms_big:9.1f} {ms_big / today[1]:4.2f}"
                  if ms else "")
-        print(f"{name:<70}{cells}  {cost if cost is None else f'{cost:4.1f}':>4} {spent}",
+        print(f"{name:<70}{cells}  {'' if cost is None else f'{cost:4.1f}':>4} {spent}",
               flush=True)
 
 
