@@ -75,7 +75,6 @@ class Look:
     second_look: str = "never"
     margin: float = 0.3  # the crop's margin around the dog's box, of its longer side each end
     mirror_crop: bool = False  # the crop with its mirror image too
-    crop_size: int = 0  # the crop's test resolution (px); 0: the model's own
 
     def __post_init__(self) -> None:
         if self.second_look not in SECOND_LOOKS:
@@ -230,15 +229,14 @@ class Predictor:
         first answer and the dog map; ``how`` says when a crop around the first dog is
         classified too and averaged in. With several dogs, each gets a crop and an answer.
         """
-        decode = functools.partial(load_rgb,
-                                   min_side=CROP_DETAIL * max(self.resolution, how.crop_size))
+        decode = functools.partial(load_rgb, min_side=CROP_DETAIL * self.resolution)
         images = list(self._decoders.map(functools.partial(_read, decode), photos))
         return _on_readable(images, lambda readable: self._look_at(readable, how))
 
     def _look_at(self, images: list[Image.Image], how: Look) -> list[PhotoAnswer]:
         views = [whole_square(*image.size) for image in images]
         imagenet, breeds, *maps = self.whole_probabilities(self._pixels(images, views),
-                                                            how.mirror)
+                                                           how.mirror)
         wholes = list(zip(imagenet, breeds, strict=True))
         firsts = [make_answer(*whole, self.breeds, self.top_k) for whole in wholes]
         # Dogs where the first answer saw one, or where the map does (a dog too small for it).
@@ -279,16 +277,12 @@ class Predictor:
                                how.margin if len(dogs[i]) == 1 else SEVERAL_MARGIN)
                    for i, j in wanted]
         imagenet, breeds = self.probabilities(self._pixels([images[i] for i, _ in wanted],
-                                                           squares, how.crop_size),
-                                              how.mirror_crop)
+                                                           squares), how.mirror_crop)
         return {key: (a, b) for key, a, b in zip(wanted, imagenet, breeds, strict=True)}
 
-    def _pixels(self, images: list[Image.Image], squares: list[Square], size: int = 0
-                ) -> np.ndarray:
-        """The squares of the images as model input (B, S, S, 3) uint8, resized in parallel, at
-        ``size`` px (0: the model's resolution; the backbone is convolutional up to its global
-        pooling, so any size runs, compiled once per size)."""
-        resize = functools.partial(square_pixels, size=size or self.resolution)
+    def _pixels(self, images: list[Image.Image], squares: list[Square]) -> np.ndarray:
+        """The squares of the images as model input (B, S, S, 3) uint8, resized in parallel."""
+        resize = functools.partial(square_pixels, size=self.resolution)
         return np.stack(list(self._decoders.map(resize, images, squares)))
 
 

@@ -20,8 +20,6 @@ def test_names_say_what_is_looked_at() -> None:
     assert describe(LOOK_TWICE) == "whole + mirror, crop (0.3) if unsure"
     assert describe(Look(mirror=False, second_look="always", margin=0.15, mirror_crop=True)) \
         == "whole, crop (0.15) + mirror always"
-    assert describe(Look(mirror=False, second_look="unsure", margin=0.5, mirror_crop=True,
-                         crop_size=300)) == "whole, crop (0.5) at 300 px + mirror if unsure"
 
 
 def answer(*labels: str) -> Answer:

@@ -13,27 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.answers import Answer, PhotoAnswer, make_answer
+from model.answers import Answer, PhotoAnswer
 from model.artifact import ArtifactError
 from model.evaluation.several_dogs import LAYOUTS, composite
-from model.localize import crop_square
-from model.predictor import (
-    BATCH_SIZES,
-    CROP_DETAIL,
-    LOOK_TWICE,
-    Look,
-    Predictor,
-    combined,
-    run_padded,
-)
-from model.preprocess import (
-    NotAnImageError,
-    TruncatedImageError,
-    load_image,
-    load_rgb,
-    square_pixels,
-    whole_square,
-)
+from model.predictor import BATCH_SIZES, LOOK_TWICE, Look, Predictor, run_padded
+from model.preprocess import NotAnImageError, TruncatedImageError, load_image
 
 CHIHUAHUA = "imagenet-dogs-121/n02085620-Chihuahua.jpg"
 GOLDEN_RETRIEVER = "dogs-dev/Images/n02099601-golden_retriever/n02099601_10.jpg"
@@ -267,25 +251,3 @@ def test_look_keeps_bad_photos_in_place_and_batches_like_single_photos(
 def test_look_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="second_look must be one of"):
         Look(second_look="sometimes")
-
-
-def test_a_second_look_at_the_crops_own_size(predictor: Predictor,
-                                             read_photo: Callable[[str], bytes]) -> None:
-    """With ``crop_size`` the crop around the dog is classified at that test resolution, and
-    the answer combines it with the whole photo's."""
-    photo = read_photo(CHIHUAHUA)
-    (result,) = predictor.look([photo], Look(mirror=False, second_look="always", margin=0.5,
-                                             crop_size=300))
-    image = load_rgb(photo, CROP_DETAIL * 300)
-    whole = predictor.probabilities(
-        square_pixels(image, whole_square(*image.size), predictor.resolution)[None], mirror=False)
-    square = crop_square(result.dogs[0].box, *image.size, 0.5)
-    crops = {size: predictor.probabilities(square_pixels(image, square, size)[None], mirror=False)
-             for size in (300, predictor.resolution)}
-    answers = {size: make_answer(*combined([tuple(p[0] for p in whole),
-                                            tuple(p[0] for p in crop)]), predictor.breeds)
-               for size, crop in crops.items()}
-    assert result.looked_twice
-    assert_same_answer(result.answer, answers[300])
-    assert abs(answers[300].predictions[0].probability
-               - answers[predictor.resolution].predictions[0].probability) > 1e-3

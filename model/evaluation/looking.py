@@ -37,9 +37,6 @@ from model.predictor import CROP_DETAIL, LOOK_TWICE, Look, Predictor, combined
 from model.preprocess import Square, centre_square, load_rgb, square_pixels, whole_square
 
 BATCH = 32  # photos per call when scoring accuracy
-# ``look`` settings measured beside the product's own (the sweep's best that ``look`` can run)
-CANDIDATES = (Look(mirror=False, second_look="unsure", margin=0.5, mirror_crop=True,
-                   crop_size=300),)
 
 Answers = Callable[[list[bytes]], list[Answer]]
 
@@ -52,14 +49,10 @@ class Variant:
 
 
 def looking_variants(predictor: Predictor) -> list[Variant]:
-    """The product's own ways of looking: today's centre crop, ``look`` looking twice, and
-    the candidates for ``look``'s default (``look`` once is the sweep's "whole 260 px +
-    mirror")."""
-    def look(how: Look) -> Variant:
-        return Variant(describe(how), functools.partial(predictor.look, how=how))
-
+    """The product's own ways of looking: today's centre crop and ``look`` looking twice
+    (``look`` once is the sweep's "whole 260 px + mirror")."""
     return [Variant("today: centre crop + mirror", predictor.classify),
-            look(LOOK_TWICE), *(look(how) for how in CANDIDATES)]
+            Variant(describe(LOOK_TWICE), functools.partial(predictor.look, how=LOOK_TWICE))]
 
 
 def describe(how: Look) -> str:
@@ -67,8 +60,7 @@ def describe(how: Look) -> str:
     whole = "whole + mirror" if how.mirror else "whole"
     if how.second_look == "never":
         return whole
-    size = f" at {how.crop_size} px" if how.crop_size else ""
-    crop = f"crop ({how.margin:g}){size}{' + mirror' if how.mirror_crop else ''}"
+    crop = f"crop ({how.margin:g}){' + mirror' if how.mirror_crop else ''}"
     return f"{whole}, {crop} {'if unsure' if how.second_look == 'unsure' else 'always'}"
 
 
