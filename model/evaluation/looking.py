@@ -34,7 +34,7 @@ from model.answers import (
 from model.data.dataset import Example
 from model.localize import DOG_LEVEL, box_in_photo, crop_square, find_dogs
 from model.predictor import CROP_DETAIL, LOOK_TWICE, Look, Predictor, combined
-from model.preprocess import Square, centre_square, load_rgb, square_pixels, whole_square
+from model.preprocess import centre_square, load_rgb, square_pixels, whole_square
 
 BATCH = 32  # photos per call when scoring accuracy
 
@@ -125,8 +125,8 @@ Probs = tuple[np.ndarray, np.ndarray]  # a photo's ImageNet (1000,) and breed (N
 class View:
     """One square of a photo through one Lite variant at one test resolution (px).
 
-    "whole" is the photo letterboxed, "centre" the centre crop, "start" and "end" the squares
-    at either end of the long side, "dog" a crop with ``margin`` around the first dog on the
+    "whole" is the photo letterboxed, "centre" the centre crop, "dog" a crop with ``margin``
+    around the first dog on the
     dog maps of the whole photo (that variant, its own resolution), averaged with its
     mirror's if ``map_mirror`` (as ``look`` does when it looks at the mirror image too).
     """
@@ -144,14 +144,9 @@ class View:
 
     def pixels(self, image: Image.Image, dog: Box | None = None) -> np.ndarray:
         """The view's (size, size, 3) model input from the decoded photo."""
-        width, height = image.size
-        side = min(width, height)
-        square = {"centre": lambda: centre_square(width, height),
-                  "whole": lambda: whole_square(width, height),
-                  "dog": lambda: crop_square(dog, width, height, self.margin),
-                  "start": lambda: Square(0, 0, side),
-                  "end": lambda: Square(width - side, height - side, side)}[self.square]()
-        return square_pixels(image, square, self.size)
+        square = {"centre": centre_square, "whole": whole_square,
+                  "dog": lambda w, h: crop_square(dog, w, h, self.margin)}[self.square]
+        return square_pixels(image, square(*image.size), self.size)
 
 
 class Photo(Protocol):
