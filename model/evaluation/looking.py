@@ -1,12 +1,16 @@
 """Ways of looking at a photo, side by side: breed accuracy and photo-to-answer time.
 
-    variants = looking_variants(Predictor("lite2"), Predictor("lite0", warm_up=False))
-    rows = [measure(variant, data, timing_photos) for variant in variants]
+    scores = [score(variant, examples) for variant in looking_variants(predictor)]
+    bank = ViewBank({"lite0": ..., "lite1": ..., "lite2": ...}, examples, detail=660)
+    scores += [score_sweep(sweep, bank) for sweep in sweeps()]
 
 Each variant turns photo bytes into ``Answer``s, and is scored on what people would get: the
-top five breeds of each answer. ``Predictor.look`` variants run the product's own code; the
-others (a higher test resolution, multi-crop, two Lite variants together) are built here from
-the predictor's public parts, as they did not pay for their time (README, "Look closer").
+top five breeds of each answer. ``looking_variants`` run the product's own code.
+
+The sweep tries many more ways (test resolutions, Lite variants together, the second look's
+settings) for one pass per distinct view: a ``ViewBank`` computes each view of every photo
+once, and each ``Sweep`` combines views as ``look`` would. Timed (``timed``), a sweep runs on
+``LivePhoto``s, which compute only the views it asks for, through the predictors.
 """
 
 from __future__ import annotations
