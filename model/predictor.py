@@ -65,7 +65,9 @@ class Look:
 
     By default it looks once, at the whole photo: a second look (``LOOK_TWICE``) gained 8 of
     182 wiki-dogs-dev photos (4.4 points), short of the 5 asked of it before it becomes the
-    default; the other settings are the measured best for a second look.
+    default; the other settings are the measured best for a second look. The sweep of
+    ``scripts/evaluate_looks.py`` (test resolutions, crops' margins and sizes, Lite variants
+    together) found no way to 124/182 that keeps imagewoof-val-dev and 1.5x today's time.
     """
 
     mirror: bool = True  # the whole photo with its mirror image too, probabilities averaged
@@ -189,8 +191,8 @@ class Predictor:
         return run_padded(functools.partial(self._forward, self._params, mirror=mirror),
                           [pixels], BATCH_SIZES)
 
-    def _whole_probabilities(self, pixels: np.ndarray, mirror: bool
-                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def whole_probabilities(self, pixels: np.ndarray, mirror: bool
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``probabilities``, and the dog maps (probability and evidence, (B, h, w) each) of
         the photos (B, S, S, 3)."""
         return run_padded(functools.partial(self._forward, self._params, mirror=mirror,
@@ -248,8 +250,8 @@ class Predictor:
 
     def _look_at(self, images: list[Image.Image], how: Look) -> list[PhotoAnswer]:
         views = [whole_square(*image.size) for image in images]
-        imagenet, breeds, *maps = self._whole_probabilities(self._pixels(images, views),
-                                                            how.mirror)
+        imagenet, breeds, *maps = self.whole_probabilities(self._pixels(images, views),
+                                                           how.mirror)
         wholes = list(zip(imagenet, breeds, strict=True))
         firsts = [make_answer(*whole, self.breeds, self.top_k) for whole in wholes]
         # Dogs where the first answer saw one, or where the map does (a dog too small for it).
@@ -269,7 +271,7 @@ class Predictor:
                       twice: bool) -> PhotoAnswer:
         """A photo's answer from its whole view's probabilities (ImageNet (1000,), breeds (N,)),
         its dogs' boxes and their crops' probabilities (None: not looked at)."""
-        answer = make_answer(*(_combined([whole, crops[0]]) if twice else whole), self.breeds,
+        answer = make_answer(*(combined([whole, crops[0]]) if twice else whole), self.breeds,
                              self.top_k)
         if not answer.is_dog:
             return PhotoAnswer(answer, (), twice)
@@ -299,7 +301,7 @@ class Predictor:
         return np.stack(list(self._decoders.map(resize, images, squares)))
 
 
-def _combined(views: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def combined(views: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Several views' ImageNet (1000,) and breed (N,) probabilities as one: ImageNet's
     averaged, breeds' averaged with each view weighted by how much it shows a dog, so that a
     view of mostly background does not blur the breeds of a close-up."""

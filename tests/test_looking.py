@@ -1,13 +1,17 @@
-"""model.evaluation.looking: the variants' names and how answers are scored; the variants run
-on real photos in scripts/evaluate_looks.py."""
+"""model.evaluation.looking: the variants' names, how answers are scored, the sweep's views
+and second look; the variants run on real photos in scripts/evaluate_looks.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from model.answers import Answer, Box, BreedGuess, Dog, PhotoAnswer
+import numpy as np
+from PIL import Image
+
+from model.answers import Answer, Box, BreedGuess, Dog, PhotoAnswer, imagenet_breed_probs
 from model.data.dataset import Example
-from model.evaluation.looking import Variant, describe, score
+from model.evaluation.looking import Probs, Variant, View, describe, looked, score
+from model.labels import BREED_CLASSES
 from model.predictor import LOOK, LOOK_TWICE, Look
 
 
@@ -38,3 +42,67 @@ def test_score_counts_top1_top5_and_second_looks(tmp_path: Path) -> None:
                 for p in photos]
 
     assert score(Variant("look", looked), examples).looked_twice == 1
+
+
+def test_views_cut_their_squares_at_their_size() -> None:
+    image = Image.new("RGB", (400, 200), "red")
+    image.paste((0, 0, 255), (300, 0, 400, 200))  # the right quarter blue
+    red, blue = np.array([255, 0, 0]), np.array([0, 0, 255])
+    centre = View("centre", 48).pixels(image)
+    assert centre.shape == (48, 48, 3) and (np.abs(centre.astype(int) - red).max(-1) < 30).all()
+    whole = View("whole", 64).pixels(image)  # letterboxed: grey above and below the photo
+    assert whole.shape == (64, 64, 3) and (whole[0] == 127).all()
+    assert (whole[32, :40] == red).all() and (whole[32, -10:] == blue).all()
+    dog = View("dog", 32, margin=0.0).pixels(image, Box(0.75, 0.25, 0.875, 0.5))  # in the blue
+    assert dog.shape == (32, 32, 3)
+    assert (np.abs(dog.astype(int) - blue).max(-1) < 30).all()
+
+
+def probs(breeds: dict[int, float], dog: float = 0.9) -> Probs:
+    """ImageNet probabilities with ``dog`` of the mass on breeds (by index: their shares) and
+    the rest on class 0, a fish; and the breeds' probabilities that follow."""
+    imagenet = np.zeros(1000)
+    imagenet[0] = 1 - dog
+    for index, share in breeds.items():
+        imagenet[BREED_CLASSES[index]] = dog * share
+    return imagenet, imagenet_breed_probs(imagenet)
+
+
+class FakePhoto:
+    """A photo whose whole view says ``whole`` and whose dog crop says ``crop``."""
+
+    def __init__(self, whole: Probs, crop: Probs, box: Box):
+        self.whole, self.crop, self.box, self.asked = whole, crop, box, []
+
+    def probs(self, view: View, mirror: bool) -> Probs:
+        self.asked.append(view.square)
+        return self.crop if view.square == "dog" else self.whole
+
+    def first_dog(self, variant: str, mirror: bool) -> tuple[Box, float]:
+        return self.box, 1.0
+
+
+def test_a_sweep_looks_twice_only_when_unsure() -> None:
+    sweep = looked("twice", [(View("whole", 260), True)], (View("dog", 300, margin=0.5), True))
+    big_dog, small_dog = Box(0, 0, 1, 1), Box(0.4, 0.4, 0.6, 0.6)
+    sure, unsure, crop = probs({0: 0.9, 1: 0.1}), probs({0: 0.4, 1: 0.35, 3: 0.25}), probs({2: 1.0})
+    photo = FakePhoto(sure, crop, big_dog)  # a confident answer on a big dog: once
+    np.testing.assert_allclose(sweep.answer(photo)[1], sure[1])
+    assert photo.asked == ["whole"]
+    for first, box in ((unsure, big_dog), (sure, small_dog)):  # a mix, or a small dog: twice
+        photo = FakePhoto(first, crop, box)
+        assert int(np.argmax(sweep.answer(photo)[1])) == 2 and photo.asked == ["whole", "dog"]
+    assert sweep.cost == 2.0 and sweep.detail == 600  # the crop at 300 px needs 600 px photos
+
+
+def test_views_of_several_models_are_averaged() -> None:
+    sweep = looked("two", [(View("whole", 260), False), (View("whole", 240, "lite1"), False)])
+    answers = {"lite2": probs({0: 0.8, 1: 0.2}), "lite1": probs({0: 0.2, 1: 0.8})}
+
+    class TwoModels(FakePhoto):
+        def probs(self, view: View, mirror: bool) -> Probs:
+            return answers[view.variant]
+
+    imagenet, breeds = sweep.answer(TwoModels(*answers.values(), Box(0, 0, 1, 1)))
+    np.testing.assert_allclose(breeds[:2], [0.5, 0.5])
+    assert sweep.cost == 1.9
