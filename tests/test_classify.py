@@ -107,7 +107,7 @@ def test_folder_gives_a_table(shared_datasets: Path, tmp_path: Path) -> None:
                                       "n02110958-pug.jpg").read_bytes())
     result = run_classify(str(tmp_path))
     assert result.returncode == 0
-    assert result.stdout.startswith(f"{tmp_path / 'a.jpg'}: pug")
+    assert result.stdout.startswith(f"{tmp_path / 'a.jpg'}: looks most like a pug")
     assert "█" in result.stdout
 
 

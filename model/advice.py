@@ -1,0 +1,101 @@
+"""Advice on a poor photo: when the answer is unsure, say why in one line and how to retake it.
+
+The photo's quality is measured where the dog is (its box on the dog map), or over the whole
+photo when no dog was found: how bright it is, how sharp, and how much of the frame the dog
+fills. A confident answer never gets advice: whatever the photo's faults, it was good enough.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from model.answers import Answer, Box
+
+# The box is measured at this size: the variance of the Laplacian depends on the scale, so a
+# box of any size must be resized to one before its sharpness means the same in every photo.
+MEASURE_SIDE = 128
+# A washed-out photo has its light parts blown to white: a white dog in good light has few
+# such pixels (its mean luminance is a worse sign: a Samoyed on snow is bright but not blown).
+BLOWN = 250
+
+
+@dataclass(frozen=True)
+class Quality:
+    """What the advice is chosen from."""
+
+    brightness: float  # mean luminance of the box: 0 black, 1 white
+    blown: float  # the share of the box that is white (luminance at least BLOWN)
+    sharpness: float  # variance of the Laplacian of the box's luminance (0-255) at MEASURE_SIDE
+    share: float | None  # the share of the photo the dog's box covers; None: no dog found
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Where a photo's quality becomes a reason for advice. The defaults were chosen with
+    ``scripts/choose_advice.py`` on dogs-dev val photos as they are and made dark, bright,
+    small and blurred (README, "Advice on poor photos")."""
+
+    dark: float = 0.18  # brightness below this is too dark
+    bright: float = 0.1  # a blown share above this is washed out
+    small: float = 0.1  # a dog whose box covers less of the photo than this is small
+    blurred: float = 40.0  # sharpness below this is blurred
+
+
+LIMITS = Limits()
+# Reasons in the order they are checked: a dark or washed-out photo also has little contrast,
+# so it reads as blurred too; and a small dog, resized up to be measured, always looks soft.
+ADVICE = {
+    "dark": "The photo is too dark to see the dog well: try more light.",
+    "bright": "The photo is washed out: try with the light behind you, not behind the dog.",
+    "small": "The dog is small in the photo: come closer, or zoom in.",
+    "blurred": "The photo is blurred: hold still, and tap the dog on the screen to focus.",
+    # Said too of a dog too small for the dog map to find: hence "come closer".
+    "no dog": "I can't see a dog; is it in the picture? If it is, come closer.",
+}
+
+
+def measure(image: Image.Image, box: Box | None) -> Quality:
+    """The quality of the RGB ``image`` inside ``box`` (fractions of the image), or of the
+    whole image when ``box`` is None (no dog found)."""
+    width, height = image.size
+    region = (0, 0, width, height) if box is None else (
+        box.left * width, box.top * height, max(box.right * width, box.left * width + 1),
+        max(box.bottom * height, box.top * height + 1))
+    grey = image.convert("L").resize((MEASURE_SIDE, MEASURE_SIDE), Image.Resampling.BICUBIC,
+                                     box=region, reducing_gap=3.0)
+    luminance = np.asarray(grey, np.float32)
+    return Quality(float(luminance.mean() / 255), float((luminance >= BLOWN).mean()),
+                   laplacian_variance(luminance),
+                   None if box is None else box.share)
+
+
+def laplacian_variance(luminance: np.ndarray) -> float:
+    """The variance of the 4-neighbour Laplacian of a (H, W) image: high where edges are sharp."""
+    laplacian = (luminance[:-2, 1:-1] + luminance[2:, 1:-1] + luminance[1:-1, :-2]
+                 + luminance[1:-1, 2:] - 4 * luminance[1:-1, 1:-1])
+    return float(laplacian.var())
+
+
+def reason(answer: Answer, quality: Quality, limits: Limits = LIMITS) -> str | None:
+    """Why the photo may have failed (a key of ``ADVICE``), or None: a confident answer, or
+    an unsure one (a likely mix) from a photo with nothing wrong with it."""
+    if answer.is_dog and not answer.mixed:
+        return None
+    if quality.brightness < limits.dark:
+        return "dark"
+    if quality.blown > limits.bright:
+        return "bright"
+    if quality.share is not None and quality.share < limits.small:
+        return "small"
+    if quality.sharpness < limits.blurred:
+        return "blurred"
+    return None if answer.is_dog else "no dog"
+
+
+def advise(answer: Answer, quality: Quality, limits: Limits = LIMITS) -> str | None:
+    """One line on how to retake the photo, or None (see ``reason``)."""
+    why = reason(answer, quality, limits)
+    return None if why is None else ADVICE[why]
