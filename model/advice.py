@@ -59,17 +59,33 @@ ADVICE = {
 
 def measure(image: Image.Image, box: Box | None) -> Quality:
     """The quality of the RGB ``image`` inside ``box`` (fractions of the image), or of the
-    whole image when ``box`` is None (no dog found)."""
+    whole image when ``box`` is None (no dog found).
+
+    A box narrower or shorter than ``MEASURE_SIDE`` pixels is widened to it (as far as the
+    image allows), so that it is never enlarged to be measured: enlarged, a sharp photo's few
+    pixels would look blurred.
+    """
     width, height = image.size
-    region = (0, 0, width, height) if box is None else (
-        box.left * width, box.top * height, max(box.right * width, box.left * width + 1),
-        max(box.bottom * height, box.top * height + 1))
+    if box is None:
+        region = (0, 0, width, height)
+    else:
+        (left, right), (top, bottom) = (_span(box.left * width, box.right * width, width),
+                                        _span(box.top * height, box.bottom * height, height))
+        region = (left, top, right, bottom)
     grey = image.convert("L").resize((MEASURE_SIDE, MEASURE_SIDE), Image.Resampling.BICUBIC,
                                      box=region, reducing_gap=3.0)
     luminance = np.asarray(grey, np.float32)
     return Quality(float(luminance.mean() / 255), float((luminance >= BLOWN).mean()),
                    laplacian_variance(luminance),
                    None if box is None else box.share)
+
+
+def _span(start: float, end: float, length: int) -> tuple[float, float]:
+    """[start, end] widened about its centre to at least ``MEASURE_SIDE`` (at most ``length``),
+    and kept inside [0, length]."""
+    size = min(max(end - start, MEASURE_SIDE), length)
+    begin = min(max((start + end - size) / 2, 0.0), length - size)
+    return begin, begin + size
 
 
 def laplacian_variance(luminance: np.ndarray) -> float:
@@ -88,10 +104,10 @@ def reason(answer: Answer, quality: Quality, limits: Limits = LIMITS) -> str | N
         return "dark"
     if quality.blown > limits.bright:
         return "bright"
-    if quality.share is not None and quality.share < limits.small:
-        return "small"
     if quality.sharpness < limits.blurred:
         return "blurred"
+    if quality.share is not None and quality.share < limits.small:
+        return "small"
     return None if answer.is_dog else "no dog"
 
 

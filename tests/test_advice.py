@@ -10,6 +10,7 @@ from PIL import Image, ImageFilter
 from model.advice import (
     ADVICE,
     LIMITS,
+    MEASURE_SIDE,
     Limits,
     Quality,
     advise,
@@ -42,6 +43,17 @@ def test_a_sharp_scene_measures_sharper_than_it_blurred_at_any_size() -> None:
     assert sharp.share is None and 0.3 < sharp.brightness < 0.6 and sharp.blown == 0
 
 
+def test_a_small_box_is_widened_not_enlarged() -> None:
+    """Enlarged to be measured, a sharp photo's few pixels would look blurred."""
+    photo = scene(1024)
+    tiny = measure(photo, Box(0.5, 0.5, 0.52, 0.52))  # 20 px
+    enlarged = photo.convert("L").resize((MEASURE_SIDE, MEASURE_SIDE), Image.Resampling.BICUBIC,
+                                         box=(512, 512, 532, 532))
+    assert tiny.sharpness > 5 * laplacian_variance(np.asarray(enlarged, np.float32))
+    assert tiny.share == pytest.approx(0.0004)
+    assert measure(photo, Box(0.98, 0.98, 1.0, 1.0)).sharpness > 0  # widened inside the photo
+
+
 def test_exposure_is_measured_in_the_box_only() -> None:
     pixels = np.asarray(scene(), np.uint8).copy()
     pixels[:, 128:] = 255  # the right half blown to white
@@ -70,7 +82,7 @@ def test_a_confident_answer_never_gets_advice() -> None:
     (Quality(0.45, 0.0, 500.0, 0.01), "small"),
     (Quality(0.45, 0.0, 1.0, 0.5), "blurred"),
     (Quality(0.05, 0.0, 1.0, 0.01), "dark"),  # dark photos read as blurred too: dark first
-    (Quality(0.45, 0.0, 1.0, 0.01), "small"),  # a small dog, enlarged, reads as blurred
+    (Quality(0.45, 0.0, 1.0, 0.01), "blurred"),  # blurring shrinks a dog's box on the map
     (FINE, None),  # a likely mix in a fine photo: nothing to say
 ])
 def test_an_unsure_answer_says_why(quality: Quality, why: str | None) -> None:
