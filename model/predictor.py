@@ -121,11 +121,7 @@ class Predictor:
             self.promotion: dict | None = None  # how retraining last improved it
             self.breeds = imagenet_breeds()
             self.version = f"efficientnet-{variant}-imagenet"
-            self.description = (f"EfficientNet-{variant.capitalize()} with its ImageNet head "
-                                "(no training yet): "
-                                + times_in_ten(UNSEEN_RIGHT[variant] / UNSEEN_PHOTOS)
-                                + " on photos of 97 breeds it never saw (wiki-dogs-dev, "
-                                f"{UNSEEN_PHOTOS} photos)")
+            self.description = _describe_zero_training(variant)
         else:
             if not Path(model).exists():
                 raise ArtifactError(f"no model file {model} (the zero-training models are "
@@ -359,6 +355,13 @@ def _padded(batch: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
 def times_in_ten(top1: float) -> str:
     """"right about 6 times in 10": an accuracy as people say it."""
     return f"right about {round(top1 * 10)} times in 10"
+
+
+def _describe_zero_training(variant: str) -> str:
+    """A zero-training model and its accuracy on photos its backbone never saw."""
+    return (f"EfficientNet-{variant.capitalize()} with its ImageNet head (no training yet): "
+            f"{times_in_ten(UNSEEN_RIGHT[variant] / UNSEEN_PHOTOS)} on photos of 97 breeds it "
+            f"never saw (wiki-dogs-dev, {UNSEEN_PHOTOS} photos)")
 
 
 def _describe(artifact: Artifact) -> str:

@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from model.advice import LIMITS
-from model.evaluation.advice import CONDITIONS, advice_rates, look_at_conditions, sweep
+from model.evaluation.advice import (
+    CONDITIONS,
+    Looked,
+    advice_rates,
+    look_at_conditions,
+    sweep,
+)
 from model.evaluation.scoring import load_data, select_examples
 from model.predictor import Predictor
 
@@ -47,13 +53,18 @@ def main() -> None:
     chosen = np.random.default_rng(args.seed).choice(len(examples), args.photos, replace=False)
     photos = [examples[i].path.read_bytes() for i in sorted(chosen)]
     looked = list(look_at_conditions(Predictor(), photos, args.seed))
-    rates = advice_rates(looked, LIMITS)
     print(f"{args.photos} dogs-dev val photos (seed {args.seed}) in each condition; "
           f"limits {dataclasses.asdict(LIMITS)}\n")
-    print("condition  photos  unsure  advised  right advice: of unsure  of all")
+    print_sweep(looked)
+
+
+def print_sweep(looked: list[Looked]) -> None:
+    """The rates at model.advice's limits, each limit swept, and the totals."""
+    rates = advice_rates(looked, LIMITS)
+    print("condition  photos  unsure  advised  no dog  right advice: of unsure  of all")
     for condition in CONDITIONS:
         r = rates[condition]
-        print(f"{condition:<9} {r['photos']:6d} {r['unsure']:7d} {r['advised']:8d}"
+        print(f"{condition:<9} {r['photos']:6d} {r['unsure']:7d} {r['advised']:8d} {r['no_dog']:7d}"
               f"  {r['right']:6d} {_percent(r['right'], r['unsure'])}   "
               f"{_percent(r['right'], r['photos'])}")
     for field, values in SWEEPS.items():

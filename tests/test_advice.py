@@ -133,11 +133,12 @@ TINY = [
 def test_advice_rates_count_unsure_advised_and_right() -> None:
     rates = advice_rates(TINY, Limits(dark=0.15, bright=0.1, small=0.1, blurred=40))
     assert list(rates) == list(CONDITIONS)
-    assert rates["good"] == {"photos": 3, "unsure": 2, "advised": 0, "right": 3}
-    assert rates["dark"] == {"photos": 3, "unsure": 2, "advised": 1, "right": 1}
-    assert rates["bright"] == {"photos": 1, "unsure": 1, "advised": 1, "right": 1}
-    assert rates["small"] == {"photos": 2, "unsure": 2, "advised": 2, "right": 1}
-    assert rates["blurred"] == {"photos": 1, "unsure": 1, "advised": 1, "right": 1}
+    assert rates["good"] == {"photos": 3, "unsure": 2, "advised": 0, "right": 3, "no_dog": 0}
+    assert rates["dark"] == {"photos": 3, "unsure": 2, "advised": 1, "right": 1, "no_dog": 0}
+    assert rates["bright"] == {"photos": 1, "unsure": 1, "advised": 1, "right": 1, "no_dog": 0}
+    assert rates["small"] == {"photos": 2, "unsure": 2, "advised": 2, "right": 1, "no_dog": 1}
+    assert rates["blurred"] == {"photos": 1, "unsure": 1, "advised": 1, "right": 1,
+                                "no_dog": 0}
 
 
 def test_sweep_moves_one_limit() -> None:

@@ -99,7 +99,8 @@ def look_at_conditions(predictor: Predictor, photos: Sequence[bytes], seed: int 
 
 def advice_rates(looked: Sequence[Looked], limits: Limits) -> dict[str, dict[str, int]]:
     """Per condition: its photos, how many got an unsure answer, how many of those got any
-    advice, and how many the right advice (for "good": none, so "right" counts no advice)."""
+    advice, how many the right advice (for "good": none, so "right" counts no advice), and
+    how many the no-dog advice (whose "if it is, come closer" also suits a small dog)."""
     rates = {}
     for condition in CONDITIONS:
         these = [item for item in looked if item.condition == condition]
@@ -108,7 +109,8 @@ def advice_rates(looked: Sequence[Looked], limits: Limits) -> dict[str, dict[str
         rates[condition] = {
             "photos": len(these), "unsure": sum(unsure),
             "advised": sum(why is not None for why in reasons),
-            "right": sum(why == RIGHT[condition] for why in reasons)}
+            "right": sum(why == RIGHT[condition] for why in reasons),
+            "no_dog": sum(why == "no dog" for why in reasons)}
     return rates
 
 
