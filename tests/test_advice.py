@@ -91,7 +91,9 @@ def test_an_unsure_answer_says_why(quality: Quality, why: str | None) -> None:
 
 
 def test_no_dog_found() -> None:
-    assert advise(NOT_A_DOG, FINE) == ADVICE["no dog"]
+    assert advise(NOT_A_DOG, Quality(0.45, 0.0, 500.0, None)) == ADVICE["no dog"]
+    # Not a dog, but the dog map found one: a dog too small a part of the photo to count.
+    assert reason(NOT_A_DOG, FINE) == "small"
     assert ADVICE["no dog"].startswith("I can't see a dog; is it in the picture?")
     assert reason(NOT_A_DOG, Quality(0.05, 0.0, 500.0, None)) == "dark"
 
