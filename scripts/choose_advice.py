@@ -16,6 +16,7 @@ import numpy as np
 from model.advice import LIMITS
 from model.evaluation.advice import (
     CONDITIONS,
+    RIGHT,
     Looked,
     advice_rates,
     look_at_conditions,
@@ -24,8 +25,8 @@ from model.evaluation.advice import (
 from model.evaluation.scoring import load_data, select_examples
 from model.predictor import Predictor
 
-SWEEPS = {"dark": np.arange(0.06, 0.31, 0.02), "bright": np.arange(0.02, 0.31, 0.02),
-          "small": np.arange(0.02, 0.21, 0.02), "blurred": np.arange(10, 131, 10)}
+SWEEPS = {"dark": np.arange(0.12, 0.31, 0.02), "bright": np.arange(0.02, 0.31, 0.04),
+          "small": np.arange(0.05, 0.36, 0.05), "blurred": np.arange(10, 131, 20)}
 DEGRADED = CONDITIONS[1:]
 
 
@@ -64,9 +65,10 @@ def print_sweep(looked: list[Looked]) -> None:
     print("condition  photos  unsure  advised  no dog  right advice: of unsure  of all")
     for condition in CONDITIONS:
         r = rates[condition]
-        print(f"{condition:<9} {r['photos']:6d} {r['unsure']:7d} {r['advised']:8d} {r['no_dog']:7d}"
-              f"  {r['right']:6d} {_percent(r['right'], r['unsure'])}   "
-              f"{_percent(r['right'], r['photos'])}")
+        right = (f"{r['right']:6d} {_percent(r['right'], r['unsure'])}   "
+                 f"{_percent(r['right'], r['photos'])}" if RIGHT[condition] else "")
+        print(f"{condition:<9} {r['photos']:6d} {r['unsure']:7d} {r['advised']:8d} "
+              f"{r['no_dog']:7d}  {right}")
     for field, values in SWEEPS.items():
         print(f"\n{field:<8}  good photos advised  right '{field}' advice: of unsure  of all")
         for row in sweep(looked, LIMITS, field, values):
