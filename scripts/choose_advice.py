@@ -68,7 +68,7 @@ def print_sweep(looked: list[Looked]) -> None:
         right = (f"{r['right']:6d} {_percent(r['right'], r['unsure'])}   "
                  f"{_percent(r['right'], r['photos'])}" if RIGHT[condition] else "")
         print(f"{condition:<9} {r['photos']:6d} {r['unsure']:7d} {r['advised']:8d} "
-              f"{r['no_dog']:7d}  {right}")
+              f"{r['no_dog']:7d}  {right}".rstrip())
     for field, values in SWEEPS.items():
         print(f"\n{field:<8}  good photos advised  right '{field}' advice: of unsure  of all")
         for row in sweep(looked, LIMITS, field, values):
