@@ -22,6 +22,7 @@ from bot.breeds import BreedIndex
 from bot.inference import BatchingClassifier
 from bot.ratelimit import RateLimiter
 from bot.replies import (
+    DNA,
     HELP,
     Press,
     confirm_new_breed_keyboard,
@@ -117,7 +118,7 @@ async def about(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Show the model version, its measured accuracy, and when corrections last improved it."""
     predictor = services(context).classifier.predictor
     await reply(update, f"Model <code>{escape(predictor.version)}</code>\n"
-                        f"{escape(predictor.description)}.{_promotion_line(predictor)}")
+                        f"{escape(predictor.description)}.{_promotion_line(predictor)}\n{DNA}")
 
 
 def _promotion_line(predictor: Predictor) -> str:

@@ -88,8 +88,9 @@ class PhotoAnswer:
     advice: str | None = None
 
     def to_json(self) -> dict:
-        """The photo's answer as ``Answer.to_json``, plus ``dogs``."""
-        return self.answer.to_json() | {"dogs": [dog.to_json() for dog in self.dogs]}
+        """The photo's answer as ``Answer.to_json``, plus ``dogs`` and ``advice``."""
+        return self.answer.to_json() | {"dogs": [dog.to_json() for dog in self.dogs],
+                                        "advice": self.advice}
 
 
 def imagenet_breeds() -> tuple[Breed, ...]:
@@ -127,12 +128,19 @@ def _name_list(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def article(name: str) -> str:
+    """"a" or "an", as English puts it before ``name``: a beagle, an English foxhound."""
+    return "an" if name[:1].lower() in "aeiou" else "a"
+
+
 def headline(answer: Answer) -> str:
-    """One line for people: the breed, a likely mix, or what the photo shows instead."""
+    """One line for people: the breed the dog looks most like, a likely mix, or what the
+    photo shows instead. Looks, not breed: only a DNA test can tell a mix for sure."""
     if not answer.is_dog:
         return f"that doesn't look like a dog (looks like: {answer.looks_like})"
     if answer.mixed:
         likely = answer.predictions[:MIX_BREEDS]
         names = [p.name for i, p in enumerate(likely) if i < 2 or p.probability >= 0.05]
         return f"probably a mix of {_name_list(names)}"
-    return answer.predictions[0].name
+    name = answer.predictions[0].name
+    return f"looks most like {article(name)} {name}"

@@ -30,7 +30,7 @@ def format_table(name: str, answer: Answer) -> str:
 
 
 def format_photo(name: str, photo: PhotoAnswer) -> str:
-    """The photo's block, then, if it holds several dogs, a line for each."""
+    """The photo's block, then, if it holds several dogs, a line for each, then the advice."""
     lines = [format_table(name, photo.answer)]
     if len(photo.dogs) > 1:
         for number, dog in enumerate(photo.dogs, 1):
@@ -38,13 +38,15 @@ def format_photo(name: str, photo: PhotoAnswer) -> str:
                                                    dog.box.bottom))
             lines.append(f"  dog {number} at ({box}), {dog.box.share:.0%} of the photo: "
                          f"{headline(dog.answer)}")
+    if photo.advice:
+        lines.append(f"  advice: {photo.advice}")
     return "\n".join(lines)
 
 
 def to_json(name: str, photo: PhotoAnswer) -> dict:
     """One line of ``--json``: the photo's answer, its dogs (box: left, top, right, bottom as
-    fractions of the photo), and ``advice`` (none yet)."""
-    return {"path": name, **photo.to_json(), "advice": None}
+    fractions of the photo), and ``advice`` (null when there is none)."""
+    return {"path": name, **photo.to_json()}
 
 
 def _read(source: PhotoSource) -> bytes | SourceError:

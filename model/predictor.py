@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from model import DEFAULT_VARIANT, MODELS
+from model.advice import Quality, advise, measure
 from model.answers import (
     Answer,
     Box,
@@ -46,8 +47,12 @@ from model.preprocess import (
 
 log = logging.getLogger(__name__)
 
-# Dog top-1 of the zero-training models on dogs-dev val, from scripts/evaluate_backbone.py.
-MEASURED_DOG_TOP1 = {"lite0": 0.747, "lite1": 0.760, "lite2": 0.765}
+# What /about quotes for the zero-training models: photos right of wiki-dogs-dev's 182 photos of
+# 97 breeds, from Wikipedia, never in ImageNet, so the backbone never saw them; answered with
+# ``look``, as the bot answers (README, "A breed model with no training"). dogs-dev's 76% is
+# flattering: its photos are from ImageNet's training set.
+UNSEEN_PHOTOS = 182
+UNSEEN_RIGHT = {"lite0": 111, "lite1": 116, "lite2": 118}
 BATCH_SIZES = (1, 8, 32)  # compiled shapes; a batch is padded up to the next one
 GRADCAM_BATCH_SIZES = (4,)  # Grad-CAM serves offline reports: one compiled shape will do
 # ``look`` decodes photos with a short side of at least twice the model's resolution, so that a
@@ -118,9 +123,7 @@ class Predictor:
             self.promotion: dict | None = None  # how retraining last improved it
             self.breeds = imagenet_breeds()
             self.version = f"efficientnet-{variant}-imagenet"
-            self.description = (f"EfficientNet-{variant.capitalize()} with its ImageNet head "
-                                f"(no training yet): right on {MEASURED_DOG_TOP1[variant]:.0%} "
-                                "of 3,764 photos of 10 breeds (dogs-dev val)")
+            self.description = _describe_zero_training(variant)
         else:
             if not Path(model).exists():
                 raise ArtifactError(f"no model file {model} (the zero-training models are "
@@ -238,17 +241,24 @@ class Predictor:
 
     def look(self, photos: Sequence[bytes], how: Look = LOOK) -> list[PhotoAnswer | ImageError]:
         """Each photo looked at whole and closer: its answer and where each dog is, with the
-        dog's own answer; or the ImageError that says why it could not be read.
+        dog's own answer, and advice when the answer is unsure; or the ImageError that says
+        why it could not be read.
 
         The whole photo (letterboxed, not cropped, so that dogs off-centre count) gives the
         first answer and the dog map; ``how`` says when a crop around the first dog is
         classified too and averaged in. With several dogs, each gets a crop and an answer.
         """
+        return [result if isinstance(result, ImageError) else result[0]
+                for result in self.look_measured(photos, how)]
+
+    def look_measured(self, photos: Sequence[bytes], how: Look = LOOK
+                      ) -> list[tuple[PhotoAnswer, Quality] | ImageError]:
+        """``look``, with the quality of each photo that its advice was chosen from."""
         decode = functools.partial(load_rgb, min_side=CROP_DETAIL * self.resolution)
         images = list(self._decoders.map(functools.partial(_read, decode), photos))
         return _on_readable(images, lambda readable: self._look_at(readable, how))
 
-    def _look_at(self, images: list[Image.Image], how: Look) -> list[PhotoAnswer]:
+    def _look_at(self, images: list[Image.Image], how: Look) -> list[tuple[PhotoAnswer, Quality]]:
         views = [whole_square(*image.size) for image in images]
         imagenet, breeds, *maps = self.whole_probabilities(self._pixels(images, views),
                                                            how.mirror)
@@ -263,23 +273,28 @@ class Predictor:
         wanted = [(i, j) for i, found in enumerate(dogs) for j in range(len(found))
                   if len(found) > 1 or twice[i]]
         crops = self._crop_probabilities(images, dogs, wanted, how)
-        return [self._photo_answer(wholes[i], found, [crops.get((i, j)) for j in range(len(found))],
-                                   twice[i]) for i, found in enumerate(dogs)]
+        qualities = list(self._decoders.map(measure, images,
+                                            [found[0] if found else None for found in dogs]))
+        return [(self._photo_answer(wholes[i], found,
+                                    [crops.get((i, j)) for j in range(len(found))], twice[i],
+                                    qualities[i]), qualities[i])
+                for i, found in enumerate(dogs)]
 
     def _photo_answer(self, whole: tuple[np.ndarray, np.ndarray], boxes: list[Box],
-                      crops: list[tuple[np.ndarray, np.ndarray] | None],
-                      twice: bool) -> PhotoAnswer:
+                      crops: list[tuple[np.ndarray, np.ndarray] | None], twice: bool,
+                      quality: Quality) -> PhotoAnswer:
         """A photo's answer from its whole view's probabilities (ImageNet (1000,), breeds (N,)),
-        its dogs' boxes and their crops' probabilities (None: not looked at)."""
+        its dogs' boxes, their crops' probabilities (None: not looked at) and its quality."""
         answer = make_answer(*(combined([whole, crops[0]]) if twice else whole), self.breeds,
                              self.top_k)
+        advice = advise(answer, quality)
         if not answer.is_dog:
-            return PhotoAnswer(answer, (), twice)
+            return PhotoAnswer(answer, (), twice, advice)
         if len(boxes) == 1:
-            return PhotoAnswer(answer, (Dog(boxes[0], answer),), twice)
+            return PhotoAnswer(answer, (Dog(boxes[0], answer),), twice, advice)
         own = [make_answer(*crop, self.breeds, self.top_k) for crop in crops]
         return PhotoAnswer(answer, tuple(Dog(box, dog) for box, dog in zip(boxes, own, strict=True)
-                                         if dog.is_dog), twice)
+                                         if dog.is_dog), twice, advice)
 
     def _crop_probabilities(self, images: list[Image.Image], dogs: list[list[Box]],
                             wanted: list[tuple[int, int]], how: Look
@@ -352,9 +367,27 @@ def _padded(batch: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
     return np.concatenate([batch, np.zeros((size - len(batch), *batch.shape[1:]), batch.dtype)])
 
 
+def times_in_ten(top1: float) -> str:
+    """"right about 6 times in 10": an accuracy as people say it."""
+    return f"right about {round(top1 * 10)} times in 10"
+
+
+def _describe_zero_training(variant: str) -> str:
+    """A zero-training model and its accuracy on photos its backbone never saw."""
+    return (f"EfficientNet-{variant.capitalize()} with its ImageNet head (no training yet): "
+            f"{times_in_ten(UNSEEN_RIGHT[variant] / UNSEEN_PHOTOS)} on photos of 97 breeds it "
+            f"never saw (wiki-dogs-dev, {UNSEEN_PHOTOS} photos)")
+
+
 def _describe(artifact: Artifact) -> str:
-    val = artifact.metrics.get("val", {})
-    measured = (f": right on {val['top1']:.0%} of {val['count']} validation photos"
-                if "top1" in val else "")
+    """A trained model and its accuracy on the photos of its data held out from its training:
+    the test split, where there is one; else val (used only to stop training and calibrate)."""
+    split = next((name for name in ("test", "val") if "top1" in artifact.metrics.get(name, {})),
+                 None)
+    measured = ""
+    if split:
+        figures = artifact.metrics[split]
+        measured = (f": {times_in_ten(figures['top1'])} on {figures['count']:,} photos it was "
+                    f"not trained on ({split} split of its data)")
     return (f"EfficientNet-{artifact.variant.capitalize()} with a head trained on "
             f"{len(artifact.labels)} breeds{measured}")

@@ -12,7 +12,10 @@ from model.answers import (
     DOG_THRESHOLD,
     MIX_THRESHOLD,
     Answer,
+    BreedGuess,
+    PhotoAnswer,
     dog_probability,
+    headline,
     imagenet_breed_probs,
     imagenet_breeds,
     make_answer,
@@ -126,3 +129,19 @@ def test_imagenet_breeds_match_the_photo_folders(shared_datasets: Path) -> None:
     wnids = {p.name.split("-")[0] for p in (shared_datasets / "imagenet-dogs-121").glob("*.jpg")}
     wnids |= {p.name.split("-")[0] for p in (shared_datasets / "dogs-dev" / "Images").iterdir()}
     assert wnids == {b.label for b in imagenet_breeds()}
+
+
+def test_headline_says_looks_most_like_and_keeps_mixes() -> None:
+    assert headline(answer_for(probabilities({GOLDEN_RETRIEVER: 0.95}))) == (
+        "looks most like a golden retriever")
+    foxhound = Answer(True, 0.9, False, (BreedGuess("n02089973", "English foxhound", 0.8),))
+    assert headline(foxhound) == "looks most like an English foxhound"
+    mixed = answer_for(probabilities({index: 0.19 for index in range(151, 156)}))
+    assert headline(mixed).startswith("probably a mix of ")
+
+
+def test_a_photo_answer_carries_its_advice_into_json() -> None:
+    answer = answer_for(probabilities({TABBY: 0.7}))
+    assert PhotoAnswer(answer, (), False).to_json()["advice"] is None
+    advised = PhotoAnswer(answer, (), False, "I can't see a dog; is it in the picture?")
+    assert advised.to_json() == answer.to_json() | {"dogs": [], "advice": advised.advice}

@@ -29,11 +29,12 @@ from bot.fake_telegram import ChatSpec, UserSpec
 from bot.fake_telegram.bot_api import WEBHOOK_CONFLICT
 from bot.fake_telegram.webhook import SECRET_HEADER
 from bot.inference import BatchingClassifier
+from bot.replies import DNA
 from model import DEFAULT_VARIANT
 from model.artifact import BreedLabel
 from model.evaluation.several_dogs import LAYOUTS, composite
 from model.head import imagenet_rows
-from model.predictor import MEASURED_DOG_TOP1, Predictor
+from model.predictor import Predictor
 from tests.conftest import (
     DEFAULT_MODEL_VERSION,
     BotEnv,
@@ -63,7 +64,7 @@ async def test_photo_gets_breeds_buttons_and_is_stored(bot_env: BotEnv, read_pho
     sent = bot_env.fake.send_photo(PRIVATE, ALEX, read_photo(CHIHUAHUA))
     answer = await bot_env.answer_to(PRIVATE.id, sent)
 
-    assert answer["text"].startswith("🐕 Looks like a Chihuahua.")
+    assert answer["text"].startswith("🐕 Looks most like a Chihuahua.")
     assert "%" in answer["text"]
     assert button(answer, "Right") and button(answer, "Correct it")
     assert (PRIVATE.id, "typing") in bot_env.fake.chat_actions
@@ -241,8 +242,9 @@ async def test_commands_menu_help_and_about(bot_env: BotEnv) -> None:
     await bot_env.fake.wait_for(PRIVATE.id, lambda m: "/correct" in m["text"])
     bot_env.fake.send_text(PRIVATE, ALEX, "/about")
     about = await bot_env.fake.wait_for(PRIVATE.id, lambda m: "Model" in m["text"])
-    accuracy = f"{MEASURED_DOG_TOP1[DEFAULT_VARIANT]:.0%}"
-    assert DEFAULT_MODEL_VERSION in about["text"] and accuracy in about["text"]
+    assert DEFAULT_MODEL_VERSION in about["text"] and "times in 10" in about["text"]
+    assert "it never saw (wiki-dogs-dev, 182 photos)" in about["text"]
+    assert about["text"].endswith(f"\n{DNA}")
 
 
 def _webp() -> bytes:
@@ -371,10 +373,10 @@ async def test_a_promoted_model_is_served_without_a_restart(
     version = save_model_file(promoted, labels, rows, {"promotion": PROMOTION})
     assert await eventually(lambda: classifier.version == version, timeout=60)
     answer = await env.ask(PRIVATE, ALEX, read_photo(PUG))
-    assert answer["text"].startswith("🐕 Looks like a pug.")
+    assert answer["text"].startswith("🐕 Looks most like a pug.")
     assert env.rows("select model_version from predictions order by id") == [
         (DEFAULT_MODEL_VERSION,), (version,)]
-    assert (await about_says(env, version)).endswith(f"\n{IMPROVED}")
+    assert (await about_says(env, version)).endswith(f"\n{IMPROVED}\n{DNA}")
     env.fake.send_text(PRIVATE, ALEX, "/event Saturday adoption day")
     await env.fake.wait_for(PRIVATE.id, lambda m: "photo" in m)
     env.fake.send_text(PRIVATE, ALEX, "/stats")
@@ -416,7 +418,7 @@ async def test_webhook_mode_answers_photos_buttons_and_commands(webhook_env: Bot
     assert [c["command"] for c in env.fake.commands] == [c for c, _ in COMMANDS]
 
     answer = await env.ask(PRIVATE, ALEX, read_photo(CHIHUAHUA))
-    assert answer["text"].startswith("🐕 Looks like a Chihuahua.")
+    assert answer["text"].startswith("🐕 Looks most like a Chihuahua.")
     env.fake.press_button(PRIVATE, ALEX, answer["message_id"], button(answer, "Right"))
     await env.fake.wait_for(PRIVATE.id, lambda m: "Noted" in m["text"])
     assert env.rows("select label, kind from corrections") == [("n02085620", "confirmed")]
@@ -450,7 +452,7 @@ async def test_a_forged_webhook_post_is_refused(webhook_env: BotEnv, read_photo,
     again = await env.fake.wait_for(PRIVATE.id, lambda m: m["reply_to_message"]["message_id"]
                                     == replayed["message"]["message_id"],
                                     since=answer["_version"])
-    assert again["text"].startswith("🐕 Looks like a pug.")
+    assert again["text"].startswith("🐕 Looks most like a pug.")
     assert await eventually(lambda: env.rows(
         "select count(*) from predictions where reply_message_id is not null") == [(2,)])
     bot_messages = [m for m in env.fake.messages(PRIVATE.id) if m["from"]["is_bot"]]

@@ -8,11 +8,14 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
+from model.advice import ADVICE
 from model.answers import Answer, BreedGuess
 from model.classify import format_table
+from model.evaluation.advice import degrade
 from model.evaluation.several_dogs import LAYOUTS, composite
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,11 +79,14 @@ def test_json_lists_each_of_two_dogs_and_no_dog_for_a_cat(shared_datasets: Path,
     (tmp_path / "two.jpg").write_bytes(two)
     data = pytest.importorskip("skimage.data")
     Image.fromarray(data.chelsea()).save(tmp_path / "cat.png")
-    result = run_classify("--json", str(tmp_path / "two.jpg"), str(tmp_path / "cat.png"))
+    dark_photo(shared_datasets, tmp_path / "dark.jpg")
+    result = run_classify("--json", str(tmp_path / "two.jpg"), str(tmp_path / "cat.png"),
+                          str(tmp_path / "dark.jpg"))
     assert result.returncode == 0
-    cat, two_dogs = sorted((json.loads(line) for line in result.stdout.splitlines()),
-                           key=lambda line: line["path"])
+    cat, dark, two_dogs = sorted((json.loads(line) for line in result.stdout.splitlines()),
+                                 key=lambda line: line["path"])
     assert cat["is_dog"] is False and cat["dogs"] == []
+    assert cat["advice"] == ADVICE["no dog"] and dark["advice"] == ADVICE["dark"]
     names = [dog["predictions"][0]["name"] for dog in sorted(two_dogs["dogs"],
                                                              key=lambda dog: dog["box"][0])]
     assert names == ["golden retriever", "Samoyed"]
@@ -102,13 +108,24 @@ def test_look_twice_finds_a_small_dog_in_a_wide_frame(shared_datasets: Path,
     assert len(twice["dogs"]) == 1 and twice["dogs"][0]["box"][0] > 0.5  # on the right
 
 
+def dark_photo(shared_datasets: Path, path: Path) -> None:
+    """A dogs-dev photo the model is sure of, made three stops too dark: unsure, and dark."""
+    photo = Image.open(shared_datasets / "dogs-dev" / "Images" / "n02093754-Border_terrier" /
+                       "n02093754_2812.jpg").convert("RGB")
+    degrade(photo, "dark", np.random.default_rng(0)).save(path, quality=90)
+
+
 def test_folder_gives_a_table(shared_datasets: Path, tmp_path: Path) -> None:
     (tmp_path / "a.jpg").write_bytes((shared_datasets / "imagenet-dogs-121" /
                                       "n02110958-pug.jpg").read_bytes())
+    dark_photo(shared_datasets, tmp_path / "b.jpg")
     result = run_classify(str(tmp_path))
     assert result.returncode == 0
-    assert result.stdout.startswith(f"{tmp_path / 'a.jpg'}: pug")
-    assert "█" in result.stdout
+    pug, dark = result.stdout.split("\n\n")[:2]
+    assert pug.startswith(f"{tmp_path / 'a.jpg'}: looks most like a pug")
+    assert "█" in pug and "advice" not in pug
+    assert dark.startswith(f"{tmp_path / 'b.jpg'}: ")
+    assert dark.endswith(f"\n  advice: {ADVICE['dark']}")
 
 
 def test_table_says_mix_and_not_a_dog() -> None:

@@ -50,7 +50,7 @@ async def test_photos_and_corrections_survive_failing_calls(env: BotEnv, read_ph
                          ("sendMessage", "429")]:
         env.fake.fail_next(method, kind)
     answer = await env.ask(PRIVATE, ALEX, read_photo(PUG))
-    assert answer["text"].startswith("🐕 Looks like a pug.")
+    assert answer["text"].startswith("🐕 Looks most like a pug.")
     env.fake.fail_next("editMessageText", "500")
     env.fake.fail_next("answerCallbackQuery", "drop")
     right = answer["reply_markup"]["inline_keyboard"][0][0]["callback_data"]

@@ -27,7 +27,7 @@ async def test_upload_a_photo_and_correct_the_answer(bot_env: BotEnv,
         await page.goto(bot_env.fake.url)
         await page.set_input_files("#photo-input",
                                    shared_datasets / "imagenet-dogs-121" / "n02110958-pug.jpg")
-        answer = page.locator(".message.bot", has_text="Looks like a pug")
+        answer = page.locator(".message.bot", has_text="Looks most like a pug")
         await answer.wait_for(timeout=30_000)
         await answer.locator(".keyboard button", has_text="Right").click()
         await page.locator(".message.bot", has_text="Noted that it's a pug").wait_for()

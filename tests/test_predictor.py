@@ -13,10 +13,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from model.advice import ADVICE
 from model.answers import Answer, PhotoAnswer
-from model.artifact import ArtifactError
+from model.artifact import Artifact, ArtifactError, BreedLabel
+from model.evaluation.advice import CONDITIONS, RIGHT, degrade
 from model.evaluation.several_dogs import LAYOUTS, composite
-from model.predictor import BATCH_SIZES, LOOK_TWICE, Look, Predictor, run_padded
+from model.predictor import (
+    BATCH_SIZES,
+    LOOK_TWICE,
+    Look,
+    Predictor,
+    _describe,
+    _describe_zero_training,
+    run_padded,
+)
 from model.preprocess import NotAnImageError, TruncatedImageError, load_image
 
 CHIHUAHUA = "imagenet-dogs-121/n02085620-Chihuahua.jpg"
@@ -251,3 +261,43 @@ def test_look_keeps_bad_photos_in_place_and_batches_like_single_photos(
 def test_look_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="second_look must be one of"):
         Look(second_look="sometimes")
+
+
+# --- advice on poor photos and what /about quotes -------------------------------------------
+
+BORDER_TERRIER = "dogs-dev/Images/n02093754-Border_terrier/n02093754_2812.jpg"
+
+
+def test_a_poor_photo_gets_the_right_advice_and_a_good_one_none(
+        predictor: Predictor, read_photo: Callable[[str], bytes]) -> None:
+    """A dogs-dev photo the model is sure of (68%), and the same photo made poor, as
+    ``scripts/choose_advice.py`` makes them: each poor one is unsure, and says why."""
+    photo = Image.open(io.BytesIO(read_photo(BORDER_TERRIER))).convert("RGB")
+    rng = np.random.default_rng(0)
+    results = predictor.look([_jpeg(degrade(photo, condition, rng)) for condition in CONDITIONS])
+    assert [result.advice for result in results] == [
+        RIGHT[condition] and ADVICE[RIGHT[condition]] for condition in CONDITIONS]
+    assert not results[0].answer.mixed  # "good": a confident answer, no advice
+
+
+def test_a_cat_gets_the_no_dog_advice(predictor: Predictor) -> None:
+    data = pytest.importorskip("skimage.data")
+    (result,) = predictor.look([_png(data.chelsea())])
+    assert result.advice == ADVICE["no dog"]
+
+
+def test_what_about_quotes() -> None:
+    """Figures from photos a model never saw or was not trained on, with their count."""
+    assert _describe_zero_training("lite2") == (
+        "EfficientNet-Lite2 with its ImageNet head (no training yet): right about 6 times in 10 "
+        "on photos of 97 breeds it never saw (wiki-dogs-dev, 182 photos)")
+    assert "right about 6 times in 10" in _describe_zero_training("lite0")  # 111 of 182
+    labels = [BreedLabel("n02088364", "beagle"), BreedLabel("n02111889", "Samoyed")]
+    trained = Artifact("lite0", labels, {"hidden": 0}, {}, {
+        "val": {"top1": 0.93, "count": 3764}, "test": {"top1": 0.874, "count": 1250}})
+    assert _describe(trained) == (
+        "EfficientNet-Lite0 with a head trained on 2 breeds: right about 9 times in 10 on 1,250 "
+        "photos it was not trained on (test split of its data)")
+    del trained.metrics["test"]
+    assert _describe(trained).endswith("on 3,764 photos it was not trained on (val split of "
+                                       "its data)")

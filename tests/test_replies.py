@@ -25,7 +25,7 @@ TOY_TERRIER = BreedGuess("n02087046", "toy terrier", 0.004)
 
 def test_a_sure_answer_names_the_breed_with_bars() -> None:
     text = answer_text(Answer(True, 0.98, False, (SHIH_TZU, LHASA, TOY_TERRIER)))
-    assert text.splitlines() == ["🐕 Looks like a <b>Shih-Tzu</b>.", "",
+    assert text.splitlines() == ["🐕 Looks most like a <b>Shih-Tzu</b>.", "",
                                  "▰▰▰▰▰▰▰▰▰▱  91% Shih-Tzu", "▰▱▱▱▱▱▱▱▱▱   6% Lhasa"]
     # The toy terrier (0.4%) would read "0%": it is left out.
 
