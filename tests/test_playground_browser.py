@@ -16,6 +16,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test "
                                              "installs it where it can)")
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the page, not the database
 async def test_upload_a_photo_and_correct_the_answer(bot_env: BotEnv,
                                                      shared_datasets: Path) -> None:
     async with playwright.async_playwright() as p:
