@@ -10,7 +10,7 @@ from html import escape
 from pathlib import PurePosixPath
 
 import segno
-from telegram import Bot, InputFile, Message, Update
+from telegram import Bot, CallbackQuery, InputFile, Message, Update
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
@@ -210,7 +210,6 @@ async def correct(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         text = await _record_correction(svc, prediction, update, breed.label, breed.name)
         await reply(update, text)
         return
-    context.user_data["new_breed"] = (prediction.id, name[:64])
     close = ", ".join(escape(b.name) for b in svc.breeds.suggestions(name))
     await reply(update, f"I don't know “{escape(name)}” yet."
                         + (f" Close matches: {close}." if close else "")
@@ -277,7 +276,6 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     elif action == "new":
         await _add_new_breed(update, context, prediction)
     elif action == "cancel":
-        context.user_data.pop("new_breed", None)
         await _acknowledge(query, "OK, nothing recorded.")
 
 
@@ -288,14 +286,25 @@ async def _acknowledge(query, text: str) -> None:
                                   parse_mode=ParseMode.HTML)
 
 
+def _proposed_breed(query: CallbackQuery) -> str | None:
+    """The name a "Yes, add it" question proposes: the argument of the /correct it answers,
+    read from that message (not this process's memory: the /correct may have reached another
+    bot process, or one since restarted). None unless the one who pressed sent it."""
+    asked = query.message.reply_to_message if isinstance(query.message, Message) else None
+    if asked is None or asked.from_user is None or asked.from_user.id != query.from_user.id:
+        return None
+    words = (asked.text or "").split()
+    if len(words) < 2 or not words[0].startswith("/correct"):
+        return None
+    return " ".join(words[1:])[:64]
+
+
 async def _add_new_breed(update: Update, context: ContextTypes.DEFAULT_TYPE,
                          prediction: PredictionInfo) -> None:
-    pending = context.user_data.pop("new_breed", None)
     query, svc = update.callback_query, services(context)
-    if pending is None or pending[0] != prediction.id:
+    if (name := _proposed_breed(query)) is None:
         await query.answer("That question has expired; send /correct again.")
         return
-    name = pending[1]
     text = await _record_correction(svc, prediction, update, slug(name), name, "new_breed")
     await svc.refresh_breeds()
     await _acknowledge(query, f"{text} I've added “{escape(name)}” as a new breed.")

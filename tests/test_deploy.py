@@ -113,14 +113,18 @@ def answer_to(api: str, user: int, sent: dict) -> dict:
                        == sent["message_id"])
 
 
+def act(api: str, what: str, **fields) -> None:
+    """A user acts through the stand-in's control API: ``send`` text, ``press`` a button."""
+    request = urllib.request.Request(f"{api}/api/{what}", json.dumps(fields).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).read()
+
+
 def press(api: str, user: int, message: dict, label: str) -> None:
     """``user`` presses the button whose label contains ``label`` under ``message``."""
     data = next(b["callback_data"] for row in message["reply_markup"]["inline_keyboard"]
                 for b in row if label in b["text"])
-    body = json.dumps({"user_id": user, "message_id": message["message_id"], "data": data})
-    request = urllib.request.Request(f"{api}/api/press", body.encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=10).read()
+    act(api, "press", user_id=user, message_id=message["message_id"], data=data)
 
 
 def test_two_bot_processes_behind_one_webhook_proxy(tmp_path: Path, stand_in: str,
@@ -130,9 +134,10 @@ def test_two_bot_processes_behind_one_webhook_proxy(tmp_path: Path, stand_in: st
     bots, logs = [], [[], []]
     try:
         for port in proxy.ports:
-            env = webhook_env(tmp_path, api, f"{proxy.url}/telegram/whatbreed", port)
+            env = webhook_env(tmp_path, api, f"{proxy.url}/telegram/whatbreed", port) | {
+                "DATABASE_URL": database, "WHATBREED_LOG_LEVEL": "INFO"}
             bots.append(subprocess.Popen(
-                [sys.executable, "-m", "bot"], env=env | {"DATABASE_URL": database},
+                [sys.executable, "-m", "bot"], env=env,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
         for bot, lines in zip(bots, logs, strict=True):
             wait_for_line(bot, lines, "is running", timeout=300)
@@ -153,6 +158,13 @@ def test_two_bot_processes_behind_one_webhook_proxy(tmp_path: Path, stand_in: st
             press(api, user, offered, second)
         for user in USERS:
             bot_message(api, user, lambda m: "Noted" in m.get("text", ""))
+        # A new breed: the question and the "yes" are two updates in a row, so each reaches
+        # another process.
+        act(api, "send", user_id=USERS[0], text="/correct Jindo",
+            reply_to=answers[USERS[0]]["message_id"])
+        question = bot_message(api, USERS[0], lambda m: "new breed?" in m.get("text", ""))
+        press(api, USERS[0], question, "Yes")
+        bot_message(api, USERS[0], lambda m: "added “Jindo” as a new breed" in m.get("text", ""))
         assert all(proxy.taken[backend] > 0 for backend in proxy.backends), proxy.taken
 
         # A model promoted into the shared folder: both processes load it.
@@ -160,7 +172,7 @@ def test_two_bot_processes_behind_one_webhook_proxy(tmp_path: Path, stand_in: st
         zero_head = {"kernel": np.zeros((1280, 2), np.float32), "bias": np.zeros(2, np.float32)}
         version = save_model_file(tmp_path / "model.whatbreed", labels, zero_head)
         for bot, lines in zip(bots, logs, strict=True):
-            wait_for_line(bot, lines, f"model reloaded: {version}")  # looked at every 5 s
+            wait_for_line(bot, lines, f"model reloaded: {version}", timeout=300)  # every 5 s
         again = {user: post_photo(api, photo, user) for user in USERS}
         for user in USERS:
             answer_to(api, user, again[user])
@@ -176,9 +188,9 @@ def test_two_bot_processes_behind_one_webhook_proxy(tmp_path: Path, stand_in: st
         kinds = Counter(connection.execute(text("SELECT kind FROM corrections")).scalars())
     engine.dispose()
     assert versions == {DEFAULT_MODEL_VERSION: 4, version: 4}
-    assert kinds == {"confirmed": 2, "corrected": 2}  # every press counted once
+    assert kinds == {"confirmed": 2, "corrected": 2, "new_breed": 1}  # each counted once
     for user in USERS:  # every photo answered once, by one process or the other
         replies = Counter(m["reply_to_message"]["message_id"] for m in chat(api, user)
-                          if m["from"]["is_bot"] and "reply_to_message" in m)
+                          if m["from"]["is_bot"] and "photo" in m.get("reply_to_message", {}))
         assert replies == {sent[user]["message_id"]: 1, again[user]["message_id"]: 1}
     assert not any("Traceback" in log for log in output)

@@ -89,6 +89,11 @@ def test_playground_process(tmp_path: Path, read_photo) -> None:
         wait_for_line(process, lines, f"playground at http://127.0.0.1:{port}")
         wait_for_line(process, lines, "is running")
         ask_for_the_pug(f"http://127.0.0.1:{port}", read_photo)
+        for path in ("/", "/api/me", "/api/messages?chat_id=1001&since=0",
+                     "/api/commands?chat_id=1001"):  # what the page loads
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as page:
+                shown = page.read().decode()
+            assert PLAYGROUND_TOKEN not in shown and quote(PLAYGROUND_TOKEN, safe="") not in shown
 
         labels = [BreedLabel("n02110958", "pug"), BreedLabel("n02085620", "Chihuahua")]
         zero_head = {"kernel": np.zeros((1280, 2), np.float32), "bias": np.zeros(2, np.float32)}
