@@ -6,6 +6,7 @@ answers."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import subprocess
@@ -22,11 +23,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlalchemy import text
+from telegram.error import Conflict
 
+from bot.app import build_application, serve
+from bot.fake_telegram import ChatSpec, UserSpec
 from bot.fake_telegram.webhook import SECRET_HEADER
+from bot.inference import BatchingClassifier
 from bot.storage.engine import make_engine
 from model.artifact import BreedLabel
-from tests.conftest import DEFAULT_MODEL_VERSION, free_port, save_model_file
+from tests.conftest import DEFAULT_MODEL_VERSION, free_port, running_bot, save_model_file
 from tests.postgres import PostgresServer
 from tests.test_main import post_photo, stand_in, stopped, wait_for_line, webhook_env
 
@@ -202,3 +207,18 @@ def test_two_bot_processes_behind_one_webhook_proxy(tmp_path: Path, stand_in: st
                           if m["from"]["is_bot"] and "photo" in m.get("reply_to_message", {}))
         assert replies == {m["message_id"]: 1 for m in (sent[user], again[user], last[user])}
     assert not any("Traceback" in log for log in output)
+
+
+async def test_a_second_poller_with_the_same_token_is_refused(
+        tmp_path: Path, classifier: BatchingClassifier, read_photo) -> None:
+    """Long polling serves one process a token (Telegram ends the older of two requests with
+    409, as the stand-in does): a bot started while another polls stops with that Conflict,
+    which `python -m bot` prints as one line, and the first keeps answering."""
+    alex = UserSpec(3001, "Alex")
+    async with running_bot(tmp_path, classifier) as env:
+        second = build_application(env.fake.token, env.services, env.fake.base_url,
+                                   env.fake.base_file_url)
+        with pytest.raises(Conflict, match="terminated by other getUpdates request"):
+            await asyncio.wait_for(serve(second, asyncio.Event()), timeout=60)
+        answer = await env.ask(ChatSpec(alex.id), alex, read_photo(PUG))
+        assert answer["text"].startswith("🐕 Looks like a pug.")
