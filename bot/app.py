@@ -13,7 +13,6 @@ from pathlib import Path
 from telegram import BotCommand
 from telegram.error import Conflict, TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -26,10 +25,10 @@ from bot import handlers
 from bot.breeds import BreedIndex
 from bot.config import Settings, Webhook
 from bot.handlers import Services
-from bot.inference import BatchingClassifier
+from bot.inference import BatchingClassifier, serving_predictor
 from bot.ratelimit import RateLimiter
+from bot.retry import RetryingRateLimiter
 from bot.storage import Store
-from model.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ NOT_A_PHOTO = (filters.Document.ALL | filters.Sticker.ALL | filters.VIDEO | filt
 
 def make_services(settings: Settings) -> Services:
     store = Store(settings.database_url, settings.photo_dir, settings.user_salt)
-    classifier = BatchingClassifier(lambda: Predictor(settings.model.to_load()))
+    classifier = BatchingClassifier(lambda: serving_predictor(settings.model.to_load()))
     breeds = BreedIndex.build(classifier.predictor.breeds, store.known_new_breeds())
     return Services(store, classifier, breeds, RateLimiter())
 
@@ -62,7 +61,7 @@ def make_services(settings: Settings) -> Services:
 def build_application(token: str, services: Services, base_url: str | None = None,
                       base_file_url: str | None = None) -> Application:
     """The bot: python-telegram-bot Application with every handler registered."""
-    builder = (ApplicationBuilder().token(token).rate_limiter(AIORateLimiter())
+    builder = (ApplicationBuilder().token(token).rate_limiter(RetryingRateLimiter())
                .concurrent_updates(True))
     if base_url:
         builder = builder.base_url(base_url).base_file_url(base_file_url or base_url)

@@ -2,7 +2,8 @@
 
 The event loop never runs JAX. Each request waits on an asyncio future; one thread takes
 whatever has queued up (up to ``max_batch`` photos, waiting at most ``max_wait_s`` for
-company), classifies them together and resolves the futures.
+company), looks at them together (``Predictor.look``: the answer and where each dog is) and
+resolves the futures.
 """
 
 from __future__ import annotations
@@ -15,11 +16,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from model.answers import Answer
+from model.answers import PhotoAnswer
 from model.predictor import Predictor
 from model.preprocess import ImageError
 
 log = logging.getLogger(__name__)
+
+
+MAX_BATCH = 8  # photos looked at in one predictor call at most
+
+
+def serving_predictor(model: str) -> Predictor:
+    """The predictor the bot serves ``model`` with, compiled for what the bot runs (``look``
+    on up to MAX_BATCH photos) rather than for ``classify``, so that no chat waits for a
+    compilation."""
+    predictor = Predictor(model, warm_up=False)
+    started = time.perf_counter()
+    predictor.warm_up_look(photos=MAX_BATCH)
+    log.info("predictor %s compiled for looking in %.1f s", predictor.version,
+             time.perf_counter() - started)
+    return predictor
 
 
 @dataclass
@@ -30,7 +46,7 @@ class _Request:
 
 
 class BatchingClassifier:
-    def __init__(self, load: Callable[[], Predictor], max_batch: int = 8,
+    def __init__(self, load: Callable[[], Predictor], max_batch: int = MAX_BATCH,
                  max_wait_s: float = 0.02):
         self._load = load
         self.predictor = load()
@@ -44,8 +60,9 @@ class BatchingClassifier:
     def version(self) -> str:
         return self.predictor.version
 
-    async def classify(self, photo_bytes: bytes) -> tuple[Answer | ImageError, str]:
-        """The answer for one photo (or why it cannot be read), and the model version used."""
+    async def look(self, photo_bytes: bytes) -> tuple[PhotoAnswer | ImageError, str]:
+        """The answer for one photo and each dog in it (or why it cannot be read), and the
+        model version used."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._queue.put(_Request(photo_bytes, future, loop))
@@ -81,11 +98,11 @@ class BatchingClassifier:
     def _serve(self) -> None:
         while (batch := self._next_batch()) is not None:
             predictor = self.predictor
-            log.debug("classifying a batch of %d photos", len(batch))
+            log.debug("looking at a batch of %d photos", len(batch))
             try:
-                results = predictor.classify([r.photo_bytes for r in batch])
+                results = predictor.look([r.photo_bytes for r in batch])
             except Exception as error:  # never leave a chat waiting forever
-                log.exception("classification failed for a batch of %d", len(batch))
+                log.exception("looking failed for a batch of %d", len(batch))
                 results = [error] * len(batch)
             for request, result in zip(batch, results, strict=True):
                 request.loop.call_soon_threadsafe(_resolve, request.future, result,
