@@ -141,8 +141,10 @@ class BotEnv:
         return Path(self.services.store.engine.url.database)
 
     def rows(self, sql: str) -> list[tuple]:
-        with self.services.store.engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(text(sql))]
+        """The rows ``sql`` returns; a statement that changes something is committed."""
+        with self.services.store.engine.begin() as connection:
+            result = connection.execute(text(sql))
+            return [tuple(row) for row in result] if result.returns_rows else []
 
     async def download(self, message: dict) -> bytes:
         """A file the bot sent (a photo's largest size, or a document), over HTTP."""

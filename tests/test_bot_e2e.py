@@ -286,7 +286,7 @@ def two_dogs(read_photo) -> bytes:
 
 
 def stored_dogs(env: BotEnv) -> list[dict]:
-    [(dogs,)] = env.rows("select dogs from predictions")
+    [(dogs,)] = env.rows("select cast(dogs as text) from predictions")  # as stored, both dbs
     return json.loads(dogs)
 
 
