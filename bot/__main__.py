@@ -9,7 +9,7 @@ import sys
 from typing import NoReturn
 from urllib.parse import quote
 
-from telegram.error import TelegramError
+from telegram.error import Conflict, TelegramError
 from telegram.ext import Application
 
 from bot.app import ModelFile, build_application, make_services, serve
@@ -132,6 +132,9 @@ def main() -> None:
         asyncio.run(run(settings, args.port))
     except (ArtifactError, StartupError) as error:  # e.g. a bad WHATBREED_MODEL, a busy port
         exit_with(str(error), settings.token)
+    except Conflict as error:  # Telegram serves one poller a token
+        exit_with(f"another process is polling with this token ({error}); run one, or several "
+                  "behind a webhook (WEBHOOK_URL)", settings.token)
     except TelegramError as error:  # e.g. a revoked token, a webhook Telegram refuses
         exit_with(f"cannot start the bot: {error}", settings.token)
 

@@ -7,10 +7,11 @@ import contextlib
 import logging
 import re
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from telegram import BotCommand
+from telegram.error import Conflict, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -43,6 +44,7 @@ COMMANDS = [
     ("export", "a CSV of your event"),
 ]
 
+NEWCOMER_S = 30.0  # see second_poller
 ALLOWED_UPDATES = ["message", "callback_query"]  # what the handlers take, polled or POSTed
 PHOTO = filters.PHOTO | filters.Document.IMAGE
 NOT_A_PHOTO = (filters.Document.ALL | filters.Sticker.ALL | filters.VIDEO | filters.ANIMATION
@@ -163,7 +165,8 @@ async def watch_model_file(model_file: ModelFile, services: Services,
 async def serve(application: Application, stop: asyncio.Event,
                 model_file: ModelFile | None = None, webhook: Webhook | None = None) -> None:
     """Run until ``stop`` is set or SIGINT/SIGTERM, polling or at ``webhook``. The model
-    reloads without a restart on SIGHUP, and whenever ``model_file`` is new."""
+    reloads without a restart on SIGHUP, and whenever ``model_file`` is new. Started while
+    another process polls with the same token, it raises telegram.error.Conflict."""
     loop = asyncio.get_running_loop()
     services = application.bot_data["services"]
     tasks: set[asyncio.Task] = set()  # keep references: the loop holds tasks only weakly
@@ -178,8 +181,30 @@ async def serve(application: Application, stop: asyncio.Event,
         loop.add_signal_handler(sig, stop.set)
     if model_file is not None:
         spawn(watch_model_file(model_file, services))
-    async with running(application, webhook):
+    refused: list[Conflict] = []
+    polling = {} if webhook else {"error_callback": second_poller(loop.time(), refused, stop)}
+    async with running(application, webhook, **polling):
         log.info("bot @%s is running", application.bot.username)
         await stop.wait()
     for task in list(tasks):
         task.cancel()
+    if refused:
+        raise refused[0]
+
+
+def second_poller(started: float, refused: list[Conflict],
+                  stop: asyncio.Event) -> Callable[[TelegramError], None]:
+    """PTB's polling error callback. Telegram serves one poller a token and ends the older
+    request with 409 Conflict. Met within NEWCOMER_S of starting, that means another process
+    was polling first: this one records it in ``refused`` and stops. An older poller logs the
+    conflict and polls on (the newcomer leaves, and its last request also ends ours)."""
+    loop = asyncio.get_running_loop()
+
+    def polling_failed(error: TelegramError) -> None:
+        if isinstance(error, Conflict) and loop.time() - started < NEWCOMER_S:
+            refused.append(error)
+            stop.set()
+        else:  # PTB tries again
+            log.error("polling for updates failed: %s", error)
+
+    return polling_failed

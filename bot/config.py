@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,13 +25,24 @@ class ConfigError(ValueError):
 
 
 def _kept_secret(variable: str, path: Path) -> str:
-    """$variable, else a random secret kept at ``path`` (under var/), so that restarts keep it."""
+    """$variable, else a random secret kept at ``path`` (under var/), so that restarts keep it.
+
+    Bot processes sharing the folder must agree on it, also when they start at once: the secret
+    is written aside (readable by its owner only) and linked into place, which only the first
+    process manages; every process then reads that one.
+    """
     if value := os.environ.get(variable):
         return value
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_hex(32))
+        fd, written = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+        try:
+            os.write(fd, secrets.token_hex(32).encode())
+            os.close(fd)
+            with contextlib.suppress(FileExistsError):
+                os.link(written, path)
+        finally:
+            os.unlink(written)
     return path.read_text().strip()
 
 

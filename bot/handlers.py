@@ -245,7 +245,6 @@ async def correct(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, await _record_correction(svc, prediction, update, breed.label,
                                                      breed.name, dog=dog))
         return
-    context.user_data["new_breed"] = (prediction.id, name[:64], dog)
     close = ", ".join(escape(b.name) for b in svc.breeds.suggestions(name))
     await reply(update, f"I don't know {quoted(name)} yet."
                         + (f" Close matches: {close}." if close else "")
@@ -346,7 +345,6 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     elif press.action == "new":
         await _add_new_breed(update, context, prediction)
     elif press.action == "cancel":
-        context.user_data.pop("new_breed", None)
         await _acknowledge(query, "OK, nothing recorded.", prediction)
     else:  # a guess index past the answer's guesses
         await query.answer(STALE_BUTTON)
@@ -370,14 +368,29 @@ async def _acknowledge(query: CallbackQuery, text: str, prediction: PredictionIn
         await query.edit_message_reply_markup(keyboard)
 
 
+def _proposed_breed(query: CallbackQuery,
+                    prediction: PredictionInfo) -> tuple[int | None, str] | None:
+    """The dog and name a "Yes, add it" question proposes: those of the /correct it answers,
+    read from that message (not this process's memory: the /correct may have reached another
+    bot process, or one since restarted). None unless the one who pressed sent it."""
+    asked = query.message.reply_to_message if isinstance(query.message, Message) else None
+    if asked is None or asked.from_user is None or asked.from_user.id != query.from_user.id:
+        return None
+    command, *args = (asked.text or "").split() or [""]
+    number, name = _dog_and_breed(args)
+    dog, question = _which_dog(prediction, number)
+    if not command.startswith("/correct") or not name or question:
+        return None
+    return dog, name[:64]
+
+
 async def _add_new_breed(update: Update, context: ContextTypes.DEFAULT_TYPE,
                          prediction: PredictionInfo) -> None:
-    pending = context.user_data.pop("new_breed", None)
     query, svc = update.callback_query, services(context)
-    if pending is None or pending[0] != prediction.id:
+    if (proposed := _proposed_breed(query, prediction)) is None:
         await query.answer("That question has expired; send /correct again.")
         return
-    _, name, dog = pending
+    dog, name = proposed
     text = await _record_correction(svc, prediction, update, slug(name), name, "new_breed", dog)
     await svc.refresh_breeds()
     await _acknowledge(query, f"{text} I've added “{escape(name)}” as a new breed.", prediction)

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import aiohttp
 import numpy as np
 import pytest
 from hypothesis import settings
+from sqlalchemy import text
 
 from bot.app import build_application, running
 from bot.breeds import BreedIndex
@@ -27,6 +27,7 @@ from bot.storage import Store
 from model import DEFAULT_VARIANT
 from model.artifact import Artifact, BreedLabel, save_artifact
 from model.predictor import Predictor
+from tests.postgres import PostgresServer, Unavailable
 
 DEFAULT_MODEL_VERSION = f"efficientnet-{DEFAULT_VARIANT}-imagenet"  # what Predictor() says
 
@@ -40,6 +41,8 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 # .ci/run sets this: CI always has the photos, so a missing folder there is a failure, not a
 # quietly green run with the real-photo tests skipped.
 REQUIRE_DATASETS = "WHATBREED_REQUIRE_DATASETS"
+# .ci/run installs PostgreSQL and sets this, so the tests on PostgreSQL cannot quietly skip.
+REQUIRE_POSTGRESQL = "WHATBREED_REQUIRE_POSTGRESQL"
 
 
 def datasets_folder(path: Path) -> Path:
@@ -100,6 +103,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the tests' own on 127.0.0.1; skips (fails, where
+    $WHATBREED_REQUIRE_POSTGRESQL is set) where none can be started."""
+    try:
+        server = PostgresServer(free_port())
+    except Unavailable as error:
+        if os.environ.get(REQUIRE_POSTGRESQL):
+            pytest.fail(f"{error}, and ${REQUIRE_POSTGRESQL} says it must be there")
+        pytest.skip(str(error))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty database: a SQLite file in ``tmp_path``, or one on the PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'db' / 'whatbreed.db'}"
+    return request.getfixturevalue("postgres").new_database()
+
+
 @dataclass
 class BotEnv:
     """The real bot Application polling a fake Bot API on 127.0.0.1 (or taking its updates at
@@ -107,13 +132,19 @@ class BotEnv:
 
     fake: FakeTelegram
     services: Services
-    db: Path
     photos: Path
     webhook: Webhook | None = None
 
+    @property
+    def db(self) -> Path:
+        """The SQLite file, for a test that takes its lock from outside."""
+        return Path(self.services.store.engine.url.database)
+
     def rows(self, sql: str) -> list[tuple]:
-        with sqlite3.connect(self.db) as connection:
-            return connection.execute(sql).fetchall()
+        """The rows ``sql`` returns; a statement that changes something is committed."""
+        with self.services.store.engine.begin() as connection:
+            result = connection.execute(text(sql))
+            return [tuple(row) for row in result] if result.returns_rows else []
 
     async def download(self, message: dict) -> bytes:
         """A file the bot sent (a photo's largest size, or a document), over HTTP."""
@@ -154,10 +185,13 @@ async def eventually(query, timeout: float = 5.0):
 
 @contextlib.asynccontextmanager
 async def running_bot(tmp_path: Path, classifier: BatchingClassifier, photos_a_minute: int = 3,
-                      webhook: Webhook | None = None) -> AsyncIterator[BotEnv]:
-    """The real bot with ``classifier``, and a fresh database and photo folder in ``tmp_path``;
-    each user may send ``photos_a_minute`` (the flood limit). It polls, or runs ``webhook``."""
-    store = Store(f"sqlite:///{tmp_path / 'bot.db'}", tmp_path / "photos", "test-salt")
+                      webhook: Webhook | None = None,
+                      database_url: str | None = None) -> AsyncIterator[BotEnv]:
+    """The real bot with ``classifier``, ``database_url`` (else a fresh SQLite file in
+    ``tmp_path``) and a photo folder in ``tmp_path``; each user may send ``photos_a_minute``
+    (the flood limit). It polls, or runs ``webhook``."""
+    store = Store(database_url or f"sqlite:///{tmp_path / 'bot.db'}", tmp_path / "photos",
+                  "test-salt")
     services = Services(store, classifier, BreedIndex.build(),
                         RateLimiter(max_events=photos_a_minute))
     try:
@@ -165,14 +199,16 @@ async def running_bot(tmp_path: Path, classifier: BatchingClassifier, photos_a_m
             application = build_application(fake.token, services, fake.base_url,
                                             fake.base_file_url)
             async with running(application, webhook, timeout=2, poll_interval=0):
-                yield BotEnv(fake, services, tmp_path / "bot.db", tmp_path / "photos", webhook)
+                yield BotEnv(fake, services, tmp_path / "photos", webhook)
     finally:
         store.close()
 
 
 @pytest.fixture
-async def bot_env(tmp_path: Path, classifier: BatchingClassifier) -> AsyncIterator[BotEnv]:
-    async with running_bot(tmp_path, classifier) as env:
+async def bot_env(tmp_path: Path, classifier: BatchingClassifier,
+                  database_url: str) -> AsyncIterator[BotEnv]:
+    """The bot on SQLite, and again on PostgreSQL."""
+    async with running_bot(tmp_path, classifier, database_url=database_url) as env:
         yield env
 
 

@@ -133,6 +133,21 @@ async def test_correct_needs_a_reply_and_forget_deletes_everything(bot_env: BotE
     assert list(bot_env.photos.iterdir()) == []
 
 
+async def test_a_new_breed_is_added_only_by_who_proposed_it(bot_env: BotEnv, read_photo) -> None:
+    """The question remembers its breed in the chat, not in the bot process (another process,
+    or one restarted, may take the answer): only the one who sent the /correct can say yes."""
+    answer = await bot_env.ask(GROUP, ALEX, read_photo(PUG))
+    bot_env.fake.send_text(GROUP, ALEX, "/correct  Korean   Jindo", reply_to=answer["message_id"])
+    question = await bot_env.fake.wait_for(GROUP.id, lambda m: "Add it as a new breed" in m["text"])
+    pressed = bot_env.fake.press_button(GROUP, SAM, question["message_id"], button(question, "Yes"))
+    assert await eventually(lambda: bot_env.fake.callback_answers.get(pressed)) == {
+        "text": "That question has expired; send /correct again.", "show_alert": False}
+    bot_env.fake.press_button(GROUP, ALEX, question["message_id"], button(question, "Yes"))
+    await bot_env.fake.wait_for(GROUP.id, lambda m: "added “Korean Jindo”" in m["text"])
+    assert bot_env.rows("select label, name, kind from corrections") == [
+        ("korean-jindo", "Korean Jindo", "new_breed")]
+
+
 async def test_non_dogs_are_not_kept_unless_a_correction_says_dog(bot_env: BotEnv) -> None:
     cat = io.BytesIO()
     Image.fromarray(skimage.data.chelsea()).save(cat, "JPEG")
@@ -181,6 +196,10 @@ async def test_event_link_stats_and_export(bot_env: BotEnv, read_photo) -> None:
     bot_env.fake.send_text(sam_chat, SAM, f"/start {code}")
     await bot_env.fake.wait_for(SAM.id, lambda m: "Welcome to Saturday adoption day" in m["text"])
     await bot_env.ask(sam_chat, SAM, read_photo(PUG))
+    for host_only in ("/stats", "/export"):  # a guest of the event is not its host
+        sent = bot_env.fake.send_text(sam_chat, SAM, host_only)
+        refused = await bot_env.answer_to(SAM.id, sent)
+        assert refused["text"] == "You aren't hosting an event. Start one with /event name."
 
     bot_env.fake.send_text(PRIVATE, ALEX, "/stats")
     stats = await bot_env.fake.wait_for(PRIVATE.id, lambda m: "📊" in m["text"])
@@ -269,7 +288,7 @@ def two_dogs(read_photo) -> bytes:
 
 
 def stored_dogs(env: BotEnv) -> list[dict]:
-    [(dogs,)] = env.rows("select dogs from predictions")
+    [(dogs,)] = env.rows("select cast(dogs as text) from predictions")  # as stored, both dbs
     return json.loads(dogs)
 
 

@@ -3,12 +3,18 @@ it exists, else the zero-training default. Webhook mode: $WEBHOOK_URL and its co
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from bot.config import PROMOTED_MODEL, SECRET_TOKEN, ConfigError, ModelSource, Webhook
 from model import DEFAULT_VARIANT
+
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def test_unset_serves_the_promoted_model_once_it_exists(tmp_path: Path) -> None:
@@ -58,6 +64,35 @@ def test_webhook_defaults_keep_a_secret_under_the_data_folder(
     assert Webhook.from_env(tmp_path) == Webhook("https://bot.example.org", "0.0.0.0", 9000,
                                                  "given_Secret-1")
     assert Webhook.from_env(tmp_path).path == "/"
+
+
+# Waits for the starting signal (a file), then prints the webhook secret it was given.
+SECRET_OF_A_PROCESS = """
+import sys, time
+from pathlib import Path
+from bot.config import Webhook
+while not Path(sys.argv[1]).exists():
+    time.sleep(0.001)
+print(Webhook.from_env(Path(sys.argv[2])).secret)
+"""
+
+
+def test_processes_starting_at_once_keep_one_secret(tmp_path: Path) -> None:
+    """Bot processes sharing $WHATBREED_DATA must agree on the webhook secret (and the user
+    salt, kept the same way), however their starts interleave. (Writing the file in place, 3
+    rounds in 20 of 8 processes disagreed.)"""
+    env = {k: v for k, v in os.environ.items() if k != "WEBHOOK_SECRET"}
+    env |= {"WEBHOOK_URL": "https://bot.example.org/hook", "PYTHONPATH": str(REPOSITORY)}
+    for round_ in range(3):
+        data, go = tmp_path / f"data{round_}", tmp_path / f"go{round_}"
+        processes = [subprocess.Popen([sys.executable, "-c", SECRET_OF_A_PROCESS, go, data],
+                                      env=env, stdout=subprocess.PIPE, text=True)
+                     for _ in range(8)]
+        time.sleep(0.5)  # let them all import and wait
+        go.touch()
+        secrets = {process.communicate(timeout=60)[0].strip() for process in processes}
+        assert len(secrets) == 1 and SECRET_TOKEN.fullmatch(secrets.pop())
+        assert [p.name for p in data.iterdir()] == ["webhook_secret"]  # nothing left aside
 
 
 @pytest.mark.parametrize("variable, value, message", [

@@ -37,16 +37,19 @@ def wait_for_line(process: subprocess.Popen, lines: list[str], text: str, timeou
     pytest.fail(f"no {text!r} in the output:\n{''.join(lines)}")
 
 
-def post_photo(url: str, photo: bytes) -> None:
+def post_photo(url: str, photo: bytes, user_id: int = 1001) -> dict:
+    """``user_id`` sends ``photo`` in their private chat, through the stand-in at ``url``; the
+    message."""
     boundary = "whatbreed"
     fields = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
-              for k, v in {"chat_id": 1001, "user_id": 1001, "kind": "photo"}.items()]
+              for k, v in {"chat_id": user_id, "user_id": user_id, "kind": "photo"}.items()]
     body = ("".join(fields) + f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
             'filename="dog.jpg"\r\nContent-Type: image/jpeg\r\n\r\n').encode() + photo + \
         f"\r\n--{boundary}--\r\n".encode()
     request = urllib.request.Request(f"{url}/api/send", body, method="POST", headers={
         "Content-Type": f"multipart/form-data; boundary={boundary}"})
-    urllib.request.urlopen(request, timeout=10).read()
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
 
 
 def bot_texts(url: str) -> list[str]:
@@ -86,6 +89,11 @@ def test_playground_process(tmp_path: Path, read_photo) -> None:
         wait_for_line(process, lines, f"playground at http://127.0.0.1:{port}")
         wait_for_line(process, lines, "is running")
         ask_for_the_pug(f"http://127.0.0.1:{port}", read_photo)
+        for path in ("/", "/api/me", "/api/messages?chat_id=1001&since=0",
+                     "/api/commands?chat_id=1001"):  # what the page loads
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as page:
+                shown = page.read().decode()
+            assert PLAYGROUND_TOKEN not in shown and quote(PLAYGROUND_TOKEN, safe="") not in shown
 
         labels = [BreedLabel("n02110958", "pug"), BreedLabel("n02085620", "Chihuahua")]
         zero_head = {"kernel": np.zeros((1280, 2), np.float32), "bias": np.zeros(2, np.float32)}

@@ -11,6 +11,8 @@ from tests.conftest import BotEnv
 from tests.test_bot_e2e import GOLDEN_RETRIEVER, SAMOYED
 
 playwright = pytest.importorskip("playwright.async_api", reason="playwright is not installed")
+# The page is tested, not the database: SQLite only.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Flags the sandboxed, offline machines need: no setuid sandbox as root, no background calls.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -1,4 +1,5 @@
-"""Storage against real SQLite files and the real Alembic migrations (no mocks)."""
+"""Storage against real SQLite files, a real PostgreSQL server, and the real Alembic migrations
+(no mocks). Tests taking the ``store`` or ``database_url`` fixture run on both databases."""
 
 from __future__ import annotations
 
@@ -55,13 +56,15 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'db' / 'whatbreed.db'}"
 
 
-def open_store(tmp_path: Path) -> Store:
-    return Store(db_url(tmp_path), tmp_path / "photos", SALT)
+def open_store(tmp_path: Path, url: str | None = None) -> Store:
+    """A store on ``url``, by default a SQLite file in ``tmp_path``."""
+    return Store(url or db_url(tmp_path), tmp_path / "photos", SALT)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(tmp_path)
+def store(tmp_path: Path, database_url: str) -> Iterator[Store]:
+    """A store on SQLite, and again on PostgreSQL."""
+    s = open_store(tmp_path, database_url)
     yield s
     s.close()
 
@@ -97,11 +100,11 @@ def predict(
 # Schema and migrations
 
 
-def test_migrations_create_schema_and_are_idempotent(tmp_path: Path) -> None:
-    first = open_store(tmp_path)
+def test_migrations_create_schema_and_are_idempotent(tmp_path: Path, database_url: str) -> None:
+    first = open_store(tmp_path, database_url)
     pid = predict(first, ALICE)
     first.close()
-    second = open_store(tmp_path)  # upgrading an up-to-date database changes nothing
+    second = open_store(tmp_path, database_url)  # upgrading an up-to-date database changes nothing
     assert second.prediction(pid) is not None
     assert set(inspect(second.engine).get_table_names()) >= TABLES
     with second.engine.connect() as conn:
@@ -109,25 +112,34 @@ def test_migrations_create_schema_and_are_idempotent(tmp_path: Path) -> None:
     second.close()
 
 
-def database_at(tmp_path: Path, revision: str) -> str:
-    """A database at migration ``revision`` holding one prediction (id 1), as written then;
-    its URL."""
-    url = db_url(tmp_path)
+def test_processes_starting_at_once_migrate_an_empty_database_once(tmp_path: Path,
+                                                                    database_url: str) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        stores = list(pool.map(lambda _: open_store(tmp_path, database_url), range(4)))
+    pids = [predict(s, ALICE, message_id=i) for i, s in enumerate(stores)]
+    assert {stores[0].prediction(pid).photo_message_id for pid in pids} == {0, 1, 2, 3}
+    for s in stores:
+        s.close()
+
+
+def database_at(url: str, revision: str) -> str:
+    """The database at ``url`` brought to migration ``revision``, holding one prediction (id 1)
+    as written then; its URL."""
     command.upgrade(alembic_config(url), revision)
     with create_engine(url).begin() as conn:
         conn.execute(text(
             "INSERT INTO predictions (created_at, chat_hash, chat_type, user_hash,"
             " photo_message_id, photo_sha256, model_version, is_dog, dog_probability, mixed,"
-            " top_k) VALUES ('2026-11-24 10:00:00', 'c', 'private', 'u', 7, :sha, 'v1', 1,"
-            " 0.9, 0, :top_k)"),
+            " top_k) VALUES ('2026-11-24 10:00:00+00', 'c', 'private', 'u', 7, :sha, 'v1',"
+            " TRUE, 0.9, FALSE, :top_k)"),
             {"sha": "b" * 64, "top_k": json.dumps([{"label": PUG[0], "name": PUG[1],
                                                     "probability": 0.9}])})
     return url
 
 
-def test_upgrading_a_0001_database_keeps_its_rows(tmp_path: Path) -> None:
-    url = database_at(tmp_path, "0001")
-    store = open_store(tmp_path)  # upgrades to head
+def test_upgrading_a_0001_database_keeps_its_rows(tmp_path: Path, database_url: str) -> None:
+    url = database_at(database_url, "0001")
+    store = open_store(tmp_path, url)  # upgrades to head
     old = store.prediction(1)
     assert old is not None
     assert (old.photo_sha256, old.model_version, old.photo_file_id) == ("b" * 64, "v1", None)
@@ -141,13 +153,13 @@ def test_upgrading_a_0001_database_keeps_its_rows(tmp_path: Path) -> None:
         assert conn.scalar(text("SELECT count(*) FROM predictions")) == 2
 
 
-def test_migration_0003_keeps_rows_both_ways(tmp_path: Path) -> None:
-    url = database_at(tmp_path, "0002")
+def test_migration_0003_keeps_rows_both_ways(tmp_path: Path, database_url: str) -> None:
+    url = database_at(database_url, "0002")
     with create_engine(url).begin() as conn:
         conn.execute(text("INSERT INTO corrections (created_at, prediction_id, user_hash, label,"
                           " name, kind) VALUES ('2026-11-29 10:01:00', 1, 'u', 'x', 'X',"
                           " 'corrected')"))
-    store = open_store(tmp_path)  # upgrades to head: the old rows answered the whole photo
+    store = open_store(tmp_path, url)  # upgrades to head: the old rows answered the whole photo
     assert store.prediction(1).dogs == ()
     assert [c["dog"] for c in store.corrections(1)] == [None]
     store.record_correction(predict_two_dogs(store), ALICE, *LAB, "corrected", dog=2)
@@ -161,10 +173,12 @@ def test_migration_0003_keeps_rows_both_ways(tmp_path: Path) -> None:
         assert conn.scalar(text("SELECT count(*) FROM corrections")) == 2
 
 
-def test_sqlite_runs_in_wal_mode_with_foreign_keys(store: Store, tmp_path: Path) -> None:
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    store.close()
 
 
 def test_migrated_schema_matches_orm_metadata(store: Store) -> None:
@@ -257,7 +271,8 @@ def test_record_and_look_up_by_photo_or_reply_message(store: Store) -> None:
 def test_answers_are_stored_as_json_in_the_format_they_always_had(store: Store) -> None:
     predict(store, ALICE, result=answer(p=0.123456))
     with store.engine.connect() as conn:
-        row = conn.execute(text("SELECT is_dog, dog_probability, mixed, top_k FROM predictions"))
+        row = conn.execute(text("SELECT is_dog, dog_probability, mixed, CAST(top_k AS TEXT)"
+                                " FROM predictions"))
         is_dog, dog_probability, mixed, top_k = row.one()
     assert (is_dog, dog_probability, mixed) == (1, 0.97, 0)
     assert json.loads(top_k) == [  # probabilities rounded to 4 places, no other keys
@@ -509,11 +524,11 @@ def test_concurrent_writes_from_eight_threads_all_land(store: Store) -> None:
 # Corrections as training data
 
 
-def corrected_database(tmp_path: Path, read_photo) -> dict[str, str]:
-    """A bot database with real dog photos, named by the label they end with: one corrected,
-    then sent again and confirmed; one added as a new breed; one never corrected; one whose
-    file is gone."""
-    store = open_store(tmp_path)
+def corrected_database(tmp_path: Path, read_photo, url: str | None = None) -> dict[str, str]:
+    """A bot database (at ``url``, else a SQLite file in ``tmp_path``) with real dog photos,
+    named by the label they end with: one corrected, then sent again and confirmed; one added
+    as a new breed; one never corrected; one whose file is gone."""
+    store = open_store(tmp_path, url)
     golden, pug, pekinese = (store.save_photo(read_photo(f"imagenet-dogs-121/{name}.jpg"))
                              for name in ("n02099712-Labrador_retriever", "n02110958-pug",
                                           "n02086079-Pekinese"))
@@ -529,11 +544,11 @@ def corrected_database(tmp_path: Path, read_photo) -> dict[str, str]:
 
 
 def test_export_corrections_writes_each_corrected_photo_with_its_latest_label(
-    tmp_path: Path, read_photo
+    tmp_path: Path, read_photo, database_url: str
 ) -> None:
-    shas = corrected_database(tmp_path, read_photo)
+    shas = corrected_database(tmp_path, read_photo, database_url)
     manifest = tmp_path / "out" / "corrections.csv"
-    exported = export_corrections(db_url(tmp_path), tmp_path / "photos", manifest)
+    exported = export_corrections(database_url, tmp_path / "photos", manifest)
     read = {e.sha256: e for e in load_examples(manifest)}
     assert read_manifest(manifest) == list(read.values())
     assert [e.sha256 for e in exported] == sorted(read) == sorted(shas.values())
@@ -550,7 +565,7 @@ def test_export_corrections_writes_each_corrected_photo_with_its_latest_label(
 
 
 def test_corrections_of_one_dog_of_several_stay_out_of_the_exports(
-    store: Store, tmp_path: Path
+    store: Store, tmp_path: Path, database_url: str
 ) -> None:
     sha = store.save_photo(b"two dogs, kept")
     pid = predict_two_dogs(store, sha)
@@ -558,9 +573,9 @@ def test_corrections_of_one_dog_of_several_stay_out_of_the_exports(
     whole = store.save_photo(b"one dog, kept")
     store.record_correction(predict(store, BOB, sha=whole), BOB, *LAB, "corrected")
     manifest, votes = tmp_path / "corrections.csv", tmp_path / "votes.csv"
-    assert [e.sha256 for e in export_corrections(db_url(tmp_path), tmp_path / "photos",
+    assert [e.sha256 for e in export_corrections(database_url, tmp_path / "photos",
                                                  manifest)] == [whole]
-    assert export_votes(db_url(tmp_path), tmp_path / "photos", votes) == 1
+    assert export_votes(database_url, tmp_path / "photos", votes) == 1
     with open(votes, newline="") as file:
         assert [row["sha256"] for row in csv.DictReader(file)] == [whole]
 
@@ -604,7 +619,7 @@ def test_export_corrections_needs_the_database_and_photos_and_never_migrates(
 
 
 def test_export_votes_writes_every_correction_with_its_voter_and_whether_they_host(
-    store: Store, tmp_path: Path
+    store: Store, tmp_path: Path, database_url: str
 ) -> None:
     party = store.create_event(CAROL, "Party")
     store.join_event(BOB, party.code)
@@ -621,7 +636,7 @@ def test_export_votes_writes_every_correction_with_its_voter_and_whether_they_ho
     out.parent.mkdir()
     out.write_text("an older export\n")
 
-    assert export_votes(db_url(tmp_path), tmp_path / "photos", out) == 3
+    assert export_votes(database_url, tmp_path / "photos", out) == 3
     with open(out, newline="") as file:
         reader = csv.DictReader(file)
         rows = list(reader)

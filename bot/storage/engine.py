@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -24,9 +24,22 @@ class UnreadableDatabase(Exception):
     """A database that cannot be read as the bot's: not a database, or not fully migrated."""
 
 
+# Any lock id the bot alone uses: processes migrating one PostgreSQL database take turns on it.
+MIGRATION_LOCK = 0x57484154  # "WHAT"
+
+
+def parse_url(database_url: str) -> URL:
+    """``database_url`` as a SQLAlchemy URL. PostgreSQL without a driver (``postgresql://``,
+    or the ``postgres://`` hosting platforms hand out) gets psycopg 3, which the bot installs."""
+    url = make_url(database_url)
+    if url.drivername in ("postgres", "postgresql"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
 def make_engine(database_url: str) -> Engine:
     """An engine for ``database_url``; SQLite gets WAL, foreign keys and explicit BEGINs."""
-    url = make_url(database_url)
+    url = parse_url(database_url)
     if url.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     Path(_sqlite_file(url)).parent.mkdir(parents=True, exist_ok=True)
@@ -75,8 +88,12 @@ def alembic_config(database_url: str) -> Config:
 def upgrade(engine: Engine, database_url: str) -> None:
     """Bring the database to the newest migration; a no-op when it is already there."""
     config = alembic_config(database_url)
-    # A write transaction from the start: two processes starting at once take turns.
+    # A write transaction from the start: two processes starting at once take turns (SQLite's
+    # BEGIN IMMEDIATE; on PostgreSQL a lock held until the migrations commit, without which
+    # both would create the tables and one would fail).
     with engine.execution_options(whatbreed_write=True).begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
@@ -88,7 +105,7 @@ def read_only_engine(database_url: str) -> Engine:
     the schema must be at the newest migration, else UnreadableDatabase says what to run.
     """
     try:
-        url = make_url(database_url)
+        url = parse_url(database_url)
     except ArgumentError as error:
         raise UnreadableDatabase(f"{database_url!r} is not a database URL") from error
     if url.get_backend_name() == "sqlite":
