@@ -28,6 +28,7 @@ from bot.handlers import Services
 from bot.inference import BatchingClassifier
 from bot.ratelimit import RateLimiter
 from bot.storage import Store
+from model.compile_cache import use_compilation_cache
 from model.predictor import Predictor
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,10 @@ NOT_A_PHOTO = (filters.Document.ALL | filters.Sticker.ALL | filters.VIDEO | filt
 
 def make_services(settings: Settings) -> Services:
     store = Store(settings.database_url, settings.photo_dir, settings.user_salt)
-    classifier = BatchingClassifier(lambda: Predictor(settings.model.to_load()))
+    use_compilation_cache(settings.compile_cache)
+    # The classifier warms up what it runs, at the batch sizes it forms.
+    classifier = BatchingClassifier(lambda: Predictor(settings.model.to_load(), warm_up=False),
+                                    max_batch=settings.max_batch, warm_up=True)
     breeds = BreedIndex.build(classifier.predictor.breeds, store.known_new_breeds())
     return Services(store, classifier, breeds, RateLimiter())
 

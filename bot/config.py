@@ -15,6 +15,8 @@ DATA_DIR = Path(os.environ.get("WHATBREED_DATA", "var"))
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'whatbreed.db'}")
 PHOTO_DIR = DATA_DIR / "photos"
 PROMOTED_MODEL = DATA_DIR / "model.whatbreed"  # where scripts/retrain.py puts a better model
+COMPILE_CACHE = DATA_DIR / "jax-cache"  # compiled functions, for a quick restart
+MAX_BATCH = 8  # photos classified in one call at most; 1 turns micro-batching off
 SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram takes as a webhook's secret
 
 
@@ -37,6 +39,14 @@ def _port(variable: str, default: int) -> int:
     text = os.environ.get(variable) or str(default)
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         raise ConfigError(f"{variable} must be a port number (1-65535), not {text!r}")
+    return int(text)
+
+
+def _max_batch() -> int:
+    text = os.environ.get("WHATBREED_MAX_BATCH") or str(MAX_BATCH)
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"WHATBREED_MAX_BATCH must be a whole number of at least 1 "
+                          f"(1: no micro-batching), not {text!r}")
     return int(text)
 
 
@@ -115,6 +125,8 @@ class Settings:
     user_salt: str
     api_url: str | None = None  # another Bot API server's root, e.g. a local telegram-bot-api
     webhook: Webhook | None = None  # None: long polling
+    max_batch: int = MAX_BATCH  # 1: each photo classified alone
+    compile_cache: Path = COMPILE_CACHE
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -128,4 +140,6 @@ class Settings:
             user_salt=_kept_secret("WHATBREED_USER_SALT", DATA_DIR / "user_salt"),
             api_url=os.environ.get("TELEGRAM_API_URL") or None,
             webhook=Webhook.from_env(DATA_DIR),
+            max_batch=_max_batch(),
+            compile_cache=Path(os.environ.get("WHATBREED_COMPILE_CACHE") or COMPILE_CACHE),
         )
