@@ -142,7 +142,12 @@ class Chats:
         self.sent[key] = time.monotonic()
         return key
 
-    def _collect(self) -> None:
+    async def watch(self) -> None:
+        """Time the bot's replies as they come (until cancelled)."""
+        await self.fake.state.signal.wait_until(self._collect, timeout=86_400.0)
+
+    def _collect(self) -> bool:
+        """Take the bot's new replies to the photos, timed now; False, to wait on."""
         now = time.monotonic()
         for chat_id, chat in self.fake.state.chats.items():
             history = chat.history
@@ -152,15 +157,12 @@ class Chats:
                     self.replies.setdefault((chat_id, original), []).append(
                         (now, message.get("text", "")))
             self._seen[chat_id] = len(history)
+        return False
 
     async def wait(self, keys: Sequence[Key], timeout: float) -> None:
         """Until each photo in ``keys`` has a reply, or ``timeout`` seconds."""
-
-        def all_answered() -> bool:
-            self._collect()
-            return all(key in self.replies for key in keys)
-
-        await self.fake.state.signal.wait_until(all_answered, timeout)
+        await self.fake.state.signal.wait_until(
+            lambda: self._collect() or all(key in self.replies for key in keys), timeout)
 
     def phase(self, name: str, keys: Sequence[Key]) -> Phase:
         self._collect()
@@ -232,9 +234,12 @@ async def bot_against_stand_in(data_dir: Path, *, model: str, max_batch: int = M
     async with FakeTelegram() as fake:
         bot = BotProcess(fake, data_dir, model=model, max_batch=max_batch,
                          compile_cache=compile_cache)
+        chats = Chats(fake)
+        watching = asyncio.create_task(chats.watch())
         try:
-            yield bot, Chats(fake)
+            yield bot, chats
         finally:
+            watching.cancel()
             await asyncio.to_thread(bot.stop)
 
 
@@ -248,13 +253,22 @@ async def first_answer(bot: BotProcess, chats: Chats, photo: bytes) -> float:
             raise LoadTestError(f"no answer {START_TIMEOUT_S:.0f} s after the start; the bot's "
                                 f"log:\n{bot.log[-3000:]}")
         await chats.wait([key], timeout=1.0)
-    return chats.replies[key][0][0] - bot.started
+    answered_at, text = chats.replies[key][0]
+    if not text.startswith(ANSWER_MARKS):
+        raise LoadTestError(f"the bot's first reply is not an answer: {text!r}; its log:\n"
+                            f"{bot.log[-3000:]}")
+    return answered_at - bot.started
 
 
 def warm_up_seconds(log: str) -> float:
     """How long the bot's warm-up (compiling what it runs) took, from its log."""
     found = WARMED_UP.search(log)
     return float(found.group(1)) if found else math.nan
+
+
+def cache_errors(log: str) -> int:
+    """JAX's warnings of a compilation cache entry it could not read or write."""
+    return log.count("persistent compilation cache entry")
 
 
 # ------------------------------------------------------------ the load
@@ -333,6 +347,7 @@ class Start:
     label: str
     first_answer_s: float
     warm_up_s: float
+    cache_errors: int
 
 
 async def start_once(photo: bytes, model: str, compile_cache: Path, label: str) -> Start:
@@ -340,7 +355,7 @@ async def start_once(photo: bytes, model: str, compile_cache: Path, label: str) 
         async with bot_against_stand_in(Path(data), model=model,
                                         compile_cache=compile_cache) as (bot, chats):
             seconds = await first_answer(bot, chats, photo)
-            return Start(label, seconds, warm_up_seconds(bot.log))
+            return Start(label, seconds, warm_up_seconds(bot.log), cache_errors(bot.log))
 
 
 async def measure_startup(photo: bytes, model: str = DEFAULT_VARIANT,
@@ -387,7 +402,7 @@ def format_runs(load: Load, runs: list[Run]) -> str:
         ("every photo answered exactly once", ["yes" if r.correct else "NO" for r in runs]),
     ]
     width = max(len(label) for label, _ in rows) + 2
-    lines = [head] + [f"  {label:<{width}}" + "".join(f"{c:>24}" for c in cells)
+    lines = [head] + [f"  {label:<{width}}" + "".join(f"{c:>28}" for c in cells)
                       for label, cells in rows]
     return "\n".join(lines)
 
@@ -395,6 +410,8 @@ def format_runs(load: Load, runs: list[Run]) -> str:
 def format_starts(model: str, starts: list[Start]) -> str:
     lines = [f"Start-up of python -m bot ({model}, {os.cpu_count()} CPUs): "
              "start to first answer, of which warm-up (compiling)"]
-    lines += [f"  {s.label:<34}{s.first_answer_s:>8.1f} s{s.warm_up_s:>8.1f} s" for s in starts]
+    lines += [f"  {s.label:<34}{s.first_answer_s:>8.1f} s{s.warm_up_s:>8.1f} s"
+              + (f"  ({s.cache_errors} cache entries unreadable)" if s.cache_errors else "")
+              for s in starts]
     return "\n".join(lines)
 
