@@ -143,9 +143,12 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await reply(update, "That's a lot of dogs at once! 🐕 "
                                 "Give me a minute, then send more.")
         return
-    await context.bot.send_chat_action(message.chat_id, ChatAction.TYPING)
-    photo_bytes = bytes(await (await media.get_file()).download_as_bytearray())
-    result, version = await svc.classifier.classify(photo_bytes)
+    typing = asyncio.create_task(_show_typing(context.bot, message.chat_id))
+    try:
+        photo_bytes = bytes(await (await media.get_file()).download_as_bytearray())
+        result, version = await svc.classifier.classify(photo_bytes)
+    finally:
+        typing.cancel()  # still waiting on the rate limiter: the answer makes it moot
     if isinstance(result, ImageError):
         await reply(update, f"Sorry, I couldn't read that: {escape(str(result))}. "
                             "Could you send it again as a photo?")
@@ -155,6 +158,15 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     keyboard = feedback_keyboard(prediction_id) if result.is_dog else None
     sent = await reply(update, answer_text(result), reply_markup=keyboard)
     await asyncio.to_thread(svc.store.set_reply_message, prediction_id, sent.message_id)
+
+
+async def _show_typing(bot: Bot, chat_id: int) -> None:
+    """"typing…" while the photo is looked at; the answer never waits for it. In a rush the
+    rate limiter (30 requests/s) queues it, and a queued one would delay the download."""
+    try:
+        await bot.send_chat_action(chat_id, ChatAction.TYPING)
+    except TelegramError as error:  # only a courtesy: the answer follows anyway
+        log.info("could not show typing in chat %s: %s", chat_id, error)
 
 
 def _record(store: Store, message: Message, file_id: str, photo_bytes: bytes, suffix: str,

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import jax
 
-# Lite2's compiled shapes take ~40 MB each; old entries are evicted, least recently used first.
-MAX_CACHE_BYTES = 1 << 30
+# A compiled batch shape takes ~100 KB (the weights are arguments, not constants), so this
+# holds many models and JAX versions; past it, the least recently used entries go.
+MAX_CACHE_BYTES = 256 << 20
 
 
 def use_compilation_cache(folder: Path) -> None:
