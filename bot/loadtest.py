@@ -64,6 +64,7 @@ class Phase:
     repeated: int  # photos answered more than once
     not_answers: list[str]  # replies that are not an answer naming breeds (or no dog)
     seconds: float  # first photo sent to last reply
+    rss_mb: float = 0.0  # the bot's resident memory once the phase was answered
 
     @property
     def answered(self) -> int:
@@ -311,8 +312,10 @@ async def run_load(load: Load, max_batch: int, compile_cache: Path = COMPILE_CAC
             memory = Memory(start=bot.memory_mb())
             async with _sampling(bot, memory):
                 phases = [await burst(chats, stored, load.users)]
+                phases[-1].rss_mb = bot.memory_mb()
                 if load.rate and load.duration:
                     phases.append(await sustained(chats, stored, load.rate, load.duration))
+                    phases[-1].rss_mb = bot.memory_mb()
             memory.end, memory.lifetime_peak = bot.memory_mb(), bot.memory_mb("VmHWM")
             errors = bot.log.count(" ERROR ")
     return Run(max_batch, startup, phases, memory, errors)
@@ -392,6 +395,7 @@ def format_runs(load: Load, runs: list[Run]) -> str:
             (f"{phase.name}: answered photos/s", [f"{p.photos_per_s:.1f}" for p in ps]),
             (f"{phase.name}: p50 / p95 / p99 (s)",
              [" / ".join(f"{p.percentile(q):.2f}" for q in (50, 95, 99)) for p in ps]),
+            (f"{phase.name}: bot RSS MB after", [f"{p.rss_mb:.0f}" for p in ps]),
         ]
     rows += [
         ("bot RSS MB: start / end / peak",
