@@ -61,10 +61,26 @@ def make_services(settings: Settings) -> Services:
     return Services(store, classifier, breeds, RateLimiter())
 
 
+class MessagesFirst(AIORateLimiter):
+    """Telegram's limits (30 messages a second, 20 a minute in a group) for messages only.
+
+    PTB's limiter counts every request to a chat, so in a rush of 100 photos their 100
+    "typing…" actions would take the first three seconds of the budget and the answers would
+    queue behind them. Telegram limits messages; a chat action it refused would cost only the
+    "typing…" (bot/handlers.py shows it best effort).
+    """
+
+    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):
+        if endpoint == "sendChatAction":
+            return await callback(*args, **kwargs)
+        return await super().process_request(callback, args, kwargs, endpoint, data,
+                                             rate_limit_args)
+
+
 def build_application(token: str, services: Services, base_url: str | None = None,
                       base_file_url: str | None = None) -> Application:
     """The bot: python-telegram-bot Application with every handler registered."""
-    builder = (ApplicationBuilder().token(token).rate_limiter(AIORateLimiter())
+    builder = (ApplicationBuilder().token(token).rate_limiter(MessagesFirst())
                .concurrent_updates(True))
     if base_url:
         builder = builder.base_url(base_url).base_file_url(base_file_url or base_url)

@@ -148,7 +148,7 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         photo_bytes = bytes(await (await media.get_file()).download_as_bytearray())
         result, version = await svc.classifier.classify(photo_bytes)
     finally:
-        typing.cancel()  # still waiting on the rate limiter: the answer makes it moot
+        typing.cancel()  # not sent yet: the answer makes it moot
     if isinstance(result, ImageError):
         await reply(update, f"Sorry, I couldn't read that: {escape(str(result))}. "
                             "Could you send it again as a photo?")
@@ -161,8 +161,8 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def _show_typing(bot: Bot, chat_id: int) -> None:
-    """"typing…" while the photo is looked at; the answer never waits for it. In a rush the
-    rate limiter (30 requests/s) queues it, and a queued one would delay the download."""
+    """"typing…" while the photo is looked at; best effort, and the answer never waits for it
+    (it is not rate-limited: ``bot.app.MessagesFirst``)."""
     try:
         await bot.send_chat_action(chat_id, ChatAction.TYPING)
     except TelegramError as error:  # only a courtesy: the answer follows anyway
