@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,12 @@ class Memory:
     end: float = 0.0
     peak: float = 0.0
     lifetime_peak: float = 0.0
+    samples: list[float] = field(default_factory=list)  # every quarter second under load
+
+    def quarters(self) -> list[float]:
+        """The samples at 0, 25, 50, 75 and 100% of the load: flat, or growing?"""
+        last = len(self.samples) - 1
+        return [self.samples[round(last * q / 4)] for q in range(5)] if self.samples else []
 
 
 @dataclass
@@ -328,7 +334,8 @@ async def _sampling(bot: BotProcess, memory: Memory, every_s: float = 0.25
 
     async def sample() -> None:
         while True:
-            memory.peak = max(memory.peak, bot.memory_mb())
+            memory.samples.append(bot.memory_mb())
+            memory.peak = max(memory.samples)
             await asyncio.sleep(every_s)
 
     task = asyncio.create_task(sample())
@@ -400,6 +407,8 @@ def format_runs(load: Load, runs: list[Run]) -> str:
     rows += [
         ("bot RSS MB: start / end / peak",
          [f"{r.memory.start:.0f} / {r.memory.end:.0f} / {r.memory.peak:.0f}" for r in runs]),
+        ("bot RSS MB: 0/25/50/75/100% of the load",
+         ["/".join(f"{m:.0f}" for m in r.memory.quarters()) for r in runs]),
         ("bot RSS MB: peak in its life", [f"{r.memory.lifetime_peak:.0f}" for r in runs]),
         ("ERROR lines in the bot's log", [str(r.errors_logged) for r in runs]),
         ("start to first answer (s)", [f"{r.startup_s:.1f}" for r in runs]),
