@@ -17,7 +17,7 @@ PHOTO_DIR = DATA_DIR / "photos"
 PROMOTED_MODEL = DATA_DIR / "model.whatbreed"  # where scripts/retrain.py puts a better model
 COMPILE_CACHE = DATA_DIR / "jax-cache"  # compiled functions, for a quick restart
 # Photos classified in one call at most; 1 turns micro-batching off. Off by default: on 2 CPUs
-# XLA runs one photo on both cores, and batches of 8 answered a rush of 100 photos 25-40%
+# XLA runs one photo on both cores, and batches of 8 answered a rush of 100 photos 26-43%
 # slower (README, "The bot under load"; set 8 where batches pay, e.g. on an accelerator).
 MAX_BATCH = 1
 SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram takes as a webhook's secret

@@ -199,8 +199,8 @@ class BotProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "WEBHOOK_"))}
         env |= {"TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_URL": fake.url,
                 "WHATBREED_DATA": str(data_dir), "WHATBREED_MODEL": model,
-                "WHATBREED_MAX_BATCH": str(max_batch),
-                "WHATBREED_COMPILE_CACHE": str(compile_cache), "WHATBREED_LOG_LEVEL": "INFO"}
+                "WHATBREED_MAX_BATCH": str(max_batch), "WHATBREED_LOG_LEVEL": "INFO",
+                "WHATBREED_COMPILE_CACHE": str(compile_cache.resolve())}
         with self.log_path.open("w") as log:
             self.started = time.monotonic()
             self.process = subprocess.Popen([sys.executable, "-m", "bot"], cwd=REPOSITORY,
