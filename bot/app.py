@@ -7,8 +7,9 @@ import contextlib
 import logging
 import re
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from telegram import BotCommand
 from telegram.ext import (
@@ -70,7 +71,9 @@ class MessagesFirst(AIORateLimiter):
     "typing…" (bot/handlers.py shows it best effort).
     """
 
-    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):
+    async def process_request(self, callback: Callable[..., Awaitable[Any]], args: Any,
+                              kwargs: dict[str, Any], endpoint: str, data: dict[str, Any],
+                              rate_limit_args: int | None) -> Any:
         if endpoint == "sendChatAction":
             return await callback(*args, **kwargs)
         return await super().process_request(callback, args, kwargs, endpoint, data,

@@ -45,7 +45,8 @@ def _port(variable: str, default: int) -> int:
     return int(text)
 
 
-def _max_batch() -> int:
+def max_batch_setting() -> int:
+    """$WHATBREED_MAX_BATCH: photos in one model call at most; ConfigError for a bad one."""
     text = os.environ.get("WHATBREED_MAX_BATCH") or str(MAX_BATCH)
     if not text.isdigit() or int(text) < 1:
         raise ConfigError(f"WHATBREED_MAX_BATCH must be a whole number of at least 1 "
@@ -143,6 +144,6 @@ class Settings:
             user_salt=_kept_secret("WHATBREED_USER_SALT", DATA_DIR / "user_salt"),
             api_url=os.environ.get("TELEGRAM_API_URL") or None,
             webhook=Webhook.from_env(DATA_DIR),
-            max_batch=_max_batch(),
+            max_batch=max_batch_setting(),
             compile_cache=Path(os.environ.get("WHATBREED_COMPILE_CACHE") or COMPILE_CACHE),
         )
