@@ -7,13 +7,11 @@ import contextlib
 import logging
 import re
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from telegram import BotCommand
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -26,11 +24,11 @@ from bot import handlers
 from bot.breeds import BreedIndex
 from bot.config import Settings, Webhook
 from bot.handlers import Services
-from bot.inference import BatchingClassifier
+from bot.inference import BatchingClassifier, serving_predictor
 from bot.ratelimit import RateLimiter
+from bot.retry import RetryingRateLimiter
 from bot.storage import Store
 from model.compile_cache import use_compilation_cache
-from model.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -55,35 +53,17 @@ NOT_A_PHOTO = (filters.Document.ALL | filters.Sticker.ALL | filters.VIDEO | filt
 def make_services(settings: Settings) -> Services:
     store = Store(settings.database_url, settings.photo_dir, settings.user_salt)
     use_compilation_cache(settings.compile_cache)
-    # The classifier warms up what it runs, at the batch sizes it forms.
-    classifier = BatchingClassifier(lambda: Predictor(settings.model.to_load(), warm_up=False),
-                                    max_batch=settings.max_batch, warm_up=True)
+    classifier = BatchingClassifier(
+        lambda: serving_predictor(settings.model.to_load(), settings.max_batch),
+        max_batch=settings.max_batch)
     breeds = BreedIndex.build(classifier.predictor.breeds, store.known_new_breeds())
     return Services(store, classifier, breeds, RateLimiter())
-
-
-class MessagesFirst(AIORateLimiter):
-    """Telegram's limits (30 messages a second, 20 a minute in a group) for messages only.
-
-    PTB's limiter counts every request to a chat, so in a rush of 100 photos their 100
-    "typing…" actions would take the first three seconds of the budget and the answers would
-    queue behind them. Telegram limits messages; a chat action it refused would cost only the
-    "typing…" (bot/handlers.py shows it best effort).
-    """
-
-    async def process_request(self, callback: Callable[..., Awaitable[Any]], args: Any,
-                              kwargs: dict[str, Any], endpoint: str, data: dict[str, Any],
-                              rate_limit_args: int | None) -> Any:
-        if endpoint == "sendChatAction":
-            return await callback(*args, **kwargs)
-        return await super().process_request(callback, args, kwargs, endpoint, data,
-                                             rate_limit_args)
 
 
 def build_application(token: str, services: Services, base_url: str | None = None,
                       base_file_url: str | None = None) -> Application:
     """The bot: python-telegram-bot Application with every handler registered."""
-    builder = (ApplicationBuilder().token(token).rate_limiter(MessagesFirst())
+    builder = (ApplicationBuilder().token(token).rate_limiter(RetryingRateLimiter())
                .concurrent_updates(True))
     if base_url:
         builder = builder.base_url(base_url).base_file_url(base_file_url or base_url)

@@ -19,7 +19,7 @@ COMPILE_CACHE = DATA_DIR / "jax-cache"  # compiled functions, for a quick restar
 # Photos classified in one call at most; 1 turns micro-batching off. Off by default: on 2 CPUs
 # XLA runs one photo on both cores, and batches of 8 answered a rush of 100 photos 26-43%
 # slower (README, "The bot under load"; set 8 where batches pay, e.g. on an accelerator).
-MAX_BATCH = 1
+DEFAULT_MAX_BATCH = 1
 SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram takes as a webhook's secret
 
 
@@ -47,7 +47,7 @@ def _port(variable: str, default: int) -> int:
 
 def max_batch_setting() -> int:
     """$WHATBREED_MAX_BATCH: photos in one model call at most; ConfigError for a bad one."""
-    text = os.environ.get("WHATBREED_MAX_BATCH") or str(MAX_BATCH)
+    text = os.environ.get("WHATBREED_MAX_BATCH") or str(DEFAULT_MAX_BATCH)
     if not text.isdigit() or int(text) < 1:
         raise ConfigError(f"WHATBREED_MAX_BATCH must be a whole number of at least 1 "
                           f"(1: no micro-batching), not {text!r}")
@@ -129,7 +129,7 @@ class Settings:
     user_salt: str
     api_url: str | None = None  # another Bot API server's root, e.g. a local telegram-bot-api
     webhook: Webhook | None = None  # None: long polling
-    max_batch: int = MAX_BATCH  # 1: each photo classified alone
+    max_batch: int = DEFAULT_MAX_BATCH  # 1: each photo classified alone
     compile_cache: Path = COMPILE_CACHE
 
     @classmethod

@@ -10,25 +10,30 @@ from html import escape
 from pathlib import PurePosixPath
 
 import segno
-from telegram import Bot, InputFile, Message, Update
+from sqlalchemy.exc import DBAPIError
+from telegram import Bot, CallbackQuery, InputFile, Message, Update
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import TelegramError
+from telegram.error import TelegramError, TimedOut
 from telegram.ext import ContextTypes
 from telegram.helpers import create_deep_linked_url
 
+from bot.boxes import boxed_photo
 from bot.breeds import BreedIndex
 from bot.inference import BatchingClassifier
 from bot.ratelimit import RateLimiter
 from bot.replies import (
     HELP,
-    answer_text,
+    Press,
     confirm_new_breed_keyboard,
     correction_keyboard,
+    dog_mark,
     feedback_keyboard,
+    numbered_dogs,
+    photo_text,
     promotion_text,
 )
 from bot.storage import PredictionInfo, Store
-from model.answers import Answer
+from model.answers import Answer, Dog, PhotoAnswer
 from model.data.dataset import sha256_hex, slug
 from model.predictor import Predictor
 from model.preprocess import PHOTO_FORMATS, ImageError
@@ -37,6 +42,18 @@ log = logging.getLogger(__name__)
 
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # the Bot API's getFile limit
 SORRY = "Sorry, something went wrong on my side. Please try again in a moment."
+DATABASE_DOWN = ("Sorry, I couldn't save that: my database isn't answering. Nothing was "
+                 "recorded; please try again in a minute.")
+TELEGRAM_SLOW = ("Telegram was slow to confirm my answer. If you didn't get one, please send "
+                 "that again.")
+STALE_BUTTON = "That button doesn't work any more."
+ECHOED_CHARACTERS = 64  # of a name or filter said back: a reply holds at most 4096
+
+
+def quoted(text: str) -> str:
+    """What the user typed, escaped and cut short, to say back in quotes."""
+    cut = text[:ECHOED_CHARACTERS] + ("…" if len(text) > ECHOED_CHARACTERS else "")
+    return f"“{escape(cut)}”"
 
 
 @dataclass
@@ -72,10 +89,10 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if context.args:
         event = await asyncio.to_thread(services(context).store.join_event,
                                         update.effective_user.id, context.args[0])
-        if event is None:
-            await reply(update, "That event link isn't valid (any more), but I can still help.")
-        else:
-            await reply(update, f"Welcome to <b>{escape(event.name)}</b>! 🐾")
+        welcome = ("That event link isn't valid (any more), but I can still help."
+                   if event is None else f"Welcome to <b>{escape(event.name)}</b>! 🐾")
+        await reply(update, f"{welcome}\n\n{HELP}")  # one update, one reply
+        return
     await reply(update, HELP)
 
 
@@ -89,7 +106,7 @@ async def breeds_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     query = " ".join(context.args)
     found = services(context).breeds.search(query)
     if not found:
-        await reply(update, f"I don't know a breed matching “{escape(query)}”.")
+        await reply(update, f"I don't know a breed matching {quoted(query)}.")
         return
     names = ", ".join(escape(b.name) for b in found)
     text = f"I know {len(found)} breed{'s' * (len(found) != 1)}: {names}"
@@ -146,23 +163,36 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     typing = asyncio.create_task(_show_typing(context.bot, message.chat_id))
     try:
         photo_bytes = bytes(await (await media.get_file()).download_as_bytearray())
-        result, version = await svc.classifier.classify(photo_bytes)
+        result, version = await svc.classifier.look(photo_bytes)
     finally:
         typing.cancel()  # not sent yet: the answer makes it moot
     if isinstance(result, ImageError):
         await reply(update, f"Sorry, I couldn't read that: {escape(str(result))}. "
                             "Could you send it again as a photo?")
         return
+    dogs = numbered_dogs(result)
     prediction_id = await asyncio.to_thread(_record, svc.store, message, media.file_id,
-                                            photo_bytes, suffix, version, result)
-    keyboard = feedback_keyboard(prediction_id) if result.is_dog else None
-    sent = await reply(update, answer_text(result), reply_markup=keyboard)
+                                            photo_bytes, suffix, version, result.answer, dogs)
+    sent = await _answer(update, photo_bytes, result, dogs, prediction_id)
     await asyncio.to_thread(svc.store.set_reply_message, prediction_id, sent.message_id)
+
+
+async def _answer(update: Update, photo_bytes: bytes, result: PhotoAnswer, dogs: list[Dog],
+                  prediction_id: int) -> Message:
+    """The reply: a text, or with several dogs the photo with their numbered boxes and the
+    text as its caption; buttons for each dog."""
+    keyboard = feedback_keyboard(prediction_id, len(dogs)) if result.answer.is_dog else None
+    text = photo_text(result, dogs)
+    if not dogs:
+        return await reply(update, text, reply_markup=keyboard)
+    boxed = await asyncio.to_thread(boxed_photo, photo_bytes, [dog.box for dog in dogs])
+    return await update.effective_message.reply_photo(
+        boxed, caption=text, parse_mode=ParseMode.HTML, do_quote=True, reply_markup=keyboard)
 
 
 async def _show_typing(bot: Bot, chat_id: int) -> None:
     """"typing…" while the photo is looked at; best effort, and the answer never waits for it
-    (it is not rate-limited: ``bot.app.MessagesFirst``)."""
+    (nor for the rate limiter: bot/retry.py lets chat actions through)."""
     try:
         await bot.send_chat_action(chat_id, ChatAction.TYPING)
     except TelegramError as error:  # only a courtesy: the answer follows anyway
@@ -170,7 +200,7 @@ async def _show_typing(bot: Bot, chat_id: int) -> None:
 
 
 def _record(store: Store, message: Message, file_id: str, photo_bytes: bytes, suffix: str,
-            version: str, answer: Answer) -> int:
+            version: str, answer: Answer, dogs: list[Dog]) -> int:
     # Only dogs are kept: photos of people or cats stay with Telegram unless a correction
     # says they show a dog (see _keep_photo).
     keep = answer.is_dog
@@ -179,7 +209,7 @@ def _record(store: Store, message: Message, file_id: str, photo_bytes: bytes, su
     return store.record_prediction(
         chat_id=message.chat_id, chat_type=message.chat.type, user_id=message.from_user.id,
         photo_message_id=message.message_id, photo_sha256=sha256, photo_file_id=file_id,
-        model_version=version, answer=answer, event_id=event.id if event else None)
+        model_version=version, answer=answer, event_id=event.id if event else None, dogs=dogs)
 
 
 async def not_a_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -204,9 +234,9 @@ async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 
 async def correct(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/correct <breed>, replying to my answer or to the photo: record the right breed."""
+    """/correct [dog] <breed>, replying to my answer or to the photo: record the right breed."""
     svc, target = services(context), update.effective_message.reply_to_message
-    name = " ".join(context.args).strip()
+    number, name = _dog_and_breed(context.args)
     if target is None or not name:
         await reply(update, "Reply to my answer (or to the photo) with <code>/correct breed"
                             "</code>, e.g. <code>/correct golden retriever</code>.")
@@ -217,30 +247,62 @@ async def correct(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, "I can't find my answer to that message. Reply to my answer "
                             "(or to the photo) with /correct.")
         return
+    dog, question = _which_dog(prediction, number)
+    if question:
+        await reply(update, question)
+        return
     breed = svc.breeds.match(name)
     if breed is not None:
-        text = await _record_correction(svc, prediction, update, breed.label, breed.name)
-        await reply(update, text)
+        await reply(update, await _record_correction(svc, prediction, update, breed.label,
+                                                     breed.name, dog=dog))
         return
-    context.user_data["new_breed"] = (prediction.id, name[:64])
+    context.user_data["new_breed"] = (prediction.id, name[:64], dog)
     close = ", ".join(escape(b.name) for b in svc.breeds.suggestions(name))
-    await reply(update, f"I don't know “{escape(name)}” yet."
+    await reply(update, f"I don't know {quoted(name)} yet."
                         + (f" Close matches: {close}." if close else "")
                         + " Add it as a new breed?",
                 reply_markup=confirm_new_breed_keyboard(prediction.id))
 
 
+def _dog_and_breed(args: list[str]) -> tuple[int | None, str]:
+    """``/correct 2 beagle`` -> (2, "beagle"); ``/correct beagle`` -> (None, "beagle")."""
+    if args and args[0].isdigit():
+        return int(args[0]), " ".join(args[1:]).strip()
+    return None, " ".join(args).strip()
+
+
+def _which_dog(prediction: PredictionInfo, number: int | None) -> tuple[int | None, str]:
+    """The numbered dog a /correct is about (None: the whole photo), or a question to ask
+    instead when that is unclear."""
+    count = len(prediction.dogs)
+    if count == 0:
+        if number in (None, 1):
+            return None, ""
+        return None, ("I answered for the whole photo there: reply with <code>/correct breed"
+                      "</code>, without a number.")
+    if number is None:
+        return None, (f"I see {count} dogs in that photo: which one? Reply with the number "
+                      "from the photo, e.g. <code>/correct 2 beagle</code> for dog ②.")
+    if not 1 <= number <= count:
+        return None, (f"That photo has dogs 1 to {count}: e.g. <code>/correct {count} beagle"
+                      "</code>.")
+    return number, ""
+
+
 async def _record_correction(svc: Services, prediction: PredictionInfo, update: Update,
-                             label: str, name: str, kind: str | None = None) -> str:
-    """Store a correction (and its photo) and return the acknowledgement."""
-    top_label = prediction.guesses[0].label if prediction.guesses else None
-    kind = kind or ("confirmed" if label == top_label else "corrected")
+                             label: str, name: str, kind: str | None = None,
+                             dog: int | None = None) -> str:
+    """Store a correction (of numbered dog ``dog``, or of the photo) and its photo; return
+    the acknowledgement."""
+    guesses = prediction.guesses_of(dog)
+    kind = kind or ("confirmed" if guesses and label == guesses[0].label else "corrected")
     await asyncio.to_thread(svc.store.record_correction, prediction.id,
-                            update.effective_user.id, label, name, kind)
+                            update.effective_user.id, label, name, kind, dog)
     await _keep_photo(svc.store, prediction, update.get_bot())
+    subject = "it's" if dog is None else f"{dog_mark(dog)} is"
     if kind == "confirmed":
-        return f"✅ Thanks! Noted that it's a {escape(name)}."
-    return f"✏️ Thanks! Noted: it's a {escape(name)}. That helps me learn."
+        return f"✅ Thanks! Noted that {subject} a {escape(name)}."
+    return f"✏️ Thanks! Noted: {subject} a {escape(name)}. That helps me learn."
 
 
 async def _keep_photo(store: Store, prediction: PredictionInfo, bot: Bot) -> None:
@@ -266,38 +328,57 @@ async def _keep_photo(store: Store, prediction: PredictionInfo, bot: Bot) -> Non
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Feedback buttons under an answer: right, correct it, pick a breed, add a new one."""
+    """Feedback buttons under an answer (or one dog of it): right, correct it, pick a breed,
+    add a new one."""
     query, svc = update.callback_query, services(context)
-    action, _, rest = (query.data or "").partition(":")
-    prediction_id, _, choice = rest.partition(":")
-    prediction = await asyncio.to_thread(svc.store.prediction, int(prediction_id or 0))
-    if prediction is None:
+    press = Press.read(query.data)
+    if press is None or update.effective_chat is None:
+        await query.answer(STALE_BUTTON)
+        return
+    prediction = await asyncio.to_thread(svc.store.prediction, press.prediction_id,
+                                         update.effective_chat.id)
+    if prediction is None or (press.dog is not None
+                              and not 1 <= press.dog <= len(prediction.dogs)):
         await query.answer("That answer is gone (maybe deleted with /forget).")
         return
-    if action == "fix":
+    guesses, dog = prediction.guesses_of(press.dog), press.dog
+    if press.action == "fix":
         await query.answer()
-        await query.edit_message_reply_markup(correction_keyboard(prediction.id,
-                                                                  prediction.guesses))
-    elif action == "other":
+        await query.edit_message_reply_markup(correction_keyboard(prediction.id, guesses, dog))
+    elif press.action == "other":
         await query.answer()
-        await query.message.reply_text("Which breed is it? Reply to my answer with "
-                                       "/correct breed, e.g. /correct jindo.")
-    elif action in ("ok", "set"):
-        guess = prediction.guesses[int(choice) if action == "set" else 0]
+        await query.message.reply_text(
+            f"Which breed is {'it' if dog is None else dog_mark(dog)}? Reply to my answer with "
+            f"/correct {_numbered('breed', dog)}, e.g. /correct {_numbered('jindo', dog)}.")
+    elif press.action in ("ok", "set") and (press.choice or 0) < len(guesses):
+        guess = guesses[press.choice or 0]
         await _acknowledge(query, await _record_correction(
-            svc, prediction, update, guess.label, guess.name))
-    elif action == "new":
+            svc, prediction, update, guess.label, guess.name, dog=dog), prediction)
+    elif press.action == "new":
         await _add_new_breed(update, context, prediction)
-    elif action == "cancel":
+    elif press.action == "cancel":
         context.user_data.pop("new_breed", None)
-        await _acknowledge(query, "OK, nothing recorded.")
+        await _acknowledge(query, "OK, nothing recorded.", prediction)
+    else:  # a guess index past the answer's guesses
+        await query.answer(STALE_BUTTON)
 
 
-async def _acknowledge(query, text: str) -> None:
-    """Answer the button press and replace the buttons with the acknowledgement."""
+def _numbered(breed: str, dog: int | None) -> str:
+    return breed if dog is None else f"{dog} {breed}"
+
+
+async def _acknowledge(query: CallbackQuery, text: str, prediction: PredictionInfo) -> None:
+    """Answer the button press: under the answer's text, in place of its buttons; for a photo
+    of several dogs, in a reply, and the buttons of every dog stay for the others."""
     await query.answer("Thanks!")
-    await query.edit_message_text(f"{query.message.text_html}\n\n{text}",
-                                  parse_mode=ParseMode.HTML)
+    if not query.message.photo:
+        await query.edit_message_text(f"{query.message.text_html}\n\n{text}",
+                                      parse_mode=ParseMode.HTML)
+        return
+    await query.message.reply_text(text, parse_mode=ParseMode.HTML, do_quote=True)
+    keyboard = feedback_keyboard(prediction.id, len(prediction.dogs))
+    if query.message.reply_markup != keyboard:  # a dog's breeds were showing
+        await query.edit_message_reply_markup(keyboard)
 
 
 async def _add_new_breed(update: Update, context: ContextTypes.DEFAULT_TYPE,
@@ -307,10 +388,10 @@ async def _add_new_breed(update: Update, context: ContextTypes.DEFAULT_TYPE,
     if pending is None or pending[0] != prediction.id:
         await query.answer("That question has expired; send /correct again.")
         return
-    name = pending[1]
-    text = await _record_correction(svc, prediction, update, slug(name), name, "new_breed")
+    _, name, dog = pending
+    text = await _record_correction(svc, prediction, update, slug(name), name, "new_breed", dog)
     await svc.refresh_breeds()
-    await _acknowledge(query, f"{text} I've added “{escape(name)}” as a new breed.")
+    await _acknowledge(query, f"{text} I've added “{escape(name)}” as a new breed.", prediction)
 
 
 # Events
@@ -371,7 +452,17 @@ async def error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     where = (f"update {update.update_id} in a {update.effective_chat.type} chat"
              if isinstance(update, Update) and update.effective_chat else repr(type(update)))
     log.error("error while handling %s", where, exc_info=context.error)
+    text = apology(context.error)
     if isinstance(update, Update) and update.effective_message:
-        await update.effective_message.reply_text(SORRY)
+        await update.effective_message.reply_text(text)
     elif isinstance(update, Update) and update.callback_query:
-        await update.callback_query.answer(SORRY)
+        await update.callback_query.answer(text)
+
+
+def apology(error: Exception | None) -> str:
+    """What went wrong, as far as the user can act on it."""
+    if isinstance(error, DBAPIError):
+        return DATABASE_DOWN
+    if isinstance(error, TimedOut):  # the answer may have arrived: see bot/retry.py
+        return TELEGRAM_SLOW
+    return SORRY

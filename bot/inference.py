@@ -2,14 +2,14 @@
 
 The event loop never runs JAX. Each request waits on an asyncio future; one thread takes
 whatever has queued up (up to ``max_batch`` photos, waiting at most ``max_wait_s`` for
-company), classifies them together and resolves the futures. ``max_batch=1`` turns
-micro-batching off: one photo per call, as ``scripts/loadtest.py`` compares.
+company), looks at them together (``Predictor.look``: the answer and where each dog is) and
+resolves the futures. ``max_batch=1`` turns micro-batching off: one photo a call, which the
+bot does by default ($WHATBREED_MAX_BATCH; README, "The bot under load").
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import queue
 import threading
@@ -17,13 +17,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from PIL import Image
-
-from model.answers import Answer
-from model.predictor import BATCH_SIZES, Predictor
+from model.answers import PhotoAnswer
+from model.predictor import Predictor
 from model.preprocess import ImageError
 
 log = logging.getLogger(__name__)
+
+
+MAX_BATCH = 8  # photos looked at in one predictor call at most
+
+
+def serving_predictor(model: str, max_batch: int = MAX_BATCH) -> Predictor:
+    """The predictor the bot serves ``model`` with, compiled for what the bot runs (``look``
+    on up to ``max_batch`` photos) rather than for ``classify``, so that no chat waits for a
+    compilation."""
+    predictor = Predictor(model, warm_up=False)
+    started = time.perf_counter()
+    predictor.warm_up_look(photos=max_batch)
+    log.info("predictor %s compiled for looking in %.1f s", predictor.version,
+             time.perf_counter() - started)
+    return predictor
 
 
 @dataclass
@@ -33,22 +46,13 @@ class _Request:
     loop: asyncio.AbstractEventLoop
 
 
-def infer(predictor: Predictor, photos: list[bytes]) -> list:
-    """What the bot asks of the model for a batch of photos; the warm-up runs it too."""
-    return predictor.classify(photos)
-
-
 class BatchingClassifier:
-    """``warm_up`` runs ``infer`` on blank photos at every batch shape the worker can form
-    before a model serves, at start and on reload, so that no user waits for compilation."""
-
-    def __init__(self, load: Callable[[], Predictor], max_batch: int = 8,
-                 max_wait_s: float = 0.02, warm_up: bool = False):
+    def __init__(self, load: Callable[[], Predictor], max_batch: int = MAX_BATCH,
+                 max_wait_s: float = 0.02):
         self._load = load
+        self.predictor = load()
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
-        self.warm_up = warm_up
-        self.predictor = self._loaded()
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._worker = threading.Thread(target=self._serve, name="classifier", daemon=True)
         self._worker.start()
@@ -57,8 +61,9 @@ class BatchingClassifier:
     def version(self) -> str:
         return self.predictor.version
 
-    async def classify(self, photo_bytes: bytes) -> tuple[Answer | ImageError, str]:
-        """The answer for one photo (or why it cannot be read), and the model version used."""
+    async def look(self, photo_bytes: bytes) -> tuple[PhotoAnswer | ImageError, str]:
+        """The answer for one photo and each dog in it (or why it cannot be read), and the
+        model version used."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._queue.put(_Request(photo_bytes, future, loop))
@@ -66,20 +71,9 @@ class BatchingClassifier:
 
     def reload(self) -> None:
         """Load the model again (a new artifact) and swap it in; requests never wait on it."""
-        predictor = self._loaded()
+        predictor = self._load()
         self.predictor = predictor  # one reference swap: atomic for the worker thread
         log.info("model reloaded: %s", predictor.version)
-
-    def _loaded(self) -> Predictor:
-        predictor = self._load()
-        if self.warm_up:
-            started = time.perf_counter()
-            # Batches of 1 to max_batch photos, padded up to the compiled sizes.
-            for size in sorted({1, self.max_batch} | {s for s in BATCH_SIZES
-                                                     if s < self.max_batch}):
-                infer(predictor, [_BLANK_PHOTO] * size)
-            log.info("warmed up %s in %.1f s", predictor.version, time.perf_counter() - started)
-        return predictor
 
     def close(self) -> None:
         self._queue.put(None)
@@ -105,24 +99,15 @@ class BatchingClassifier:
     def _serve(self) -> None:
         while (batch := self._next_batch()) is not None:
             predictor = self.predictor
-            log.debug("classifying a batch of %d photos", len(batch))
+            log.debug("looking at a batch of %d photos", len(batch))
             try:
-                results = infer(predictor, [r.photo_bytes for r in batch])
+                results = predictor.look([r.photo_bytes for r in batch])
             except Exception as error:  # never leave a chat waiting forever
-                log.exception("classification failed for a batch of %d", len(batch))
+                log.exception("looking failed for a batch of %d", len(batch))
                 results = [error] * len(batch)
             for request, result in zip(batch, results, strict=True):
                 request.loop.call_soon_threadsafe(_resolve, request.future, result,
                                                   predictor.version)
-
-
-def _blank_jpeg() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (640, 480), "gray").save(buffer, "JPEG")
-    return buffer.getvalue()
-
-
-_BLANK_PHOTO = _blank_jpeg()
 
 
 def _resolve(future: asyncio.Future, result: object, version: str) -> None:

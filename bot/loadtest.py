@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.config import COMPILE_CACHE, MAX_BATCH
+from bot.config import COMPILE_CACHE, DEFAULT_MAX_BATCH
 from bot.fake_telegram import ChatSpec, FakeTelegram, UserSpec
 from model import DEFAULT_VARIANT
 
@@ -33,7 +33,7 @@ ANSWER_MARKS = ("🐕", "🤔")  # how every answer to a photo begins (bot/repli
 PHOTOS_A_MINUTE = 10  # per simulated user, under the bot's flood limit of 12
 START_TIMEOUT_S = 600.0  # a cold start compiles every batch shape
 GRACE_S = 1.0  # waited after the last answer, for a second answer to any photo to show
-WARMED_UP = re.compile(r"warmed up \S+ in ([\d.]+) s")
+WARMED_UP = re.compile(r"compiled for looking in ([\d.]+) s")  # bot/inference.py
 
 Key = tuple[int, int]  # (chat id, message id) of a photo a user sent
 
@@ -162,7 +162,7 @@ class Chats:
                 original = message.get("reply_to_message", {}).get("message_id")
                 if "edit_date" not in message and (chat_id, original) in self.sent:
                     self.replies.setdefault((chat_id, original), []).append(
-                        (now, message.get("text", "")))
+                        (now, message.get("text") or message.get("caption", "")))
             self._seen[chat_id] = len(history)
         return False
 
@@ -234,7 +234,7 @@ class BotProcess:
 
 
 @contextlib.asynccontextmanager
-async def bot_against_stand_in(data_dir: Path, *, model: str, max_batch: int = MAX_BATCH,
+async def bot_against_stand_in(data_dir: Path, *, model: str, max_batch: int = DEFAULT_MAX_BATCH,
                                compile_cache: Path = COMPILE_CACHE
                                ) -> AsyncIterator[tuple[BotProcess, Chats]]:
     """A stand-in on 127.0.0.1 and the bot process polling it; stopped on exit."""

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from model.answers import Answer, BreedGuess, headline
+from model.answers import Answer, Box, BreedGuess, Dog, PhotoAnswer, headline
 
 BARS = 10
 SHOWN_BREEDS = 3
+# A reply names at most this many dogs (the most evident on the dog map): a number each,
+# ① to ⑨, in the text, on the photo and on the buttons.
+MAX_DOGS = 9
 
 HELP = (
     "🐶 <b>What breed is that dog?</b> Send me a photo and I'll tell you the likeliest "
     "breeds, honestly: rescued dogs are often mixes.\n\n"
     "If I'm wrong, tap <b>✏️ Correct it</b>, or reply to my answer with "
-    "<code>/correct breed</code> (e.g. <code>/correct jindo</code>). Corrections teach the "
+    "<code>/correct breed</code> (e.g. <code>/correct jindo</code>; for one dog of several, "
+    "its number first: <code>/correct 2 jindo</code>). Corrections teach the "
     "next version of me.\n\n"
     "/breeds [filter] – the breeds I know\n"
     "/about – which model answers, and how accurate it is\n"
@@ -56,6 +62,66 @@ def answer_text(answer: Answer) -> str:
     return "\n".join([title, "", *lines])
 
 
+def photo_text(photo: PhotoAnswer, dogs: Sequence[Dog]) -> str:
+    """The reply to a photo: its answer, or with several ``dogs`` (``numbered_dogs``) one
+    line each; then the advice on retaking it, if any."""
+    text = several_dogs_text(dogs) if len(dogs) > 1 else answer_text(photo.answer)
+    return text if photo.advice is None else f"{text}\n\n💡 {escape(photo.advice)}"
+
+
+def numbered_dogs(photo: PhotoAnswer) -> list[Dog]:
+    """The dogs a reply numbers: none unless there are several; else the MAX_DOGS most
+    evident, in reading order along the way they are spread out (left to right, or top to
+    bottom), so that ① is the leftmost (topmost)."""
+    if len(photo.dogs) < 2:
+        return []
+    dogs = list(photo.dogs[:MAX_DOGS])
+    axis = _main_axis([dog.box for dog in dogs])
+    return sorted(dogs, key=lambda dog: _centre(dog.box)[axis])
+
+
+def several_dogs_text(dogs: Sequence[Dog]) -> str:
+    """"I see 2 dogs:", then a line per dog: its number, where it is, and its answer."""
+    places = positions([dog.box for dog in dogs])
+    lines = [f"{dog_mark(number)} ({place}) {_dog_headline(dog.answer)}"
+             for number, (dog, place) in enumerate(zip(dogs, places, strict=True), 1)]
+    return "\n".join([f"🐕 I see {len(dogs)} dogs:", *lines])
+
+
+def _dog_headline(answer: Answer) -> str:
+    if answer.mixed:
+        return escape(headline(answer))
+    best = answer.predictions[0]
+    return f"<b>{escape(best.name)}</b> {best.probability:.0%}"
+
+
+def dog_mark(number: int) -> str:
+    """①, ②, … ⑨: the dog's number as the photo's boxes show it."""
+    return chr(0x2460 + number - 1)
+
+
+def positions(boxes: Sequence[Box]) -> list[str]:
+    """Where each box is among the others, in words: along the way they are spread out, the
+    first is "left" ("top"), the last "right" ("bottom"), any between "middle"."""
+    axis = _main_axis(boxes)
+    words = ("left", "right") if axis == 0 else ("top", "bottom")
+    order = sorted(range(len(boxes)), key=lambda i: _centre(boxes[i])[axis])
+    place = {index: "middle" for index in order}
+    place[order[0]], place[order[-1]] = words
+    return [place[i] for i in range(len(boxes))]
+
+
+def _centre(box: Box) -> tuple[float, float]:
+    return (box.left + box.right) / 2, (box.top + box.bottom) / 2
+
+
+def _main_axis(boxes: Sequence[Box]) -> int:
+    """0 when the boxes' centres spread more from left to right than from top to bottom,
+    else 1."""
+    xs, ys = zip(*(_centre(box) for box in boxes), strict=True)
+    return 0 if max(xs) - min(xs) >= max(ys) - min(ys) else 1
+
+
 def promotion_text(promotion: dict | None) -> str:
     """When corrections last improved the model, and by how much; "" when they never did."""
     if promotion is None:
@@ -66,24 +132,63 @@ def promotion_text(promotion: dict | None) -> str:
             f"(was {promotion['before']:.0%}).")
 
 
-def feedback_keyboard(prediction_id: int) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[
-        InlineKeyboardButton("👍 Right", callback_data=f"ok:{prediction_id}"),
-        InlineKeyboardButton("✏️ Correct it", callback_data=f"fix:{prediction_id}"),
-    ]])
+@dataclass(frozen=True)
+class Press:
+    """What a button under an answer says: ``action:prediction[:choice[:dog]]``."""
+
+    action: str
+    prediction_id: int
+    choice: int | None = None  # which of the answer's breeds
+    dog: int | None = None  # which dog of several (1, 2, …); None: the whole photo
+
+    @property
+    def data(self) -> str:
+        """The button's callback data (at most 64 bytes)."""
+        parts = [self.action, str(self.prediction_id),
+                 *("" if v is None else str(v) for v in (self.choice, self.dog))]
+        return ":".join(parts).rstrip(":")
+
+    @classmethod
+    def read(cls, data: str | None) -> Press | None:
+        """The press a button's data says; None for data that our keyboards never make:
+        clients can send any data, so it is not trusted."""
+        match = PRESS_DATA.fullmatch(data or "")
+        if match is None or (match["action"] == "set") != (match["choice"] is not None):
+            return None
+        choice, dog = (None if v is None else int(v) for v in match.group("choice", "dog"))
+        return cls(match["action"], int(match["prediction"]), choice, dog)
 
 
-def correction_keyboard(prediction_id: int,
-                        guesses: Sequence[BreedGuess]) -> InlineKeyboardMarkup:
-    """The other likely breeds as buttons, plus "something else"."""
-    rows = [[InlineKeyboardButton(g.name, callback_data=f"set:{prediction_id}:{index}")]
+PRESS_DATA = re.compile(r"(?P<action>ok|fix|other|new|cancel|set):(?P<prediction>[0-9]{1,18})"
+                        r"(?::(?P<choice>[0-9]{1,2})?(?::(?P<dog>[0-9]{1,2}))?)?")
+
+
+def _button(text: str, action: str, prediction_id: int, choice: int | None = None,
+            dog: int | None = None) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text, callback_data=Press(action, prediction_id, choice, dog).data)
+
+
+def feedback_keyboard(prediction_id: int, dogs: int = 0) -> InlineKeyboardMarkup:
+    """👍 and ✏️ for the answer, or with several ``dogs`` a row of them for each dog."""
+    if dogs < 2:
+        return InlineKeyboardMarkup([[_button("👍 Right", "ok", prediction_id),
+                                      _button("✏️ Correct it", "fix", prediction_id)]])
+    return InlineKeyboardMarkup([
+        [_button(f"{dog_mark(dog)} 👍 Right", "ok", prediction_id, dog=dog),
+         _button(f"{dog_mark(dog)} ✏️ Correct it", "fix", prediction_id, dog=dog)]
+        for dog in range(1, dogs + 1)])
+
+
+def correction_keyboard(prediction_id: int, guesses: Sequence[BreedGuess],
+                        dog: int | None = None) -> InlineKeyboardMarkup:
+    """The other likely breeds (of one dog of several) as buttons, plus "something else"."""
+    mark = f"{dog_mark(dog)} " if dog else ""
+    rows = [[_button(f"{mark}{g.name}", "set", prediction_id, index, dog)]
             for index, g in enumerate(guesses) if index > 0]
-    rows.append([InlineKeyboardButton("Something else…", callback_data=f"other:{prediction_id}")])
+    rows.append([_button(f"{mark}Something else…", "other", prediction_id, dog=dog)])
     return InlineKeyboardMarkup(rows)
 
 
 def confirm_new_breed_keyboard(prediction_id: int) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[
-        InlineKeyboardButton("✅ Yes, add it", callback_data=f"new:{prediction_id}"),
-        InlineKeyboardButton("Cancel", callback_data=f"cancel:{prediction_id}"),
-    ]])
+    return InlineKeyboardMarkup([[_button("✅ Yes, add it", "new", prediction_id),
+                                  _button("Cancel", "cancel", prediction_id)]])

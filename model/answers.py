@@ -84,6 +84,8 @@ class PhotoAnswer:
     answer: Answer
     dogs: tuple[Dog, ...]
     looked_twice: bool  # the photo's answer also looked at a crop around its first dog
+    # When the answer is unsure: one line on why, and how to retake the photo (model.advice).
+    advice: str | None = None
 
     def to_json(self) -> dict:
         """The photo's answer as ``Answer.to_json``, plus ``dogs``."""

@@ -142,6 +142,19 @@ class Predictor:
                 self.probabilities(np.zeros((size, self.resolution, self.resolution, 3), np.uint8))
         log.info("predictor %s ready in %.1f s", self.version, time.perf_counter() - started)
 
+    def warm_up_look(self, how: Look = LOOK, photos: int = max(BATCH_SIZES)) -> None:
+        """Compile what ``look`` runs with ``how`` on up to ``photos`` photos a call: the
+        whole views with their dog maps at the batch sizes those use, and the crops around
+        dogs at every size (a photo may show several dogs)."""
+        whole = min(size for size in BATCH_SIZES if size >= min(photos, max(BATCH_SIZES)))
+        for size in BATCH_SIZES:
+            blank = np.zeros((size, self.resolution, self.resolution, 3), np.uint8)
+            # Compiled ahead of time, not run: the calls later find it compiled all the same.
+            if size <= whole:
+                self._forward.lower(self._params, blank, mirror=how.mirror,
+                                    with_map=True).compile()
+            self._forward.lower(self._params, blank, mirror=how.mirror_crop).compile()
+
     def _forward_fn(self, params: dict, pixels: jax.Array, mirror: bool = True,
                     with_map: bool = False) -> tuple[jax.Array, ...]:
         """(B, S, S, 3) -> ImageNet softmax (B, 1000) and breed probabilities (B, N); with

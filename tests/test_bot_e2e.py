@@ -10,17 +10,20 @@ import asyncio
 import csv
 import hashlib
 import io
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import numpy as np
 import pytest
 import skimage.data
-from PIL import Image
+from PIL import Image, ImageColor
 from telegram.error import BadRequest
 
 from bot.app import ALLOWED_UPDATES, COMMANDS, ModelFile, watch_model_file
+from bot.boxes import COLOURS
 from bot.config import ModelSource, Webhook
 from bot.fake_telegram import ChatSpec, UserSpec
 from bot.fake_telegram.bot_api import WEBHOOK_CONFLICT
@@ -28,6 +31,7 @@ from bot.fake_telegram.webhook import SECRET_HEADER
 from bot.inference import BatchingClassifier
 from model import DEFAULT_VARIANT
 from model.artifact import BreedLabel
+from model.evaluation.several_dogs import LAYOUTS, composite
 from model.head import imagenet_rows
 from model.predictor import MEASURED_DOG_TOP1, Predictor
 from tests.conftest import (
@@ -45,6 +49,8 @@ PRIVATE = ChatSpec(ALEX.id)
 GROUP = ChatSpec(-100200300, "group", "Adoption event")
 CHIHUAHUA = "imagenet-dogs-121/n02085620-Chihuahua.jpg"
 PUG = "imagenet-dogs-121/n02110958-pug.jpg"
+GOLDEN_RETRIEVER = "dogs-dev/Images/n02099601-golden_retriever/n02099601_10.jpg"
+SAMOYED = "dogs-dev/Images/n02111889-Samoyed/n02111889_1.jpg"
 
 
 def button(message: dict, text: str) -> str:
@@ -67,6 +73,8 @@ async def test_photo_gets_breeds_buttons_and_is_stored(bot_env: BotEnv, read_pho
         " where reply_message_id is not null"))
     assert reply_id == answer["message_id"] and version == DEFAULT_MODEL_VERSION
     assert (bot_env.photos / f"{photo_sha}.jpg").is_file()
+    # One dog: the reply is the text it always was, with no photo sent back or dogs stored.
+    assert "photo" not in answer and bot_env.rows("select dogs from predictions") == [(None,)]
 
 
 async def test_right_button_records_a_confirmation(bot_env: BotEnv, read_photo) -> None:
@@ -186,6 +194,7 @@ async def test_event_link_stats_and_export(bot_env: BotEnv, read_photo) -> None:
     await bot_env.fake.wait_for(PRIVATE.id, lambda m: "The 1 event(s) you host stay" in m["text"])
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("send, expected", [
     (lambda fake: fake.send_document(PRIVATE, ALEX, b"%PDF-1.4 not a photo", "menu.pdf",
                                      "application/pdf"), "isn't a photo I can read"),
@@ -249,6 +258,71 @@ async def test_album_photos_are_each_answered(bot_env: BotEnv, read_photo) -> No
     for name, message in sent.items():
         assert name in (await bot_env.answer_to(PRIVATE.id, message))["text"]
 
+
+
+@pytest.fixture
+def two_dogs(read_photo) -> bytes:
+    """A golden retriever (left) and a Samoyed (right) side by side."""
+    return composite(read_photo(GOLDEN_RETRIEVER), read_photo(SAMOYED), LAYOUTS[0])
+
+
+def stored_dogs(env: BotEnv) -> list[dict]:
+    [(dogs,)] = env.rows("select dogs from predictions")
+    return json.loads(dogs)
+
+
+async def test_two_dogs_get_an_answer_each_on_their_photo_with_numbered_boxes(
+        bot_env: BotEnv, two_dogs: bytes) -> None:
+    answer = await bot_env.ask(PRIVATE, ALEX, two_dogs)
+    lines = answer["caption"].splitlines()
+    assert lines[0] == "🐕 I see 2 dogs:"
+    assert lines[1].startswith("① (left) golden retriever ")
+    assert lines[2].startswith("② (right) ") and "Samoyed" in lines[2]
+    assert [b["text"] for row in answer["reply_markup"]["inline_keyboard"] for b in row] == [
+        "① 👍 Right", "① ✏️ Correct it", "② 👍 Right", "② ✏️ Correct it"]
+    # The photo comes back with each dog's box, its number in a badge at the box's corner.
+    sent = np.asarray(Image.open(io.BytesIO(await bot_env.download(answer))).convert("RGB"))
+    height, width, _ = sent.shape
+    assert width == 2 * height
+    for (left, top, _, _), colour in zip((d["box"] for d in stored_dogs(bot_env)), COLOURS,
+                                         strict=False):
+        x, y = round(left * width), round(top * height)
+        badge = sent[y + 2 : y + 6, x + 2 : x + 6].reshape(-1, 3).mean(0)
+        assert np.abs(badge - ImageColor.getrgb(colour)).max() < 40
+    assert stored_dogs(bot_env)[0]["box"][2] <= 0.55 <= stored_dogs(bot_env)[1]["box"][0] + 0.05
+
+
+async def test_corrections_of_one_dog_of_several_are_stored_with_its_number(
+        bot_env: BotEnv, two_dogs: bytes) -> None:
+    answer = await bot_env.ask(PRIVATE, ALEX, two_dogs)
+    bot_env.fake.send_text(PRIVATE, ALEX, "/correct beagle", reply_to=answer["message_id"])
+    await bot_env.fake.wait_for(PRIVATE.id, lambda m: "I see 2 dogs in that photo: which one"
+                                in m.get("text", ""))
+    assert bot_env.rows("select count(*) from corrections") == [(0,)]
+    bot_env.fake.send_text(PRIVATE, ALEX, "/correct 3 beagle", reply_to=answer["message_id"])
+    await bot_env.fake.wait_for(PRIVATE.id, lambda m: "dogs 1 to 2" in m.get("text", ""))
+
+    bot_env.fake.send_text(PRIVATE, ALEX, "/correct 2 beagle", reply_to=answer["message_id"])
+    await bot_env.fake.wait_for(PRIVATE.id, lambda m: "Noted: ② is a beagle" in m.get("text", ""))
+    # Dog ②'s buttons: its own breeds; picking one leaves every dog's buttons for the others.
+    bot_env.fake.press_button(PRIVATE, ALEX, answer["message_id"], button(answer, "② ✏️"))
+    offered = await bot_env.fake.wait_for(PRIVATE.id, lambda m: "② Something else" in str(
+        m.get("reply_markup")))
+    other = offered["reply_markup"]["inline_keyboard"][0][0]
+    bot_env.fake.press_button(PRIVATE, ALEX, answer["message_id"], other["callback_data"])
+    await bot_env.fake.wait_for(PRIVATE.id, lambda m: f"Noted: ② is a {other['text'][2:]}"
+                                in m.get("text", ""))
+    restored = await bot_env.fake.wait_for(PRIVATE.id, lambda m: "① 👍 Right" in str(
+        m.get("reply_markup")) and m["message_id"] == answer["message_id"])
+    bot_env.fake.press_button(PRIVATE, ALEX, answer["message_id"], button(restored, "① 👍"))
+    await bot_env.fake.wait_for(PRIVATE.id, lambda m: "Noted that ① is a golden retriever"
+                                in m.get("text", ""))
+
+    first, second = stored_dogs(bot_env)
+    assert bot_env.rows("select dog, label, kind from corrections order by id") == [
+        (2, "n02088364", "corrected"), (2, second["predictions"][1]["label"], "corrected"),
+        (1, "n02099601", "confirmed")]
+    assert second["box"][0] > first["box"][0]  # dog ②, with its box: the one on the right
 
 
 PROMOTION = {"at": "2026-11-30T10:00:00+00:00", "previous": DEFAULT_MODEL_VERSION,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import (
-    MAX_BATCH,
+    DEFAULT_MAX_BATCH,
     PROMOTED_MODEL,
     SECRET_TOKEN,
     ConfigError,
@@ -96,7 +96,7 @@ def test_a_bad_webhook_setting_is_named(tmp_path: Path, monkeypatch: pytest.Monk
 def test_max_batch_defaults_to_no_batching_and_a_bad_one_is_named(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WHATBREED_MAX_BATCH", raising=False)
-    assert max_batch_setting() == MAX_BATCH == 1
+    assert max_batch_setting() == DEFAULT_MAX_BATCH == 1
     monkeypatch.setenv("WHATBREED_MAX_BATCH", "8")
     assert max_batch_setting() == 8
     for bad in ("0", "eight", "-2"):

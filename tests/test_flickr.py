@@ -185,6 +185,7 @@ class InterruptAfter:
         return self.predictor.classify(photos)
 
 
+@pytest.mark.reliability
 def test_resume_after_interruption(dogs: list[bytes], predictor: Predictor,
                                    tmp_path: Path) -> None:
     photos = [photo("1", dogs[0]), photo("2", dogs[1]), photo("3", cat()), photo("4", dogs[2]),

@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+import zipfile
 import zlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
 from model import preprocess
@@ -88,10 +91,13 @@ def test_formats_decode_to_model_input(fmt: str, colour: tuple[int, int, int], t
     assert_colour(pixels, colour, tol)
 
 
-def test_animated_gif_uses_first_frame() -> None:
+@pytest.mark.reliability
+@pytest.mark.parametrize(("fmt", "tol"), [("GIF", 0.0), ("WEBP", 12.0)])
+def test_animations_use_their_first_frame(fmt: str, tol: float) -> None:
     frames = [Image.new("RGB", (64, 64), c) for c in (RED, GREEN, BLUE)]
-    photo = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
-    assert_colour(load_image(photo, 32), RED, 0.0)
+    photo = encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100)
+    assert Image.open(io.BytesIO(photo)).n_frames == 3
+    assert_colour(load_image(photo, 32), RED, tol)
 
 
 # --- orientation -------------------------------------------------------------------------
@@ -121,6 +127,29 @@ def test_exif_orientation_is_applied(
     pixels = np.asarray(image)
     assert_colour(pixels[:80], top_colour)
     assert_colour(pixels[-80:], bottom_colour)
+
+
+# EXIF orientation n is undone by this transpose (the EXIF specification's table).
+UNDO_ORIENTATION = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                    8: Image.Transpose.ROTATE_90}
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_is_undone(orientation: int) -> None:
+    quadrants = Image.new("RGB", (200, 100), RED)  # red, green / blue, white
+    quadrants.paste(GREEN, (100, 0, 200, 50))
+    quadrants.paste(BLUE, (0, 50, 100, 100))
+    quadrants.paste(WHITE, (100, 50, 200, 100))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    transpose = UNDO_ORIENTATION[orientation]
+    upright = quadrants if transpose is None else quadrants.transpose(transpose)
+    got = np.asarray(load_rgb(encode(quadrants, "PNG", exif=exif)))
+    assert got.shape == np.asarray(upright).shape
+    assert np.array_equal(got, np.asarray(upright))
 
 
 def test_heic_follows_its_own_transforms_not_the_exif_tag() -> None:
@@ -186,11 +215,13 @@ def test_simple_modes_become_rgb(mode: str) -> None:
     assert_colour(np.asarray(result), WHITE, 2.0)
 
 
+@pytest.mark.reliability
 def test_cmyk_jpeg_is_roughly_right_colour() -> None:
     cmyk = Image.new("CMYK", (64, 64), (0, 255, 255, 0))  # pure red in CMYK
     assert_colour(load_image(encode(cmyk, "JPEG", quality=95), 32), RED, 20.0)
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
 def test_sixteen_bit_greyscale_is_scaled_not_clipped(fmt: str) -> None:
     gradient = np.tile(np.linspace(0, 65535, 256).astype(np.uint16), (16, 1))
@@ -256,6 +287,21 @@ def test_the_centre_square_is_the_largest_inside() -> None:
     assert centre_square(90, 160) == Square(0, 35, 90)
 
 
+@pytest.mark.reliability
+def test_a_one_pixel_image_fills_the_input() -> None:
+    pixels = load_image(encode(Image.new("RGB", (1, 1), RED), "PNG"), 224)
+    assert pixels.shape == (224, 224, 3)
+    assert_colour(pixels, RED, 0.0)
+
+
+@pytest.mark.reliability
+def test_a_hundred_megapixel_jpeg_is_decoded_at_reduced_scale() -> None:
+    photo = encode(Image.new("L", (12_500, 8_000), 128), "JPEG", quality=50)  # 100 Mpx
+    image = load_rgb(photo, min_side=224)
+    assert image.size == (1563, 1000)  # drafted at 1/8: never 100 Mpx in memory
+    assert load_image(photo, 224).shape == (224, 224, 3)
+
+
 def test_upscales_small_images() -> None:
     pixels = load_image(encode(Image.new("RGB", (10, 20), RED), "PNG"), 224)
     assert pixels.shape == (224, 224, 3)
@@ -271,18 +317,21 @@ def assert_user_message(error: ImageError) -> None:
     assert message and "\n" not in message and "Traceback" not in message
 
 
+@pytest.mark.reliability
 def test_pillow_bomb_limit_becomes_too_large() -> None:
     with pytest.raises(ImageTooLargeError) as caught:
         load_rgb(png_declaring(20_000, 20_000))
     assert_user_message(caught.value)
 
 
+@pytest.mark.reliability
 def test_our_bomb_limit_is_checked_before_decoding() -> None:
     with pytest.raises(ImageTooLargeError, match=r"12000×12000"):
         load_rgb(png_declaring(12_000, 12_000))
     assert MAX_PIXELS < 12_000 * 12_000
 
 
+@pytest.mark.reliability
 def test_real_bomb_png_is_refused() -> None:
     photo = encode(Image.new("1", (12_000, 12_000)), "PNG")
     assert len(photo) < 1_000_000
@@ -300,7 +349,8 @@ def test_pillow_warning_threshold_does_not_reject_allowed_sizes() -> None:
             load_rgb(png_declaring(10_000, 10_000))
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+@pytest.mark.reliability
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "HEIF"])
 def test_truncated_image_is_reported(fmt: str) -> None:
     rng = np.random.default_rng(1)
     image = Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8))
@@ -310,6 +360,7 @@ def test_truncated_image_is_reported(fmt: str) -> None:
     assert_user_message(caught.value)
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize(
     "photo",
     [b"", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", b"hello, world\n" * 20],
@@ -319,6 +370,35 @@ def test_non_images_are_rejected(photo: bytes) -> None:
         load_rgb(photo)
     assert_user_message(caught.value)
     assert "not an image" in str(caught.value)
+
+
+def zip_of(name: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.reliability
+def test_a_zip_named_like_a_photo_is_not_an_image() -> None:
+    with pytest.raises(NotAnImageError):
+        load_rgb(zip_of("dog.jpg", noisy_jpeg()))
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "HEIF"])
+@pytest.mark.parametrize("where", [0.05, 0.5, 0.9])
+def test_corrupt_bytes_inside_an_image_give_an_image_or_an_image_error(fmt: str,
+                                                                       where: float) -> None:
+    photo = bytearray(encode(Image.open(io.BytesIO(noisy_jpeg(128, 128))), fmt))
+    start = int(len(photo) * where)
+    photo[start:start + 64] = bytes(range(64))
+    try:
+        image = load_rgb(bytes(photo))
+    except ImageError as error:
+        assert_user_message(error)
+    else:  # decoders read past damage in the pixel data: a garbled photo, but a photo
+        assert image.mode == "RGB"
 
 
 def test_truncated_images_do_not_flip_global_pillow_state() -> None:
@@ -347,3 +427,41 @@ def test_normalize_jax() -> None:
     out = normalize(jnp.asarray([0, 255], dtype=jnp.uint8))
     assert out.dtype == jnp.float32
     np.testing.assert_allclose(np.asarray(out), [-127 / 128, 1.0])
+
+
+# --- random bytes --------------------------------------------------------------------------
+
+# The first bytes of each format the decoders recognise, so random tails reach the decoders
+# rather than stopping at "not an image".
+MAGICS = [b"", b"\xff\xd8\xff\xe0", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"RIFF\0\0\0\0WEBPVP8 ",
+          b"\0\0\0\x18ftypheic", b"\0\0\0\x1cftypavif", b"BM", b"II*\0", b"MM\0*",
+          b"%PDF-1.4", b"PK\x03\x04"]
+
+
+@pytest.mark.reliability
+@settings(max_examples=150, deadline=None)
+@given(magic=st.sampled_from(MAGICS), tail=st.binary(max_size=2048))
+def test_random_bytes_raise_only_image_errors(magic: bytes, tail: bytes) -> None:
+    try:
+        load_image(magic + tail, 32)
+    except ImageError as error:
+        assert_user_message(error)
+
+
+VALID = {fmt: encode(Image.open(io.BytesIO(noisy_jpeg(48, 32))), fmt)
+         for fmt in ("JPEG", "PNG", "GIF", "WEBP", "HEIF", "TIFF")}
+
+
+@pytest.mark.reliability
+@settings(max_examples=150, deadline=None)
+@given(fmt=st.sampled_from(sorted(VALID)), data=st.data())
+def test_damaged_photos_raise_only_image_errors(fmt: str, data: st.DataObject) -> None:
+    photo = bytearray(VALID[fmt])
+    for _ in range(data.draw(st.integers(1, 8), "changes")):
+        at = data.draw(st.integers(0, len(photo) - 1), "at")
+        photo[at] = data.draw(st.integers(0, 255), "byte")
+    cut = data.draw(st.integers(1, len(photo)), "length")
+    try:
+        load_image(bytes(photo[:cut]), 32)
+    except ImageError as error:
+        assert_user_message(error)

@@ -1,7 +1,7 @@
 import asyncio
 
-from bot.app import MessagesFirst
 from bot.ratelimit import RateLimiter
+from bot.retry import RetryingRateLimiter
 
 
 def test_sliding_window_and_one_polite_refusal() -> None:
@@ -14,7 +14,7 @@ def test_sliding_window_and_one_polite_refusal() -> None:
 
 
 async def test_chat_actions_do_not_spend_the_messages_budget() -> None:
-    limiter = MessagesFirst(overall_max_rate=1, overall_time_period=60)
+    limiter = RetryingRateLimiter(overall_max_rate=1, overall_time_period=60)
     sent: list[str] = []
 
     async def request(endpoint: str) -> None:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.replies import (
+    MAX_DOGS,
+    Press,
     answer_text,
     confirm_new_breed_keyboard,
     correction_keyboard,
+    feedback_keyboard,
+    numbered_dogs,
+    photo_text,
+    positions,
     promotion_text,
 )
-from model.answers import Answer, BreedGuess
+from model.answers import Answer, Box, BreedGuess, Dog, PhotoAnswer
 
 SHIH_TZU = BreedGuess("n02086240", "Shih-Tzu", 0.91)
 LHASA = BreedGuess("n02098413", "Lhasa", 0.06)
@@ -54,3 +62,59 @@ def test_when_corrections_last_improved_the_model() -> None:
     assert promotion_text(promotion | {"at": "2027-01-05T23:59:59+00:00"}).startswith(
         "Last improved 5 Jan 2027: ")
     assert promotion_text(None) == ""
+
+
+BEAGLE = BreedGuess("n02088364", "beagle", 0.83)
+MIX = (BreedGuess("n02108915", "French bulldog", 0.38), BreedGuess("n02110958", "pug", 0.31))
+
+
+def dog(left: float, top: float, guesses: tuple[BreedGuess, ...]) -> Dog:
+    answer = Answer(True, 0.9, guesses[0].probability < 0.5, guesses)
+    return Dog(Box(left, top, left + 0.3, top + 0.3), answer)
+
+
+def test_several_dogs_are_numbered_in_reading_order_with_where_they_are() -> None:
+    photo = PhotoAnswer(Answer(True, 0.9, True, MIX), (dog(0.6, 0.1, MIX), dog(0.05, 0.3,
+                                                                             (BEAGLE,))), False)
+    dogs = numbered_dogs(photo)
+    assert dogs == [photo.dogs[1], photo.dogs[0]]  # the left one first
+    assert photo_text(photo, dogs).splitlines() == [
+        "🐕 I see 2 dogs:", "① (left) <b>beagle</b> 83%",
+        "② (right) probably a mix of French bulldog and pug"]
+
+
+def test_one_dog_or_none_is_answered_as_the_whole_photo_and_advice_is_a_line_under_it() -> None:
+    answer = Answer(True, 0.98, False, (SHIH_TZU, LHASA))
+    one = PhotoAnswer(answer, (dog(0.2, 0.2, (SHIH_TZU, LHASA)),), False)
+    assert numbered_dogs(one) == [] and photo_text(one, []) == answer_text(answer)
+    advised = PhotoAnswer(answer, (), False, advice="The dog is small: come closer & retake.")
+    assert photo_text(advised, []) == (
+        f"{answer_text(answer)}\n\n💡 The dog is small: come closer &amp; retake.")
+
+
+@pytest.mark.parametrize(("corners", "words"), [
+    ([(0.0, 0.0), (0.5, 0.1)], ["left", "right"]),
+    ([(0.1, 0.6), (0.0, 0.0)], ["bottom", "top"]),
+    ([(0.7, 0.0), (0.0, 0.1), (0.35, 0.5)], ["right", "left", "middle"]),
+])
+def test_positions_say_where_each_dog_is_among_the_others(corners, words) -> None:
+    assert positions([Box(x, y, x + 0.3, y + 0.3) for x, y in corners]) == words
+
+
+def test_at_most_nine_dogs_are_numbered_the_most_evident() -> None:
+    many = tuple(dog(i / 20, 0.0, (BEAGLE,)) for i in reversed(range(12)))
+    dogs = numbered_dogs(PhotoAnswer(many[0].answer, many, False))
+    assert len(dogs) == MAX_DOGS and dogs[0] is many[MAX_DOGS - 1]
+
+
+def test_each_dog_of_several_has_its_own_buttons() -> None:
+    rows = feedback_keyboard(7, 2).inline_keyboard
+    assert [[(b.text, b.callback_data) for b in row] for row in rows] == [
+        [("① 👍 Right", "ok:7::1"), ("① ✏️ Correct it", "fix:7::1")],
+        [("② 👍 Right", "ok:7::2"), ("② ✏️ Correct it", "fix:7::2")]]
+    dog_two = correction_keyboard(7, [SHIH_TZU, LHASA], dog=2)
+    assert [b.callback_data for row in dog_two.inline_keyboard for b in row] == [
+        "set:7:1:2", "other:7::2"]
+    assert Press.read("set:7:1:2") == Press("set", 7, 1, 2)
+    assert Press.read("set:7:1") == Press("set", 7, 1)  # buttons sent before dogs had numbers
+    assert Press.read("ok:7") == Press("ok", 7) and Press("ok", 7).data == "ok:7"

@@ -36,8 +36,8 @@ from bot.storage import (
     export_votes,
 )
 from bot.storage.engine import read_only_engine
-from bot.storage.schema import Correction
-from model.answers import Answer, BreedGuess
+from bot.storage.schema import Correction, Prediction
+from model.answers import Answer, Box, BreedGuess, Dog
 from model.data.dataset import load_examples, read_manifest, sha256_of
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,13 +105,15 @@ def test_migrations_create_schema_and_are_idempotent(tmp_path: Path) -> None:
     assert second.prediction(pid) is not None
     assert set(inspect(second.engine).get_table_names()) >= TABLES
     with second.engine.connect() as conn:
-        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0002"
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0003"
     second.close()
 
 
-def test_upgrading_a_0001_database_keeps_its_rows(tmp_path: Path) -> None:
+def database_at(tmp_path: Path, revision: str) -> str:
+    """A database at migration ``revision`` holding one prediction (id 1), as written then;
+    its URL."""
     url = db_url(tmp_path)
-    command.upgrade(alembic_config(url), "0001")
+    command.upgrade(alembic_config(url), revision)
     with create_engine(url).begin() as conn:
         conn.execute(text(
             "INSERT INTO predictions (created_at, chat_hash, chat_type, user_hash,"
@@ -120,6 +122,11 @@ def test_upgrading_a_0001_database_keeps_its_rows(tmp_path: Path) -> None:
             " 0.9, 0, :top_k)"),
             {"sha": "b" * 64, "top_k": json.dumps([{"label": PUG[0], "name": PUG[1],
                                                     "probability": 0.9}])})
+    return url
+
+
+def test_upgrading_a_0001_database_keeps_its_rows(tmp_path: Path) -> None:
+    url = database_at(tmp_path, "0001")
     store = open_store(tmp_path)  # upgrades to head
     old = store.prediction(1)
     assert old is not None
@@ -132,6 +139,26 @@ def test_upgrading_a_0001_database_keeps_its_rows(tmp_path: Path) -> None:
     assert "photo_file_id" not in {c["name"] for c in inspect(engine).get_columns("predictions")}
     with engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM predictions")) == 2
+
+
+def test_migration_0003_keeps_rows_both_ways(tmp_path: Path) -> None:
+    url = database_at(tmp_path, "0002")
+    with create_engine(url).begin() as conn:
+        conn.execute(text("INSERT INTO corrections (created_at, prediction_id, user_hash, label,"
+                          " name, kind) VALUES ('2026-11-29 10:01:00', 1, 'u', 'x', 'X',"
+                          " 'corrected')"))
+    store = open_store(tmp_path)  # upgrades to head: the old rows answered the whole photo
+    assert store.prediction(1).dogs == ()
+    assert [c["dog"] for c in store.corrections(1)] == [None]
+    store.record_correction(predict_two_dogs(store), ALICE, *LAB, "corrected", dog=2)
+    store.close()
+    command.downgrade(alembic_config(url), "0002")
+    engine = create_engine(url)
+    assert "dogs" not in {c["name"] for c in inspect(engine).get_columns("predictions")}
+    assert "dog" not in {c["name"] for c in inspect(engine).get_columns("corrections")}
+    with engine.connect() as conn:  # every row stays, the corrections too
+        assert conn.scalar(text("SELECT count(*) FROM predictions")) == 2
+        assert conn.scalar(text("SELECT count(*) FROM corrections")) == 2
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(store: Store, tmp_path: Path) -> None:
@@ -258,6 +285,37 @@ def test_corrections_of_each_kind(store: Store) -> None:
         store.record_correction(pid, ALICE, *LAB, "maybe")
     with pytest.raises(LookupError):
         store.record_correction(pid + 100, ALICE, *LAB, "corrected")
+
+
+def two_dogs() -> tuple[Dog, Dog]:
+    """A golden retriever on the left and a Labrador on the right, each with its own answer."""
+    return (Dog(Box(0.0, 0.1, 0.45, 0.9), answer(GOLDEN)),
+            Dog(Box(0.5, 0.2, 1.0, 1.0), answer(LAB, p=0.7)))
+
+
+def predict_two_dogs(store: Store, sha: str = "d" * 64) -> int:
+    return store.record_prediction(
+        chat_id=ALICE, chat_type="private", user_id=ALICE, photo_message_id=3,
+        photo_sha256=sha, model_version="lite2-v1", answer=answer(GOLDEN, p=0.4),
+        event_id=None, dogs=two_dogs())
+
+
+def test_several_dogs_are_stored_with_their_boxes_and_corrected_one_by_one(
+        store: Store) -> None:
+    pid = predict_two_dogs(store)
+    info = store.prediction(pid)
+    assert [[(g.label, g.probability) for g in dog] for dog in info.dogs] == [
+        [(GOLDEN[0], 0.9), (PUG[0], 0.1)], [(LAB[0], 0.7), (PUG[0], 0.3)]]
+    assert info.guesses_of(2) == info.dogs[1] and info.guesses_of(None) == info.guesses
+    store.record_correction(pid, ALICE, *PUG, "corrected", dog=2)
+    assert [(c["label"], c["dog"]) for c in store.corrections(pid)] == [(PUG[0], 2)]
+    with Session(store.engine) as session:  # dog ②'s box is the prediction's second
+        row = session.get(Prediction, pid)
+        assert row.dogs[1]["box"] == [0.5, 0.2, 1.0, 1.0]
+    with pytest.raises(LookupError, match="no dog 3"):
+        store.record_correction(pid, ALICE, *PUG, "corrected", dog=3)
+    with pytest.raises(LookupError, match="no dog 1"):  # a whole-photo answer has no dogs
+        store.record_correction(predict(store, ALICE), ALICE, *PUG, "corrected", dog=1)
 
 
 def test_raw_user_and_chat_ids_are_never_stored(tmp_path: Path) -> None:
@@ -491,6 +549,22 @@ def test_export_corrections_writes_each_corrected_photo_with_its_latest_label(
     assert not gone.path.exists()  # the data build counts it as unreadable
 
 
+def test_corrections_of_one_dog_of_several_stay_out_of_the_exports(
+    store: Store, tmp_path: Path
+) -> None:
+    sha = store.save_photo(b"two dogs, kept")
+    pid = predict_two_dogs(store, sha)
+    store.record_correction(pid, ALICE, *PUG, "corrected", dog=2)
+    whole = store.save_photo(b"one dog, kept")
+    store.record_correction(predict(store, BOB, sha=whole), BOB, *LAB, "corrected")
+    manifest, votes = tmp_path / "corrections.csv", tmp_path / "votes.csv"
+    assert [e.sha256 for e in export_corrections(db_url(tmp_path), tmp_path / "photos",
+                                                 manifest)] == [whole]
+    assert export_votes(db_url(tmp_path), tmp_path / "photos", votes) == 1
+    with open(votes, newline="") as file:
+        assert [row["sha256"] for row in csv.DictReader(file)] == [whole]
+
+
 def test_export_corrections_only_reads(tmp_path: Path, read_photo) -> None:
     corrected_database(tmp_path, read_photo)
     database = tmp_path / "db" / "whatbreed.db"
@@ -513,7 +587,7 @@ def test_export_corrections_needs_the_database_and_photos_and_never_migrates(
     assert not absent.parent.exists()  # nothing created
     url = db_url(tmp_path)
     command.upgrade(alembic_config(url), "0001")
-    with pytest.raises(UnreadableDatabase, match="at migration 0001, not 0002: start the bot"):
+    with pytest.raises(UnreadableDatabase, match="at migration 0001, not 0003: start the bot"):
         export_corrections(url, tmp_path, manifest)
     with create_engine(url).connect() as conn:  # still at 0001: reading never migrates
         assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"

@@ -27,6 +27,7 @@ One job per module, each importing only those above it:
 * ``entities`` message text: HTML markup to entities, trimming, /commands and URLs
 * ``media``    photo re-encoding and thumbnails
 * ``params``   request parameters (query string, JSON, form, multipart)
+* ``faults``   Telegram's hiccups on demand: 429, 5xx, a dropped connection, a late answer
 * ``state``    the bot's account, chats, messages, files, updates; the long-poll signal
 * ``users``    users' actions and reading the chats (``ChatSpec``, ``UserSpec``)
 * ``bot_api``  the Bot API methods, ``/bot<token>/<method>``

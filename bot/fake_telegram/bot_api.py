@@ -105,6 +105,13 @@ class BotApi:
             logger.warning("bot called %s, which the fake does not implement", method)
             description = f"Not Found: method {method} is not implemented by the fake"
             return ApiError(description, 404).response()
+        if (fault := self.state.faults.take(method)) is not None:
+            return await self.state.faults.answer(
+                fault, request, lambda: self._run(method, handler, request))
+        return await self._run(method, handler, request)
+
+    async def _run(self, method: str, handler: Callable[[Params], Any],
+                   request: web.Request) -> web.Response:
         try:
             result = handler(await Params.read(request))
             if inspect.isawaitable(result):

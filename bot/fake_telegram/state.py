@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.fake_telegram.errors import bad_request
+from bot.fake_telegram.faults import Faults
 from bot.fake_telegram.media import photo_variants
 
 MAX_LONG_POLL_SECONDS = 120.0  # the bot's getUpdates and the page's /api/messages alike
@@ -166,6 +167,7 @@ class State:
         self.commands: list[dict[str, str]] = []  # the list the bot set last
         self.chat_actions: list[tuple[int, str]] = []  # (chat id, action), every one sent
         self.callback_answers: dict[str, dict[str, Any]] = {}  # query id -> text, show_alert
+        self.faults = Faults()  # what tests make the next calls of a method suffer
         self.version = 0
         self.closing = False  # set on stop: every waiter returns
         self.signal = Signal()

@@ -176,6 +176,10 @@ class Users:
         stored = self.state.files.pop(file_id)
         self.state.files_by_path.pop(stored.file_path, None)
 
+    def fail_next(self, method: str, kind: str, times: int = 1) -> None:
+        """The next ``times`` calls of Bot API ``method`` suffer ``kind`` (see ``faults``)."""
+        self.state.faults.add(method, kind, times)
+
     # ------------------------------------------------------------ reading the chats
 
     def messages(self, chat_id: int) -> list[dict[str, Any]]:

@@ -4,6 +4,10 @@ and every vote on an answer.
 ``export_corrections`` is how the data build gets the bot's corrections: a manifest in
 ``model.data.dataset``'s format. ``export_votes`` gives retraining every correction, not only
 the latest of each photo, with who voted. Both read the database without changing it.
+
+Both export the corrections of whole photos only. A correction of one dog of several (its
+box is stored with the prediction) stays out: the manifest and the votes name whole photo
+files, and training on the whole photo would teach dog ②'s breed from a photo of two.
 """
 
 from __future__ import annotations
@@ -134,7 +138,8 @@ def export_corrections(database_url: str, photo_dir: Path, manifest: Path) -> li
 
 
 def corrected_examples(session: Session, photos: PhotoFolder) -> list[Example]:
-    """Every corrected photo with the label of its latest correction, by sha256.
+    """Every corrected photo with the label of its latest correction, by sha256 (whole
+    photos only: see the module's docstring).
 
     The latest correction of a photo is taken over all predictions of it (the same photo may
     be sent twice); "confirmed" takes the model's top-1 of that prediction. A photo whose file
@@ -144,6 +149,7 @@ def corrected_examples(session: Session, photos: PhotoFolder) -> list[Example]:
     query = (
         select(Correction, Prediction)
         .join(Prediction, Correction.prediction_id == Prediction.id)
+        .where(Correction.dog.is_(None))
         .order_by(Correction.created_at, Correction.id)
     )
     latest = {p.photo_sha256: (c, p) for c, p in session.execute(query)}
@@ -161,7 +167,8 @@ def corrected_examples(session: Session, photos: PhotoFolder) -> list[Example]:
 
 
 def export_votes(database_url: str, photo_dir: Path, out_csv: Path) -> int:
-    """Write every correction as a row of VOTE_FIELDS to ``out_csv``; return how many.
+    """Write every correction of a whole photo as a row of VOTE_FIELDS to ``out_csv``; return
+    how many.
 
     Rows are ordered by (at, correction_id). ``at`` is the correction's time in UTC, ISO 8601 to
     the second; ``path`` the kept photo file's absolute path, empty when no file is kept;
@@ -177,11 +184,12 @@ def export_votes(database_url: str, photo_dir: Path, out_csv: Path) -> int:
 
 
 def vote_rows(session: Session, photos: PhotoFolder) -> list[dict[str, str]]:
-    """VOTE_FIELDS of every correction, oldest first."""
+    """VOTE_FIELDS of every correction of a whole photo, oldest first."""
     query = (
         select(Correction, Prediction, Event.host_hash)
         .join(Prediction, Correction.prediction_id == Prediction.id)
         .outerjoin(Event, Prediction.event_id == Event.id)
+        .where(Correction.dog.is_(None))
         .order_by(Correction.created_at, Correction.id)
     )
     rows = []

@@ -43,6 +43,7 @@ class PhotoFolder:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        _sync_folder(self.folder)  # the new name, too, survives a power cut
         return sha256
 
     def path(self, sha256: str) -> Path | None:
@@ -60,3 +61,11 @@ class PhotoFolder:
 
     def _files(self, sha256: str) -> list[Path]:
         return [p for p in self.folder.glob(f"{sha256}.*") if p.is_file()]
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

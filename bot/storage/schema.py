@@ -119,14 +119,25 @@ class Prediction(Base):
     event_id: Mapped[int | None] = mapped_column(
         ForeignKey("events.id", ondelete="SET NULL"), index=True
     )
+    # The dogs the reply numbered (several dogs in one photo), ① first, as ``Dog.to_json``:
+    # [{"box": [left, top, right, bottom], "share", "mixed", "predictions"}, …], the box in
+    # fractions of the upright photo. NULL when the reply answered the whole photo.
+    dogs: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
 
     @property
     def guesses(self) -> tuple[BreedGuess, ...]:
         """``top_k`` read back as the model's types."""
-        return tuple(
-            BreedGuess(str(g["label"]), str(g["name"]), float(g["probability"]))
-            for g in self.top_k
-        )
+        return _guesses(self.top_k)
+
+    def dog_guesses(self, dog: int) -> tuple[BreedGuess, ...]:
+        """The answer for numbered dog ``dog`` (1, 2, …) read back as the model's types."""
+        return _guesses((self.dogs or [])[dog - 1]["predictions"])
+
+
+def _guesses(stored: list[Any]) -> tuple[BreedGuess, ...]:
+    return tuple(
+        BreedGuess(str(g["label"]), str(g["name"]), float(g["probability"])) for g in stored
+    )
 
 
 class Correction(Base):
@@ -141,3 +152,6 @@ class Correction(Base):
     label: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(128))
     kind: Mapped[str] = mapped_column(String(16), index=True)
+    # Which of the prediction's numbered dogs (1, 2, …) it corrects, whose box is stored with
+    # the prediction; NULL: the whole photo.
+    dog: Mapped[int | None]

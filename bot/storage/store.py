@@ -12,7 +12,7 @@ import hmac
 import re
 import secrets
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,7 @@ from bot.storage.engine import make_engine, upgrade
 from bot.storage.export import event_csv
 from bot.storage.photos import PhotoFolder
 from bot.storage.schema import EVENT_NAME_MAX, Correction, Event, EventMember, Prediction
-from model.answers import Answer, BreedGuess
+from model.answers import Answer, BreedGuess, Dog
 from model.data.dataset import sha256_hex
 
 CHAT_TYPES = frozenset({"private", "group", "supergroup"})
@@ -58,11 +58,18 @@ class PredictionInfo:
     event_id: int | None
     model_version: str
     photo_file_id: str | None = None
+    # The answer for each dog the reply numbered (several dogs), ① first; () for one dog.
+    dogs: tuple[tuple[BreedGuess, ...], ...] = ()
 
     @classmethod
     def of(cls, row: Prediction) -> PredictionInfo:
+        dogs = tuple(row.dog_guesses(number) for number in range(1, len(row.dogs or []) + 1))
         return cls(row.id, row.photo_message_id, row.reply_message_id, row.photo_sha256,
-                   row.guesses, row.event_id, row.model_version, row.photo_file_id)
+                   row.guesses, row.event_id, row.model_version, row.photo_file_id, dogs)
+
+    def guesses_of(self, dog: int | None) -> tuple[BreedGuess, ...]:
+        """The answer for numbered dog ``dog`` (1, 2, …), or for the photo when None."""
+        return self.guesses if dog is None else self.dogs[dog - 1]
 
 
 @dataclass(frozen=True)
@@ -204,8 +211,10 @@ class Store:
         answer: Answer,
         event_id: int | None,
         photo_file_id: str | None = None,
+        dogs: Sequence[Dog] = (),
     ) -> int:
-        """Store one answer of the model and return its id."""
+        """Store one answer of the model and return its id; ``dogs``: the several dogs the
+        reply numbered, ① first (none when it answered the whole photo)."""
         if chat_type not in CHAT_TYPES:
             raise ValueError(f"chat_type must be one of {sorted(CHAT_TYPES)}, not {chat_type!r}")
         stored = answer.to_json()  # the JSON form: probabilities rounded to 4 places
@@ -222,6 +231,7 @@ class Store:
             mixed=answer.mixed,
             top_k=stored["predictions"],
             event_id=event_id,
+            dogs=[dog.to_json() for dog in dogs] or None,
         )
         with self._writing() as session:
             session.add(row)
@@ -237,10 +247,14 @@ class Store:
                 .values(reply_message_id=reply_message_id)
             )
 
-    def prediction(self, prediction_id: int) -> PredictionInfo | None:
+    def prediction(self, prediction_id: int, chat_id: int | None = None) -> PredictionInfo | None:
+        """The prediction with that id; with ``chat_id``, only if it was made in that chat (a
+        button's data names the prediction, and a forged one may name another chat's)."""
         with self._reading() as session:
             row = session.get(Prediction, prediction_id)
-            return None if row is None else PredictionInfo.of(row)
+            if row is None or (chat_id is not None and row.chat_hash != self.chat_hash(chat_id)):
+                return None
+            return PredictionInfo.of(row)
 
     def prediction_for_message(self, chat_id: int, message_id: int) -> PredictionInfo | None:
         """The prediction whose photo message or bot reply is ``message_id`` in that chat."""
@@ -260,30 +274,41 @@ class Store:
     # Corrections
 
     def record_correction(
-        self, prediction_id: int, user_id: int, label: str, name: str, kind: str
+        self,
+        prediction_id: int,
+        user_id: int,
+        label: str,
+        name: str,
+        kind: str,
+        dog: int | None = None,
     ) -> int:
-        """Store a user's verdict on a prediction; LookupError if the prediction is gone."""
+        """Store a user's verdict on a prediction, or on its numbered dog ``dog`` (1, 2, …);
+        LookupError if the prediction (or that dog of it) is gone."""
         if kind not in CORRECTION_KINDS:
             raise ValueError(f"kind must be one of {sorted(CORRECTION_KINDS)}, not {kind!r}")
         label, name = label.strip(), " ".join(name.split())
         if not label or not name:
             raise ValueError("a correction needs a label and a name")
         with self._writing() as session:
-            if session.get(Prediction, prediction_id) is None:
+            prediction = session.get(Prediction, prediction_id)
+            if prediction is None:
                 raise LookupError(f"no prediction {prediction_id}")
+            if dog is not None and not 1 <= dog <= len(prediction.dogs or []):
+                raise LookupError(f"prediction {prediction_id} has no dog {dog}")
             row = Correction(
                 prediction_id=prediction_id,
                 user_hash=self.user_hash(user_id),
                 label=label[:64],
                 name=name[:128],
                 kind=kind,
+                dog=dog,
             )
             session.add(row)
             session.flush()
             return row.id
 
     def corrections(self, prediction_id: int) -> list[dict]:
-        """Corrections of one prediction, oldest first: label, name, kind, created_at."""
+        """Corrections of one prediction, oldest first: label, name, kind, created_at, dog."""
         query = (
             select(Correction)
             .where(Correction.prediction_id == prediction_id)
@@ -291,7 +316,8 @@ class Store:
         )
         with self._reading() as session:
             return [
-                {"label": c.label, "name": c.name, "kind": c.kind, "created_at": c.created_at}
+                {"label": c.label, "name": c.name, "kind": c.kind, "created_at": c.created_at,
+                 "dog": c.dog}
                 for c in session.scalars(query)
             ]
 

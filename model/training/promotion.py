@@ -7,7 +7,9 @@
 
 The served file only ever changes by ``os.replace`` of a complete file, so a reader sees the
 old model or the new one, never half of one; without a file the bot serves the zero-training
-model, so rolling back the first promotion removes the file.
+model, so rolling back the first promotion removes the file. A promotion is logged before the
+swap, so whichever model a killed promotion leaves serving has its line (rollback goes by the
+served file's version); a line torn by a crash is skipped.
 """
 
 from __future__ import annotations
@@ -37,13 +39,21 @@ def promotions(model_path: Path) -> list[dict]:
     log_file = history_dir(model_path) / "promotions.jsonl"
     if not log_file.exists():
         return []
-    return [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+    entries = []
+    for line in filter(str.strip, log_file.read_text().splitlines()):
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:  # torn by a crash mid-write
+            log.warning("%s: skipping an unreadable line", log_file)
+    return entries
 
 
 def _record(model_path: Path, entry: dict) -> None:
     entry = {"at": datetime.now(UTC).isoformat(timespec="seconds")} | entry
-    with open(history_dir(model_path) / "promotions.jsonl", "a") as f:
-        f.write(json.dumps(entry) + "\n")
+    log_file = history_dir(model_path) / "promotions.jsonl"
+    torn = log_file.exists() and not log_file.read_bytes().endswith(b"\n")
+    with open(log_file, "a") as f:
+        f.write("\n" * torn + json.dumps(entry) + "\n")  # a torn line stays on its own
         f.flush()
         os.fsync(f.fileno())
     log.info("%s: %s -> %s", entry["action"], entry["from"], entry["to"])
@@ -68,9 +78,9 @@ def promote(candidate: Artifact, model_path: Path, current_version: str,
                              f", not {current_version}): run retrain again")
     previous = _archive(model_path, served) if served is not None else None
     _archive(model_path, candidate)
-    save_artifact(candidate, model_path)  # atomic: a temporary file, then os.replace
     _record(model_path, {"action": "promote", "from": current_version, "from_file": previous,
                          "to": candidate.version, "figures": figures})
+    save_artifact(candidate, model_path)  # atomic: a temporary file, then os.replace
 
 
 def rollback(model_path: Path) -> str:
