@@ -29,6 +29,7 @@ from bot.inference import BatchingClassifier, serving_predictor
 from bot.ratelimit import RateLimiter
 from bot.retry import RetryingRateLimiter
 from bot.storage import Store
+from model.compile_cache import use_compilation_cache
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,10 @@ NOT_A_PHOTO = (filters.Document.ALL | filters.Sticker.ALL | filters.VIDEO | filt
 
 def make_services(settings: Settings) -> Services:
     store = Store(settings.database_url, settings.photo_dir, settings.user_salt)
-    classifier = BatchingClassifier(lambda: serving_predictor(settings.model.to_load()))
+    use_compilation_cache(settings.compile_cache)
+    classifier = BatchingClassifier(
+        lambda: serving_predictor(settings.model.to_load(), settings.max_batch),
+        max_batch=settings.max_batch)
     breeds = BreedIndex.build(classifier.predictor.breeds, store.known_new_breeds())
     return Services(store, classifier, breeds, RateLimiter())
 

@@ -17,6 +17,11 @@ DATA_DIR = Path(os.environ.get("WHATBREED_DATA", "var"))
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'whatbreed.db'}")
 PHOTO_DIR = DATA_DIR / "photos"
 PROMOTED_MODEL = DATA_DIR / "model.whatbreed"  # where scripts/retrain.py puts a better model
+COMPILE_CACHE = DATA_DIR / "jax-cache"  # compiled functions, for a quick restart
+# Photos classified in one call at most; 1 turns micro-batching off. Off by default: on 2 CPUs
+# XLA runs one photo on both cores, and batches of 8 answered a rush of 100 photos 26-43%
+# slower (README, "The bot under load"; set 8 where batches pay, e.g. on an accelerator).
+DEFAULT_MAX_BATCH = 1
 SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram takes as a webhook's secret
 
 
@@ -50,6 +55,15 @@ def _port(variable: str, default: int) -> int:
     text = os.environ.get(variable) or str(default)
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         raise ConfigError(f"{variable} must be a port number (1-65535), not {text!r}")
+    return int(text)
+
+
+def max_batch_setting() -> int:
+    """$WHATBREED_MAX_BATCH: photos in one model call at most; ConfigError for a bad one."""
+    text = os.environ.get("WHATBREED_MAX_BATCH") or str(DEFAULT_MAX_BATCH)
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"WHATBREED_MAX_BATCH must be a whole number of at least 1 "
+                          f"(1: no micro-batching), not {text!r}")
     return int(text)
 
 
@@ -128,6 +142,8 @@ class Settings:
     user_salt: str
     api_url: str | None = None  # another Bot API server's root, e.g. a local telegram-bot-api
     webhook: Webhook | None = None  # None: long polling
+    max_batch: int = DEFAULT_MAX_BATCH  # 1: each photo classified alone
+    compile_cache: Path = COMPILE_CACHE
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -141,4 +157,6 @@ class Settings:
             user_salt=_kept_secret("WHATBREED_USER_SALT", DATA_DIR / "user_salt"),
             api_url=os.environ.get("TELEGRAM_API_URL") or None,
             webhook=Webhook.from_env(DATA_DIR),
+            max_batch=max_batch_setting(),
+            compile_cache=Path(os.environ.get("WHATBREED_COMPILE_CACHE") or COMPILE_CACHE),
         )

@@ -161,9 +161,12 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await reply(update, "That's a lot of dogs at once! 🐕 "
                                 "Give me a minute, then send more.")
         return
-    await context.bot.send_chat_action(message.chat_id, ChatAction.TYPING)
-    photo_bytes = bytes(await (await media.get_file()).download_as_bytearray())
-    result, version = await svc.classifier.look(photo_bytes)
+    typing = asyncio.create_task(_show_typing(context.bot, message.chat_id))
+    try:
+        photo_bytes = bytes(await (await media.get_file()).download_as_bytearray())
+        result, version = await svc.classifier.look(photo_bytes)
+    finally:
+        typing.cancel()  # not sent yet: the answer makes it moot
     if isinstance(result, ImageError):
         await reply(update, f"Sorry, I couldn't read that: {escape(str(result))}. "
                             "Could you send it again as a photo?")
@@ -186,6 +189,15 @@ async def _answer(update: Update, photo_bytes: bytes, result: PhotoAnswer, dogs:
     boxed = await asyncio.to_thread(boxed_photo, photo_bytes, [dog.box for dog in dogs])
     return await update.effective_message.reply_photo(
         boxed, caption=text, parse_mode=ParseMode.HTML, do_quote=True, reply_markup=keyboard)
+
+
+async def _show_typing(bot: Bot, chat_id: int) -> None:
+    """"typing…" while the photo is looked at; best effort, and the answer never waits for it
+    (nor for the rate limiter: bot/retry.py lets chat actions through)."""
+    try:
+        await bot.send_chat_action(chat_id, ChatAction.TYPING)
+    except TelegramError as error:  # only a courtesy: the answer follows anyway
+        log.info("could not show typing in chat %s: %s", chat_id, error)
 
 
 def _record(store: Store, message: Message, file_id: str, photo_bytes: bytes, suffix: str,

@@ -3,7 +3,8 @@
 The event loop never runs JAX. Each request waits on an asyncio future; one thread takes
 whatever has queued up (up to ``max_batch`` photos, waiting at most ``max_wait_s`` for
 company), looks at them together (``Predictor.look``: the answer and where each dog is) and
-resolves the futures.
+resolves the futures. ``max_batch=1`` turns micro-batching off: one photo a call, which the
+bot does by default ($WHATBREED_MAX_BATCH; README, "The bot under load").
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 8  # photos looked at in one predictor call at most
 
 
-def serving_predictor(model: str) -> Predictor:
+def serving_predictor(model: str, max_batch: int = MAX_BATCH) -> Predictor:
     """The predictor the bot serves ``model`` with, compiled for what the bot runs (``look``
-    on up to MAX_BATCH photos) rather than for ``classify``, so that no chat waits for a
+    on up to ``max_batch`` photos) rather than for ``classify``, so that no chat waits for a
     compilation."""
     predictor = Predictor(model, warm_up=False)
     started = time.perf_counter()
-    predictor.warm_up_look(photos=MAX_BATCH)
+    predictor.warm_up_look(photos=max_batch)
     log.info("predictor %s compiled for looking in %.1f s", predictor.version,
              time.perf_counter() - started)
     return predictor

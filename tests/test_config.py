@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import PROMOTED_MODEL, SECRET_TOKEN, ConfigError, ModelSource, Webhook
+from bot.config import (
+    DEFAULT_MAX_BATCH,
+    PROMOTED_MODEL,
+    SECRET_TOKEN,
+    ConfigError,
+    ModelSource,
+    Webhook,
+    max_batch_setting,
+)
 from model import DEFAULT_VARIANT
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -118,3 +126,15 @@ def test_a_bad_webhook_setting_is_named(tmp_path: Path, monkeypatch: pytest.Monk
     assert message in str(error.value)
     if variable == "WEBHOOK_SECRET":
         assert value not in str(error.value)
+
+
+def test_max_batch_defaults_to_no_batching_and_a_bad_one_is_named(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WHATBREED_MAX_BATCH", raising=False)
+    assert max_batch_setting() == DEFAULT_MAX_BATCH == 1
+    monkeypatch.setenv("WHATBREED_MAX_BATCH", "8")
+    assert max_batch_setting() == 8
+    for bad in ("0", "eight", "-2"):
+        monkeypatch.setenv("WHATBREED_MAX_BATCH", bad)
+        with pytest.raises(ConfigError, match=f"WHATBREED_MAX_BATCH must be .* not '{bad}'"):
+            max_batch_setting()

@@ -123,6 +123,9 @@ class BotApi:
             return error.response()
         except web.HTTPRequestEntityTooLarge:
             return ApiError("Request Entity Too Large", 413).response()
+        except ConnectionResetError:  # the bot hung up (it cancelled the call): nobody to answer
+            logger.debug("%s: the bot hung up before its request was read", method)
+            raise
         except Exception as error:  # a bug in the fake: tell the bot rather than drop the line
             logger.exception("%s failed inside the fake", method)
             return ApiError(f"Internal Server Error: {error!r}", 500).response()

@@ -79,7 +79,19 @@ class Users:
         reply_to: int | None = None,
     ) -> dict[str, Any]:
         """``user`` sends a photo (as Telegram clients do: compressed, thumbnail added)."""
-        sizes = self.state.store_photo(photo_bytes)
+        return self.send_stored_photo(chat, user, self.state.store_photo(photo_bytes), caption,
+                                      reply_to)
+
+    def send_stored_photo(
+        self,
+        chat: ChatSpec,
+        user: UserSpec,
+        sizes: list[dict[str, Any]],
+        caption: str | None = None,
+        reply_to: int | None = None,
+    ) -> dict[str, Any]:
+        """``user`` sends a photo kept already (``State.store_photo``'s sizes), as a forward
+        does: nothing to encode, so a load test sends at once."""
         return self._send(chat, user, {"photo": sizes, **_caption(caption)}, reply_to)
 
     def send_document(
