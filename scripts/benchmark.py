@@ -82,18 +82,24 @@ def twelve_megapixel_jpeg() -> bytes:
 
 
 def turns(runs: dict[str, Callable[[], object]], rounds: int, per_round: int
-          ) -> dict[str, float]:
-    """Median seconds of each run, the runs taking turns: ``rounds`` rounds of ``per_round``."""
+          ) -> tuple[dict[str, float], dict[str, float]]:
+    """Median seconds of each run, and the CPU seconds (all threads) it used on average, the runs
+    taking turns: ``rounds`` rounds of ``per_round`` each."""
     for run in runs.values():  # warm up
         run()
     times: dict[str, list[float]] = {name: [] for name in runs}
+    cpu = dict.fromkeys(runs, 0.0)
     for _ in range(rounds):
         for name, run in runs.items():
+            before = os.times()
             for _ in range(per_round):
                 started = time.perf_counter()
                 run()
                 times[name].append(time.perf_counter() - started)
-    return {name: statistics.median(spent) for name, spent in times.items()}
+            after = os.times()
+            cpu[name] += (after.user + after.system - before.user - before.system) / per_round
+    return ({name: statistics.median(spent) for name, spent in times.items()},
+            {name: spent / rounds for name, spent in cpu.items()})
 
 
 def backbone(variant: str, rounds: int) -> dict:
@@ -106,16 +112,17 @@ def backbone(variant: str, rounds: int) -> dict:
     session = ort_session(load_state_dict(weights_path(variant)), model, threads=os.cpu_count())
     inputs = normalize(pixels).transpose(0, 3, 1, 2)  # (B, 3, S, S)
     share = CpuShare()
-    b1 = turns({"jax": lambda: forward(params, pixels[:1]).block_until_ready(),
+    b1, b1_cpu = turns({"jax": lambda: forward(params, pixels[:1]).block_until_ready(),
                 "ort": lambda: session.run(["logits"], {"pixels": inputs[:1]})}, rounds, 5)
-    b32 = turns({"jax": lambda: forward(params, pixels).block_until_ready(),
+    b32, b32_cpu = turns({"jax": lambda: forward(params, pixels).block_until_ready(),
                  "ort": lambda: session.run(["logits"], {"pixels": inputs})}, rounds, 1)
     others = share.others()
     naive_model, _ = from_pretrained(variant, depthwise="grouped")
     naive = jax.jit(lambda p, x: naive_model.apply(p, x)[1])
-    naive_b1 = turns({"naive": lambda: naive(params, pixels[:1]).block_until_ready()}, 3, 1)
-    naive_b32 = turns({"naive": lambda: naive(params, pixels).block_until_ready()}, 2, 1)
-    peak = os.cpu_count() * FLOPS_PER_CYCLE * GHZ * 1e9
+    naive_b1, _ = turns({"naive": lambda: naive(params, pixels[:1]).block_until_ready()}, 3, 1)
+    naive_b32, _ = turns({"naive": lambda: naive(params, pixels).block_until_ready()}, 2, 1)
+    core = FLOPS_PER_CYCLE * GHZ * 1e9  # one core's peak FLOP/s
+    peak = os.cpu_count() * core
     result = {
         "variant": variant, "cpus": os.cpu_count(),
         "jax_ms_b1": b1["jax"] * 1e3, "ort_ms_b1": b1["ort"] * 1e3,
@@ -125,10 +132,15 @@ def backbone(variant: str, rounds: int) -> dict:
         "gflop_per_photo": flops / 1e9, "peak_gflops": peak / 1e9,
         **{f"{engine}_peak_b1": flops / b1[engine] / peak for engine in ("jax", "ort")},
         **{f"{engine}_peak_b32": 32 * flops / b32[engine] / peak for engine in ("jax", "ort")},
+        # The same per CPU-second the process was given: what a busy machine cannot distort
+        # (but it counts a thread pool's spinning as work).
+        **{f"{engine}_cpu_peak_b1": flops / b1_cpu[engine] / core for engine in ("jax", "ort")},
+        **{f"{engine}_cpu_peak_b32": 32 * flops / b32_cpu[engine] / core
+           for engine in ("jax", "ort")},
         **others,
     }
     jpeg = twelve_megapixel_jpeg()
-    decode = turns({"draft": lambda: load_image(jpeg, size),
+    decode, _ = turns({"draft": lambda: load_image(jpeg, size),
                     "full": lambda: load_rgb(jpeg)}, 5, 2)
     return result | {"decode_12mp_ms": decode["draft"] * 1e3,
                      "full_decode_12mp_ms": decode["full"] * 1e3, "jpeg_mb": len(jpeg) / 1e6}
@@ -139,7 +151,8 @@ def print_backbone(r: dict) -> None:
           f"photo           batch 1 (ms/photo)   batch 32 (photos/s)")
     for name, key in (("JAX (shifted-sum depthwise)", "jax"), ("ONNX Runtime", "ort")):
         print(f"  {name:<31} {r[f'{key}_ms_b1']:10.2f} {r[f'{key}_ips_b32']:18.1f}"
-              f"      share of peak: {r[f'{key}_peak_b1']:.0%} / {r[f'{key}_peak_b32']:.0%}")
+              f"      share of peak: {r[f'{key}_peak_b1']:.0%} / {r[f'{key}_peak_b32']:.0%}"
+              f" (per CPU-second: {r[f'{key}_cpu_peak_b1']:.0%} / {r[f'{key}_cpu_peak_b32']:.0%})")
     print(f"  JAX / ORT (time)                {r['ratio_b1']:10.2f}x {r['ratio_b32']:17.2f}x")
     print(f"  naive JAX (feature_group_count) {r['naive_jax_ms_b1']:10.2f}"
           f" {r['naive_jax_ips_b32']:18.1f}")
