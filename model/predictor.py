@@ -117,9 +117,11 @@ class Predictor:
     so the bot may call ``classify`` or ``look`` from several worker threads at once.
     """
 
-    def __init__(self, model: str = DEFAULT_VARIANT, top_k: int = 5, warm_up: bool = True):
+    def __init__(self, model: str = DEFAULT_VARIANT, top_k: int = 5, warm_up: bool = True,
+                 mirror: str = MIRROR):
         started = time.perf_counter()
         self.top_k = top_k
+        self.mirror = _checked_mirror(mirror)  # ``classify``'s policy unless a call says
         if model in MODELS:
             variant, self._head, head_params = model, None, None
             self.promotion: dict | None = None  # how retraining last improved it
@@ -215,13 +217,12 @@ class Predictor:
         return run_padded(functools.partial(self._grad_cam, self._params),
                           [pixels, np.asarray(targets, np.int32)], GRADCAM_BATCH_SIZES)
 
-    def classify_probabilities(self, pixels: np.ndarray, mirror: str = MIRROR
+    def classify_probabilities(self, pixels: np.ndarray, mirror: str | None = None
                                ) -> tuple[np.ndarray, np.ndarray]:
         """What ``classify`` answers from: ImageNet softmax (B, 1000) and breed probabilities
         (B, N) of photos (B, S, S, 3) uint8, averaged with their mirror image's as ``mirror``
-        (one of MIRRORS) says."""
-        if mirror not in MIRRORS:
-            raise ValueError(f"mirror must be one of {MIRRORS}, not {mirror!r}")
+        (one of MIRRORS; by default the predictor's) says."""
+        mirror = _checked_mirror(mirror or self.mirror)
         imagenet_probs, breed_probs = self.probabilities(pixels, mirror=mirror == "always")
         if mirror == "unsure":
             unsure = np.flatnonzero(_unsure(imagenet_probs, breed_probs))
@@ -231,13 +232,14 @@ class Predictor:
                     probs[unsure] = (probs[unsure] + more) / 2
         return imagenet_probs, breed_probs
 
-    def classify_pixels(self, pixels: np.ndarray, mirror: str = MIRROR) -> list[Answer]:
+    def classify_pixels(self, pixels: np.ndarray, mirror: str | None = None) -> list[Answer]:
         """Answers for preprocessed photos (B, S, S, 3) uint8 (``mirror``: see MIRRORS)."""
         imagenet_probs, breed_probs = self.classify_probabilities(pixels, mirror)
         return [make_answer(i, b, self.breeds, self.top_k)
                 for i, b in zip(imagenet_probs, breed_probs, strict=True)]
 
-    def classify(self, photos: Sequence[bytes], mirror: str = MIRROR) -> list[Answer | ImageError]:
+    def classify(self, photos: Sequence[bytes], mirror: str | None = None
+                 ) -> list[Answer | ImageError]:
         """One answer per photo, or the ImageError that says why it could not be read."""
         return _on_readable(self.decode(photos),
                             lambda pixels: self.classify_pixels(np.stack(pixels), mirror))
@@ -319,6 +321,12 @@ def _combined(views: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, n
     imagenet, breeds = (np.stack(p) for p in zip(*views, strict=True))  # (V, 1000), (V, N)
     weights = dog_probability(imagenet)[:, None]  # (V, 1)
     return imagenet.mean(0), (weights * breeds).sum(0) / max(float(weights.sum()), 1e-9)
+
+
+def _checked_mirror(mirror: str) -> str:
+    if mirror not in MIRRORS:
+        raise ValueError(f"mirror must be one of {MIRRORS}, not {mirror!r}")
+    return mirror
 
 
 def _unsure(imagenet_probs: np.ndarray, breed_probs: np.ndarray) -> np.ndarray:

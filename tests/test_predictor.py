@@ -92,6 +92,8 @@ def test_mirror_image_only_when_unsure(predictor: Predictor, val_photos: list[by
             np.testing.assert_allclose(probs, want, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="mirror must be one of"):
         predictor.classify_probabilities(pixels, "sometimes")
+    with pytest.raises(ValueError, match="mirror must be one of"):
+        Predictor(mirror="sometimes")
 
 
 def _png(array: np.ndarray) -> bytes:
