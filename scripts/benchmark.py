@@ -30,7 +30,7 @@ from model import DEFAULT_VARIANT, MODELS
 from model.efficientnet import from_pretrained, run_backbone, weights_path
 from model.evaluation.photo_speed import percentiles_ms, phone_photo, photo_to_answer
 from model.predictor import MIRRORS, Predictor
-from model.preprocess import load_image, load_rgb, normalize
+from model.preprocess import crop_and_resize, load_image, load_rgb, normalize
 from model.torch_pickle import load_state_dict
 
 try:
@@ -174,7 +174,16 @@ def photo(variant: str, folder: Path, count: int, repeats: int) -> dict:
     share = CpuShare()
     times = photo_to_answer(predictor, photos, repeats)
     mirrored = sum(a.mixed or not a.is_dog for a in predictor.classify(photos, "never"))
+    # Does decoding at a reduced DCT scale change answers? The same photos decoded full size.
+    full = predictor.classify_pixels(np.stack([crop_and_resize(load_rgb(p), predictor.resolution)
+                                               for p in photos]))
+    wnids = [path.parent.name.split("-")[0] for path in paths]  # Images/<wnid>-<Name>/
+
+    def right(answers: list) -> int:
+        return sum(a.predictions[0].label == w for a, w in zip(answers, wnids, strict=True))
+
     return {"variant": variant, "cpus": os.cpu_count(), "photos": len(photos),
+            "top1_draft": right(predictor.classify(photos)), "top1_full_decode": right(full),
             "repeats": repeats, "jpeg_mb": sum(map(len, photos)) / len(photos) / 1e6,
             "mirrored_when_unsure": mirrored / len(photos),
             **{mirror: percentiles_ms(times[mirror]) for mirror in MIRRORS}, **share.others()}
@@ -188,6 +197,8 @@ def print_photo(r: dict, folder: Path) -> None:
     for mirror in MIRRORS:
         p = r[mirror]
         print(f"  {mirror:<14} {p['p50']:8.1f} {p['p95']:7.1f} {p['p99']:7.1f}")
+    print(f"top-1: {r['top1_draft']} of {r['photos']} decoded as served (reduced DCT scale),"
+          f" {r['top1_full_decode']} decoded full size")
     print(f"\"unsure\" mirrored {r['mirrored_when_unsure']:.0%} of the photos; other processes"
           f" used {r['others_cpu']:.0%} of the CPUs meanwhile (steal {r['steal']:.1%})")
 
