@@ -22,7 +22,7 @@ EXIF_ORIENTATION = 0x0112
 
 def phone_photo(photo: bytes, seed: int = 0) -> bytes:
     """``photo`` as a phone would save it: its centre 4:3 at 4000×3000, with sensor-like noise so
-    that it compresses like a real one (about 3 MB at quality 90), stored sideways with EXIF
+    that it compresses like a real one (2–3 MB at quality 90), stored sideways with EXIF
     orientation 6, as a phone held upright saves it."""
     image = load_rgb(photo)
     width = min(image.width, round(image.height * 4 / 3))
