@@ -193,10 +193,10 @@ def print_photo(r: dict, folder: Path) -> None:
     print(f"photo to answer, EfficientNet-{r['variant']}, {r['cpus']} CPUs: {r['photos']} photos"
           f" of {folder} as 12-megapixel phone JPEGs ({r['jpeg_mb']:.1f} MB on average),"
           f" {r['repeats']} times each")
-    print("  mirror image        p50     p95     p99 (ms)")
+    print("  mirror image        p50     p95     p99   fastest (ms)")
     for mirror in MIRRORS:
         p = r[mirror]
-        print(f"  {mirror:<14} {p['p50']:8.1f} {p['p95']:7.1f} {p['p99']:7.1f}")
+        print(f"  {mirror:<14} {p['p50']:8.1f} {p['p95']:7.1f} {p['p99']:7.1f} {p['fastest']:9.1f}")
     print(f"top-1: {r['top1_draft']} of {r['photos']} decoded as served (reduced DCT scale),"
           f" {r['top1_full_decode']} decoded full size")
     print(f"\"unsure\" mirrored {r['mirrored_when_unsure']:.0%} of the photos; other processes"

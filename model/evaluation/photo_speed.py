@@ -58,6 +58,7 @@ def photo_to_answer(predictor: Predictor, photos: Sequence[bytes], repeats: int,
 
 
 def percentiles_ms(seconds: Sequence[float]) -> dict[str, float]:
-    """p50, p95 and p99 of ``seconds``, in milliseconds."""
-    p50, p95, p99 = np.percentile(np.asarray(seconds) * 1e3, [50, 95, 99])
-    return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
+    """p50, p95 and p99 of ``seconds``, and the fastest, in milliseconds. On a shared machine
+    the fastest says what a quiet moment gives."""
+    fastest, p50, p95, p99 = np.percentile(np.asarray(seconds) * 1e3, [0, 50, 95, 99])
+    return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "fastest": float(fastest)}
