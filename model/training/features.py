@@ -96,10 +96,10 @@ class FeatureExtractor:
             return decoders.map(self._decode, [e.path for e in chunk])  # submits them all now
 
         upcoming = start(chunks[0]) if chunks else iter(())
-        for chunk, following in zip(chunks, [*chunks[1:], None], strict=True):
+        for index, chunk in enumerate(chunks):
             decoded = list(upcoming)
-            if following is not None:
-                upcoming = start(following)
+            if index + 1 < len(chunks):
+                upcoming = start(chunks[index + 1])
             yield chunk, decoded
 
     def extract(self, examples: list[Example], views: int, cache: FeatureCache,
