@@ -183,7 +183,9 @@ class EfficientNetLite(nn.Module):
         return self.pool(self.feature_map(pixels))
 
 
-CHUNK = 4  # photos per step in ``run_backbone``; measured best of 1, 2, 4, 8 on a 2-core CPU
+# Photos per step in ``run_backbone``: 1 was best of 1, 2, 4 and 8 on this 2-core CPU with
+# jaxlib 0.10's YNNPACK matrix products (README, Speed); with Eigen's, 4 had been.
+CHUNK = 1
 
 
 def run_backbone(model: EfficientNetLite, params: dict, pixels: jax.Array,
@@ -192,7 +194,7 @@ def run_backbone(model: EfficientNetLite, params: dict, pixels: jax.Array,
     default (B, S, S, 3) -> features (B, 1280) and logits (B, 1000).
 
     At batch 32 the early activations (32×112×112×96 floats, 150 MB) spill out of the CPU
-    caches and every layer waits on memory; chunks of 4 stay in cache and run ~1.5× faster.
+    caches and every layer waits on memory; one photo at a time stays in cache.
     """
     def one_photo(photo: jax.Array) -> Any:
         return jax.tree.map(lambda out: out[0], model.apply(params, photo[None], method=method))

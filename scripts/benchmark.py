@@ -1,10 +1,15 @@
-"""Speed of the JAX backbone against ONNX Runtime on the same weights, in one run.
+"""Speed of the JAX backbone against ONNX Runtime on the same weights, in one run; or, with
+--photo, of a 12-megapixel phone photo from bytes to answer.
 
-    python scripts/benchmark.py [--variant lite0|lite1|lite2] [--json]
+    python scripts/benchmark.py [--variant lite0|lite1|lite2] [--json] [--rounds 8]
+    python scripts/benchmark.py --photo [--photos ../shared/datasets/wiki-dogs-dev] [--json]
 
-Needs the bench extra (pip install -e '.[bench]'). Prints per-photo latency at batch 1,
-photos per second at batch 32, their ratios, the naive JAX formulation for comparison, and
-the decode+preprocess time of a 12-megapixel JPEG.
+Needs the bench extra (pip install -e '.[bench]'). The backbone figures are per-photo latency
+at batch 1 and photos per second at batch 32, JAX and ONNX Runtime taking turns round by round
+(so that a busy moment of a shared machine falls on both alike), their ratios, the arithmetic
+rate each reaches as a share of the CPU's peak, the naive JAX formulation for comparison, and
+the decode+preprocess time of a 12-megapixel JPEG. Both modes say how much of the CPUs other
+processes used meanwhile.
 """
 
 import argparse
@@ -15,14 +20,17 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import jax
 import numpy as np
 from PIL import Image
 
 from model import DEFAULT_VARIANT, MODELS
-from model.efficientnet import VARIANTS, from_pretrained, run_backbone, weights_path
-from model.preprocess import load_image, normalize
+from model.efficientnet import from_pretrained, run_backbone, weights_path
+from model.evaluation.photo_speed import percentiles_ms, phone_photo, photo_to_answer
+from model.predictor import MIRRORS, Predictor
+from model.preprocess import crop_and_resize, load_image, load_rgb, normalize
 from model.torch_pickle import load_state_dict
 
 try:
@@ -33,16 +41,33 @@ except ImportError as missing:
     sys.exit(f"error: the benchmark needs {missing.name} (the bench extra): "
              "pip install -e '.[bench]'")
 
+# FP32 arithmetic per core and cycle: two 256-bit FMA pipes, 8 lanes × 2 operations each (AMD
+# Zen 4, this machine's EPYC, runs AVX-512 as two 256-bit halves). Times the clock: 3.6 GHz
+# measured with a chain of dependent adds on one core (README, Speed).
+FLOPS_PER_CYCLE = 32
+GHZ = 3.6
+SHARED = Path("../shared/datasets")
 
-def median_seconds(run: Callable[[], object], repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+
+class CpuShare:
+    """How much of the machine's CPU time, between start and ``others()``, went to other
+    processes (and to the hypervisor, as steal): /proc/stat less this process's own."""
+
+    def __init__(self) -> None:
+        self._start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[int, int, int, float]:
+        with open("/proc/stat") as stat:
+            ticks = [int(n) for n in stat.readline().split()[1:]]
+        own = os.times()
+        return sum(ticks), ticks[3] + ticks[4], ticks[7], own.user + own.system
+
+    def others(self) -> dict[str, float]:
+        total, idle, steal, own = (b - a for a, b in zip(self._start, self._read(), strict=True))
+        seconds = total / os.sysconf("SC_CLK_TCK")
+        return {"others_cpu": max(0.0, (total - idle - steal) / total - own / seconds),
+                "steal": steal / total}
 
 
 def twelve_megapixel_jpeg() -> bytes:
@@ -56,62 +81,150 @@ def twelve_megapixel_jpeg() -> bytes:
     return buffer.getvalue()
 
 
-def jax_timings(depthwise: str, variant: str, pixels: np.ndarray, repeats: int) -> dict:
-    model, params = from_pretrained(variant, depthwise=depthwise)
-    forward = jax.jit(lambda p, x: run_backbone(model, p, x)[1] if depthwise == "shifted"
-                      else model.apply(p, x)[1])
-    b1 = median_seconds(lambda: forward(params, pixels[:1]).block_until_ready(), repeats)
-    b32 = median_seconds(lambda: forward(params, pixels).block_until_ready(), max(repeats // 8, 2))
-    return {"ms_b1": b1 * 1e3, "ips_b32": len(pixels) / b32}
+def turns(runs: dict[str, Callable[[], object]], rounds: int, per_round: int
+          ) -> tuple[dict[str, float], dict[str, float]]:
+    """Median seconds of each run, and the CPU seconds (all threads) it used on average, the runs
+    taking turns: ``rounds`` rounds of ``per_round`` each."""
+    for run in runs.values():  # warm up
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    cpu = dict.fromkeys(runs, 0.0)
+    for _ in range(rounds):
+        for name, run in runs.items():
+            before = os.times()
+            for _ in range(per_round):
+                started = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - started)
+            after = os.times()
+            cpu[name] += (after.user + after.system - before.user - before.system) / per_round
+    return ({name: statistics.median(spent) for name, spent in times.items()},
+            {name: spent / rounds for name, spent in cpu.items()})
 
 
-def ort_timings(variant: str, pixels: np.ndarray, repeats: int) -> dict:
-    model, _ = from_pretrained(variant)
+def backbone(variant: str, rounds: int) -> dict:
+    """Batch-1 and batch-32 timings of JAX and ONNX Runtime, taking turns, and the naive JAX."""
+    model, params = from_pretrained(variant)
+    size = model.resolution
+    pixels = np.random.default_rng(0).integers(0, 256, (32, size, size, 3), dtype=np.uint8)
+    forward = jax.jit(lambda p, x: run_backbone(model, p, x)[1])
+    flops = forward.lower(params, pixels[:1]).compile().cost_analysis()["flops"]
     session = ort_session(load_state_dict(weights_path(variant)), model, threads=os.cpu_count())
     inputs = normalize(pixels).transpose(0, 3, 1, 2)  # (B, 3, S, S)
-    b1 = median_seconds(lambda: session.run(["logits"], {"pixels": inputs[:1]}), repeats)
-    b32 = median_seconds(lambda: session.run(["logits"], {"pixels": inputs}), max(repeats // 8, 2))
-    return {"ms_b1": b1 * 1e3, "ips_b32": len(pixels) / b32}
+    share = CpuShare()
+    b1, b1_cpu = turns({"jax": lambda: forward(params, pixels[:1]).block_until_ready(),
+                "ort": lambda: session.run(["logits"], {"pixels": inputs[:1]})}, rounds, 5)
+    b32, b32_cpu = turns({"jax": lambda: forward(params, pixels).block_until_ready(),
+                 "ort": lambda: session.run(["logits"], {"pixels": inputs})}, rounds, 1)
+    others = share.others()
+    naive_model, _ = from_pretrained(variant, depthwise="grouped")
+    naive = jax.jit(lambda p, x: naive_model.apply(p, x)[1])
+    naive_b1, _ = turns({"naive": lambda: naive(params, pixels[:1]).block_until_ready()}, 3, 1)
+    naive_b32, _ = turns({"naive": lambda: naive(params, pixels).block_until_ready()}, 2, 1)
+    core = FLOPS_PER_CYCLE * GHZ * 1e9  # one core's peak FLOP/s
+    peak = os.cpu_count() * core
+    result = {
+        "variant": variant, "cpus": os.cpu_count(),
+        "jax_ms_b1": b1["jax"] * 1e3, "ort_ms_b1": b1["ort"] * 1e3,
+        "jax_ips_b32": 32 / b32["jax"], "ort_ips_b32": 32 / b32["ort"],
+        "ratio_b1": b1["jax"] / b1["ort"], "ratio_b32": b32["jax"] / b32["ort"],
+        "naive_jax_ms_b1": naive_b1["naive"] * 1e3, "naive_jax_ips_b32": 32 / naive_b32["naive"],
+        "gflop_per_photo": flops / 1e9, "peak_gflops": peak / 1e9,
+        **{f"{engine}_peak_b1": flops / b1[engine] / peak for engine in ("jax", "ort")},
+        **{f"{engine}_peak_b32": 32 * flops / b32[engine] / peak for engine in ("jax", "ort")},
+        # The same per CPU-second the process was given: what a busy machine cannot distort
+        # (but it counts a thread pool's spinning as work).
+        **{f"{engine}_cpu_peak_b1": flops / b1_cpu[engine] / core for engine in ("jax", "ort")},
+        **{f"{engine}_cpu_peak_b32": 32 * flops / b32_cpu[engine] / core
+           for engine in ("jax", "ort")},
+        **others,
+    }
+    jpeg = twelve_megapixel_jpeg()
+    decode, _ = turns({"draft": lambda: load_image(jpeg, size),
+                    "full": lambda: load_rgb(jpeg)}, 5, 2)
+    return result | {"decode_12mp_ms": decode["draft"] * 1e3,
+                     "full_decode_12mp_ms": decode["full"] * 1e3, "jpeg_mb": len(jpeg) / 1e6}
+
+
+def print_backbone(r: dict) -> None:
+    print(f"EfficientNet-{r['variant']}, {r['cpus']} CPUs, {r['gflop_per_photo']:.2f} GFLOP a "
+          f"photo           batch 1 (ms/photo)   batch 32 (photos/s)")
+    for name, key in (("JAX (shifted-sum depthwise)", "jax"), ("ONNX Runtime", "ort")):
+        print(f"  {name:<31} {r[f'{key}_ms_b1']:10.2f} {r[f'{key}_ips_b32']:18.1f}"
+              f"      share of peak: {r[f'{key}_peak_b1']:.0%} / {r[f'{key}_peak_b32']:.0%}"
+              f" (per CPU-second: {r[f'{key}_cpu_peak_b1']:.0%} / {r[f'{key}_cpu_peak_b32']:.0%})")
+    print(f"  JAX / ORT (time)                {r['ratio_b1']:10.2f}x {r['ratio_b32']:17.2f}x")
+    print(f"  naive JAX (feature_group_count) {r['naive_jax_ms_b1']:10.2f}"
+          f" {r['naive_jax_ips_b32']:18.1f}")
+    print(f"peak {r['peak_gflops']:.0f} GFLOP/s ({r['cpus']} cores × {FLOPS_PER_CYCLE} FLOP/cycle"
+          f" × {GHZ} GHz); other processes used {r['others_cpu']:.0%} of the CPUs meanwhile"
+          f" (steal {r['steal']:.1%})")
+    print(f"decode + preprocess of a 12-megapixel JPEG ({r['jpeg_mb']:.1f} MB): "
+          f"{r['decode_12mp_ms']:.1f} ms (full-size decode alone: "
+          f"{r['full_decode_12mp_ms']:.1f} ms)")
+
+
+def photo(variant: str, folder: Path, count: int, repeats: int) -> dict:
+    """Photo-to-answer percentiles of each mirror policy over ``count`` photos of ``folder``
+    made 12-megapixel phone JPEGs."""
+    paths = sorted(folder.rglob("*.jpg"))
+    paths = paths[:: max(1, len(paths) // count)][:count]  # spread over the breeds
+    photos = [phone_photo(path.read_bytes(), seed) for seed, path in enumerate(paths)]
+    predictor = Predictor(variant)
+    share = CpuShare()
+    times = photo_to_answer(predictor, photos, repeats)
+    mirrored = sum(a.mixed or not a.is_dog for a in predictor.classify(photos, "never"))
+    # Does decoding at a reduced DCT scale change answers? The same photos decoded full size.
+    full = predictor.classify_pixels(np.stack([crop_and_resize(load_rgb(p), predictor.resolution)
+                                               for p in photos]))
+    wnids = [path.parent.name.split("-")[0] for path in paths]  # Images/<wnid>-<Name>/
+
+    def right(answers: list) -> int:
+        return sum(a.predictions[0].label == w for a, w in zip(answers, wnids, strict=True))
+
+    return {"variant": variant, "cpus": os.cpu_count(), "photos": len(photos),
+            "top1_draft": right(predictor.classify(photos)), "top1_full_decode": right(full),
+            "repeats": repeats, "jpeg_mb": sum(map(len, photos)) / len(photos) / 1e6,
+            "mirrored_when_unsure": mirrored / len(photos),
+            **{mirror: percentiles_ms(times[mirror]) for mirror in MIRRORS}, **share.others()}
+
+
+def print_photo(r: dict, folder: Path) -> None:
+    print(f"photo to answer, EfficientNet-{r['variant']}, {r['cpus']} CPUs: {r['photos']} photos"
+          f" of {folder} as 12-megapixel phone JPEGs ({r['jpeg_mb']:.1f} MB on average),"
+          f" {r['repeats']} times each")
+    print("  mirror image        p50     p95     p99   fastest (ms)")
+    for mirror in MIRRORS:
+        p = r[mirror]
+        print(f"  {mirror:<14} {p['p50']:8.1f} {p['p95']:7.1f} {p['p99']:7.1f} {p['fastest']:9.1f}")
+    print(f"top-1: {r['top1_draft']} of {r['photos']} decoded as served (reduced DCT scale),"
+          f" {r['top1_full_decode']} decoded full size")
+    print(f"\"unsure\" mirrored {r['mirrored_when_unsure']:.0%} of the photos; other processes"
+          f" used {r['others_cpu']:.0%} of the CPUs meanwhile (steal {r['steal']:.1%})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variant", default=DEFAULT_VARIANT, choices=MODELS)
-    parser.add_argument("--repeats", type=int, default=40, help="timed runs at batch 1")
+    parser.add_argument("--rounds", type=int, default=8, help="turns JAX and ORT take")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--photo", action="store_true", help="time photo to answer instead")
+    parser.add_argument("--photos", type=Path, default=SHARED / "wiki-dogs-dev",
+                        help="folder of dog photos for --photo")
+    parser.add_argument("--count", type=int, default=40, help="photos for --photo")
     args = parser.parse_args()
-    size = VARIANTS[args.variant]().resolution
-    rng = np.random.default_rng(0)
-    pixels = rng.integers(0, 256, (32, size, size, 3), dtype=np.uint8)
-
-    fast = jax_timings("shifted", args.variant, pixels, args.repeats)
-    naive = jax_timings("grouped", args.variant, pixels, max(args.repeats // 8, 3))
-    ort = ort_timings(args.variant, pixels, args.repeats)
-    jpeg = twelve_megapixel_jpeg()
-    decode = median_seconds(lambda: load_image(jpeg, size), 10)
-    result = {
-        "variant": args.variant, "cpus": os.cpu_count(),
-        "jax_ms_b1": fast["ms_b1"], "ort_ms_b1": ort["ms_b1"],
-        "jax_ips_b32": fast["ips_b32"], "ort_ips_b32": ort["ips_b32"],
-        "ratio_b1": fast["ms_b1"] / ort["ms_b1"], "ratio_b32": ort["ips_b32"] / fast["ips_b32"],
-        "naive_jax_ms_b1": naive["ms_b1"], "naive_jax_ips_b32": naive["ips_b32"],
-        "decode_12mp_ms": decode * 1e3, "jpeg_mb": len(jpeg) / 1e6,
-    }
+    if args.photo and not args.photos.is_dir():
+        parser.error(f"no folder {args.photos} (--photos)")
+    result = (photo(args.variant, args.photos, args.count, repeats=3) if args.photo
+              else backbone(args.variant, args.rounds))
     if args.json:
-        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
-                          for k, v in result.items()}))
-        return
-    r = result
-    print(f"EfficientNet-{args.variant}, {r['cpus']} CPUs"
-          f"                     batch 1 (ms/photo)   batch 32 (photos/s)")
-    print(f"  JAX (shifted-sum depthwise)     {r['jax_ms_b1']:10.2f} {r['jax_ips_b32']:18.1f}")
-    print(f"  ONNX Runtime                    {r['ort_ms_b1']:10.2f} {r['ort_ips_b32']:18.1f}")
-    print(f"  JAX / ORT (slowdown)            {r['ratio_b1']:10.2f}x {r['ratio_b32']:17.2f}x")
-    print(f"  naive JAX (feature_group_count) {r['naive_jax_ms_b1']:10.2f}"
-          f" {r['naive_jax_ips_b32']:18.1f}")
-    print(f"decode + preprocess of a 12-megapixel JPEG ({r['jpeg_mb']:.1f} MB):"
-          f" {r['decode_12mp_ms']:.1f} ms")
+        print(json.dumps(jax.tree.map(lambda v: round(v, 4) if isinstance(v, float) else v,
+                                      result)))
+    elif args.photo:
+        print_photo(result, args.photos)
+    else:
+        print_backbone(result)
 
 
 if __name__ == "__main__":

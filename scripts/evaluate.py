@@ -2,6 +2,7 @@
 
     python scripts/evaluate.py --model ARTIFACT_OR_VARIANT --data MANIFEST_OR_DIR
         [--split val] [--out var/reports/<name>] [--limit N] [--gradcam 12] [--gallery 24]
+        [--mirror never|unsure|always]
 
 --model is lite0, lite1 or lite2 (no training) or a trained model file; --data a manifest, a
 Stanford-layout folder with splits/*.txt, or class folders (used whole: they have no splits).
@@ -17,7 +18,7 @@ from model import DEFAULT_VARIANT
 from model.artifact import ArtifactError
 from model.evaluation.report import build_report
 from model.evaluation.scoring import EvaluationError, load_data, select_examples
-from model.predictor import Predictor
+from model.predictor import MIRROR, MIRRORS, Predictor
 
 
 def main() -> int:
@@ -31,6 +32,8 @@ def main() -> int:
     parser.add_argument("--limit", type=int, help="at most this many photos, spread evenly")
     parser.add_argument("--gradcam", type=int, default=12, help="photos with Grad-CAM overlays")
     parser.add_argument("--gallery", type=int, default=24, help="misclassified photos shown")
+    parser.add_argument("--mirror", choices=MIRRORS, default=MIRROR,
+                        help="which photos are averaged with their mirror image")
     args = parser.parse_args()
     if any(n is not None and n < 0 for n in (args.limit, args.gradcam, args.gallery)):
         parser.error("--limit, --gradcam and --gallery must not be negative")
@@ -40,7 +43,7 @@ def main() -> int:
     out = args.out or Path("var/reports") / name
     try:
         examples = select_examples(load_data(args.data), args.split, args.limit)
-        predictor = Predictor(args.model, warm_up=False)
+        predictor = Predictor(args.model, warm_up=False, mirror=args.mirror)
         metrics = build_report(predictor, examples, out, data_name=str(args.data),
                                split=args.split, gradcam=args.gradcam, gallery=args.gallery)
     except (ArtifactError, EvaluationError) as error:

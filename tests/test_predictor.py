@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from model.advice import ADVICE
-from model.answers import Answer, PhotoAnswer
+from model.answers import Answer, PhotoAnswer, make_answer
 from model.artifact import Artifact, ArtifactError, BreedLabel
 from model.evaluation.advice import CONDITIONS, RIGHT, degrade
 from model.evaluation.several_dogs import LAYOUTS, composite
@@ -85,6 +85,25 @@ def test_batch_larger_than_compiled_sizes(predictor: Predictor, val_photos: list
     assert len(together) == len(val_photos)
     for photo, answer in zip(val_photos, together, strict=True):
         assert_same_answer(answer, predictor.classify([photo])[0])
+
+
+def test_mirror_image_only_when_unsure(predictor: Predictor, val_photos: list[bytes]) -> None:
+    noise = np.random.default_rng(0).integers(0, 256, (predictor.resolution,) * 2 + (3,), np.uint8)
+    pixels = np.stack([*predictor.decode(val_photos[:7]), noise])
+    first = predictor.probabilities(pixels, mirror=False)
+    mirrored = predictor.probabilities(pixels[:, :, ::-1], mirror=False)
+    answers = [make_answer(*probs, predictor.breeds) for probs in zip(*first, strict=True)]
+    unsure = np.array([a.mixed or not a.is_dog for a in answers])
+    assert unsure[-1] and not unsure.all()  # the noise is no dog; most dogs-dev photos are sure
+    for mirror, mirrors in (("never", np.zeros_like(unsure)), ("unsure", unsure)):
+        got = predictor.classify_probabilities(pixels, mirror)
+        for probs, want, flipped in zip(got, first, mirrored, strict=True):
+            want = np.where(mirrors[:, None], (want + flipped) / 2, want)
+            np.testing.assert_allclose(probs, want, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="mirror must be one of"):
+        predictor.classify_probabilities(pixels, "sometimes")
+    with pytest.raises(ValueError, match="mirror must be one of"):
+        Predictor(mirror="sometimes")
 
 
 def _png(array: np.ndarray) -> bytes:

@@ -152,6 +152,22 @@ def test_every_exif_orientation_is_undone(orientation: int) -> None:
     assert np.array_equal(got, np.asarray(upright))
 
 
+def test_draft_decoding_is_a_smaller_full_decode_upright() -> None:
+    # A phone photo: 1600×1200, stored sideways with EXIF orientation 6. JPEG's reduced DCT
+    # scales (here 1/8) must give the same upright photo as a full decode, only smaller.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    photo = encode(red_left_blue_right(1600, 1200), "JPEG", exif=exif, quality=90)
+    full, draft = load_rgb(photo), load_rgb(photo, min_side=100)
+    assert full.size == (1200, 1600)
+    assert draft.size == (150, 200)  # the smallest scale that keeps both sides >= 100
+    for image in (full, draft):
+        pixels = np.asarray(image)
+        assert_colour(pixels[: image.height * 2 // 5], RED)  # the left edge is now the top
+        assert_colour(pixels[-image.height * 2 // 5 :], BLUE)
+    np.testing.assert_allclose(load_image(photo, 64), crop_and_resize(full, 64), atol=4)
+
+
 def test_heic_follows_its_own_transforms_not_the_exif_tag() -> None:
     # The HEIF spec: the container's rotation (applied by libheif) rules and the EXIF tag is
     # informative, so an iPhone photo, which carries both, must not be rotated twice.

@@ -93,7 +93,7 @@ def score_files(predictor: Predictor, paths: list[Path]) -> FileScores:
             pixels, failed = _decode_files(predictor, paths, chunk)
             unreadable += failed
             if pixels:
-                imagenet_probs, breed_probs = predictor.probabilities(np.stack(list(
+                imagenet_probs, breed_probs = predictor.classify_probabilities(np.stack(list(
                     pixels.values())))
                 imagenet_chunks.append(imagenet_probs)
                 breed_chunks.append(breed_probs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -87,17 +88,30 @@ class FeatureExtractor:
             outputs.append(self._augmented(self._params, keys, sources))
         return np.stack([np.asarray(o) for o in outputs], axis=1)
 
+    def _decoded(self, decoders: ThreadPoolExecutor, chunks: list[list[Example]]
+                 ) -> Iterator[tuple[list[Example], list]]:
+        """Each chunk with its photos decoded (``_decode``); the next chunk decodes while the
+        caller runs the backbone on this one."""
+        def start(chunk: list[Example]) -> Iterator:
+            return decoders.map(self._decode, [e.path for e in chunk])  # submits them all now
+
+        upcoming = start(chunks[0]) if chunks else iter(())
+        for index, chunk in enumerate(chunks):
+            decoded = list(upcoming)
+            if index + 1 < len(chunks):
+                upcoming = start(chunks[index + 1])
+            yield chunk, decoded
+
     def extract(self, examples: list[Example], views: int, cache: FeatureCache,
                 desc: str = "features") -> dict[str, np.ndarray]:
         """Features for every readable example (cached or computed), keyed by sha256."""
         found = {e.sha256: f for e in examples if (f := cache.get(e.sha256, views)) is not None}
         missing = list({e.sha256: e for e in examples if e.sha256 not in found}.values())
         started = time.perf_counter()
+        chunks = [missing[start : start + BATCH] for start in range(0, len(missing), BATCH)]
         with (ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode") as decoders,
               tqdm(total=len(missing), desc=desc, unit="photo", disable=not missing) as bar):
-            for start in range(0, len(missing), BATCH):
-                chunk = missing[start : start + BATCH]
-                decoded = decoders.map(self._decode, [e.path for e in chunk])
+            for chunk, decoded in self._decoded(decoders, chunks):
                 batch = [(e, *d) for e, d in zip(chunk, decoded, strict=True) if d is not None]
                 if batch:
                     for (example, *_), features in zip(batch, self._features(batch, views),
