@@ -26,8 +26,9 @@ def boxed_photo(photo_bytes: bytes, boxes: Sequence[Box]) -> bytes:
     font = ImageFont.load_default(size=max(14, 8 * line))
     for number, box in enumerate(boxes, 1):
         colour = COLOURS[(number - 1) % len(COLOURS)]
-        corners = (box.left * width, box.top * height,
-                   box.right * width - 1, box.bottom * height - 1)
+        left, top = box.left * width, box.top * height
+        # A box a pixel thin (at the photo's edge) still gets a frame: Pillow refuses x1 < x0.
+        corners = (left, top, max(left, box.right * width - 1), max(top, box.bottom * height - 1))
         draw.rectangle(corners, outline=colour, width=line)
         _badge(draw, str(number), corners[:2], colour, font)
     buffer = io.BytesIO()

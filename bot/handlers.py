@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 from dataclasses import dataclass
 from html import escape
 from pathlib import PurePosixPath
@@ -34,7 +35,7 @@ from bot.replies import (
     promotion_text,
 )
 from bot.storage import PredictionInfo, Store
-from model.answers import Answer, Dog, PhotoAnswer
+from model.answers import Answer, Dog, PhotoAnswer, article
 from model.data.dataset import sha256_hex, slug
 from model.predictor import Predictor
 from model.preprocess import PHOTO_FORMATS, ImageError
@@ -266,7 +267,7 @@ async def correct(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 def _dog_and_breed(args: list[str]) -> tuple[int | None, str]:
     """``/correct 2 beagle`` -> (2, "beagle"); ``/correct beagle`` -> (None, "beagle")."""
-    if args and args[0].isdigit():
+    if args and re.fullmatch(r"[0-9]{1,2}", args[0]):  # not str.isdigit: "②" is a digit too
         return int(args[0]), " ".join(args[1:]).strip()
     return None, " ".join(args).strip()
 
@@ -301,8 +302,8 @@ async def _record_correction(svc: Services, prediction: PredictionInfo, update: 
     await _keep_photo(svc.store, prediction, update.get_bot())
     subject = "it's" if dog is None else f"{dog_mark(dog)} is"
     if kind == "confirmed":
-        return f"✅ Thanks! Noted that {subject} a {escape(name)}."
-    return f"✏️ Thanks! Noted: {subject} a {escape(name)}. That helps me learn."
+        return f"✅ Thanks! Noted that {subject} {article(name)} {escape(name)}."
+    return f"✏️ Thanks! Noted: {subject} {article(name)} {escape(name)}. That helps me learn."
 
 
 async def _keep_photo(store: Store, prediction: PredictionInfo, bot: Bot) -> None:

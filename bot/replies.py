@@ -96,7 +96,7 @@ def _dog_headline(answer: Answer) -> str:
     if answer.mixed:
         return escape(headline(answer))
     best = answer.predictions[0]
-    return f"<b>{escape(best.name)}</b> {best.probability:.0%}"
+    return f"looks most like {article(best.name)} <b>{escape(best.name)}</b> {best.probability:.0%}"
 
 
 def dog_mark(number: int) -> str:

@@ -321,8 +321,10 @@ class Predictor:
         if len(boxes) == 1:
             return PhotoAnswer(answer, (Dog(boxes[0], answer),), twice, advice)
         own = [make_answer(*crop, self.breeds, self.top_k) for crop in crops]
-        return PhotoAnswer(answer, tuple(Dog(box, dog) for box, dog in zip(boxes, own, strict=True)
-                                         if dog.is_dog), twice, advice)
+        dogs = tuple(Dog(box, dog) for box, dog in zip(boxes, own, strict=True) if dog.is_dog)
+        # Several dogs split the whole photo's breeds and each fills little of it: that is no
+        # fault of the photo, and each dog has its own answer.
+        return PhotoAnswer(answer, dogs, twice, advice if len(dogs) < 2 else None)
 
     def _crop_probabilities(self, images: list[Image.Image], dogs: list[list[Box]],
                             wanted: list[tuple[int, int]], how: Look

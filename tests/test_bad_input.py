@@ -30,6 +30,7 @@ ODD_TEXTS = {
     "markdown": "*bold* _it_ `code` [link](http://example.org) ~~x~~ ||spoiler||",
     "sql": "'); DROP TABLE corrections; --",
     "control characters": "a\x00b\x1bc\u200bd",
+    "a circled number": "② beagle",  # a digit to str.isdigit, not to int()
 }
 
 

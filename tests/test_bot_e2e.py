@@ -297,8 +297,9 @@ async def test_two_dogs_get_an_answer_each_on_their_photo_with_numbered_boxes(
     answer = await bot_env.ask(PRIVATE, ALEX, two_dogs)
     lines = answer["caption"].splitlines()
     assert lines[0] == "🐕 I see 2 dogs:"
-    assert lines[1].startswith("① (left) golden retriever ")
+    assert lines[1].startswith("① (left) looks most like a golden retriever ")
     assert lines[2].startswith("② (right) ") and "Samoyed" in lines[2]
+    assert len(lines) == 3  # no advice: two dogs in one photo are no fault of the photo
     assert [b["text"] for row in answer["reply_markup"]["inline_keyboard"] for b in row] == [
         "① 👍 Right", "① ✏️ Correct it", "② 👍 Right", "② ✏️ Correct it"]
     # The photo comes back with each dog's box, its number in a badge at the box's corner.

@@ -79,7 +79,7 @@ def test_several_dogs_are_numbered_in_reading_order_with_where_they_are() -> Non
     dogs = numbered_dogs(photo)
     assert dogs == [photo.dogs[1], photo.dogs[0]]  # the left one first
     assert photo_text(photo, dogs).splitlines() == [
-        "🐕 I see 2 dogs:", "① (left) <b>beagle</b> 83%",
+        "🐕 I see 2 dogs:", "① (left) looks most like a <b>beagle</b> 83%",
         "② (right) probably a mix of French bulldog and pug"]
 
 

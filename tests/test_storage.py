@@ -168,9 +168,9 @@ def test_migration_0003_keeps_rows_both_ways(tmp_path: Path, database_url: str) 
     engine = create_engine(url)
     assert "dogs" not in {c["name"] for c in inspect(engine).get_columns("predictions")}
     assert "dog" not in {c["name"] for c in inspect(engine).get_columns("corrections")}
-    with engine.connect() as conn:  # every row stays, the corrections too
-        assert conn.scalar(text("SELECT count(*) FROM predictions")) == 2
-        assert conn.scalar(text("SELECT count(*) FROM corrections")) == 2
+    with engine.connect() as conn:  # every row stays but dog ②'s correction, which would
+        assert conn.scalar(text("SELECT count(*) FROM predictions")) == 2  # read as the photo's
+        assert conn.scalar(text("SELECT count(*) FROM corrections")) == 1
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
@@ -329,6 +329,13 @@ def test_several_dogs_are_stored_with_their_boxes_and_corrected_one_by_one(
         assert row.dogs[1]["box"] == [0.5, 0.2, 1.0, 1.0]
     with pytest.raises(LookupError, match="no dog 3"):
         store.record_correction(pid, ALICE, *PUG, "corrected", dog=3)
+    event = store.create_event(ALICE, "Park")  # one dog's breed is not the photo's verdict
+    in_event = store.record_prediction(
+        chat_id=ALICE, chat_type="private", user_id=ALICE, photo_message_id=4,
+        photo_sha256="e" * 64, model_version="lite2-v1", answer=answer(GOLDEN, p=0.4),
+        event_id=event.id, dogs=two_dogs())
+    store.record_correction(in_event, ALICE, *PUG, "corrected", dog=2)
+    assert store.event_stats(event.id).corrections == 0
     with pytest.raises(LookupError, match="no dog 1"):  # a whole-photo answer has no dogs
         store.record_correction(predict(store, ALICE), ALICE, *PUG, "corrected", dog=1)
 

@@ -98,10 +98,12 @@ def clean_event_name(name: str) -> str:
 
 
 def _latest_corrections(session: Session, prediction_ids: Any) -> dict[int, Correction]:
-    """The newest correction of each prediction in ``prediction_ids`` (a select or a list)."""
+    """The newest correction of the whole photo of each prediction in ``prediction_ids`` (a
+    select or a list); a correction of one dog of several is not the photo's breed."""
     rows = session.scalars(
         select(Correction)
         .where(Correction.prediction_id.in_(prediction_ids))
+        .where(Correction.dog.is_(None))
         .order_by(Correction.created_at, Correction.id)
     )
     return {row.prediction_id: row for row in rows}

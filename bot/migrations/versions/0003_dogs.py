@@ -25,6 +25,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Without the column a correction of dog ② would read as the whole photo's breed (and be
+    # exported as such): those go with it.
+    op.execute("DELETE FROM corrections WHERE dog IS NOT NULL")
     # In place (SQLite 3.35+ drops a plain column), not batch mode's copy of the table: with
     # SQLite's foreign keys on, dropping the old predictions would delete every correction.
     op.drop_column("corrections", "dog")
