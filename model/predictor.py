@@ -73,18 +73,28 @@ MIRRORS = ("never", "unsure", "always")
 MIRROR = "unsure"
 
 
+def _checked_mirror(mirror: str) -> str:
+    if mirror not in MIRRORS:
+        raise ValueError(f"mirror must be one of {MIRRORS}, not {mirror!r}")
+    return mirror
+
+
 @dataclass(frozen=True)
 class Look:
     """How ``Predictor.look`` sees a photo (README, "Look closer": ``scripts/evaluate_looks.py``).
 
-    By default it looks once, at the whole photo: a second look (``LOOK_TWICE``) gained 8 of
-    182 wiki-dogs-dev photos (4.4 points), short of the 5 asked of it before it becomes the
-    default; the other settings are the measured best for a second look. The sweep of
-    ``scripts/evaluate_looks.py`` (test resolutions, crops' margins and sizes, Lite variants
-    together) found no way to 124/182 that keeps imagewoof-val-dev and 1.5x today's time.
+    By default it looks once, at the whole photo, adding its mirror image only where unsure
+    (the same top-1 as always on wiki-dogs-dev and imagewoof-val-dev): a second look
+    (``LOOK_TWICE``) gained 8 of 182 wiki-dogs-dev photos (4.4 points), short of the 5 asked
+    of it before it becomes the default; the other settings are the measured best for a
+    second look. The sweep of ``scripts/evaluate_looks.py`` (test resolutions, crops' margins
+    and sizes, Lite variants together) found no way to 124/182 that keeps imagewoof-val-dev
+    and 1.5x today's time.
     """
 
-    mirror: bool = True  # the whole photo with its mirror image too, probabilities averaged
+    # When the whole photo's mirror image is averaged in (probabilities and dog maps): one of
+    # MIRRORS; "unsure", as ``classify`` does, pays for it only where it may change the answer.
+    mirror: str = MIRROR
     # When to classify a crop around the first dog as well: "never", "always", or "unsure":
     # when the first answer names no breed with confidence (a mix) or no dog, or the dog is
     # small.
@@ -93,6 +103,7 @@ class Look:
     mirror_crop: bool = False  # the crop with its mirror image too
 
     def __post_init__(self) -> None:
+        _checked_mirror(self.mirror)
         if self.second_look not in SECOND_LOOKS:
             raise ValueError(f"second_look must be one of {SECOND_LOOKS}, not {self.second_look!r}")
 
@@ -107,7 +118,8 @@ class Look:
 
 SECOND_LOOKS = ("never", "unsure", "always")
 LOOK = Look()  # the default: the whole photo, once
-LOOK_TWICE = Look(second_look="unsure")  # and a crop around the dog when unsure or small
+# A crop around the dog as well when unsure or small; measured with the mirror image always.
+LOOK_TWICE = Look(mirror="always", second_look="unsure")
 
 
 class Predictor:
@@ -167,9 +179,10 @@ class Predictor:
         for size in BATCH_SIZES:
             blank = np.zeros((size, self.resolution, self.resolution, 3), np.uint8)
             # Compiled ahead of time, not run: the calls later find it compiled all the same.
-            if size <= whole:
-                self._forward.lower(self._params, blank, mirror=how.mirror,
-                                    with_map=True).compile()
+            for mirror in {how.mirror == "always", how.mirror != "never"}:
+                if size <= whole:
+                    self._forward.lower(self._params, blank, mirror=mirror,
+                                        with_map=True).compile()
             self._forward.lower(self._params, blank, mirror=how.mirror_crop).compile()
 
     def _forward_fn(self, params: dict, pixels: jax.Array, mirror: bool = True,
@@ -212,6 +225,17 @@ class Predictor:
         the photos (B, S, S, 3)."""
         return run_padded(functools.partial(self._forward, self._params, mirror=mirror,
                                             with_map=True), [pixels], BATCH_SIZES)
+
+    def look_probabilities(self, pixels: np.ndarray, mirror: str) -> list[np.ndarray]:
+        """``whole_probabilities`` of photos (B, S, S, 3), with their mirror images' averaged in
+        as ``mirror`` (one of MIRRORS) says: "unsure" for the photos ``_unsure`` picks."""
+        wholes = list(self.whole_probabilities(pixels, mirror == "always"))
+        unsure = np.flatnonzero(_unsure(*wholes[:2])) if mirror == "unsure" else []
+        if len(unsure):  # the same average "always" takes; a map (B, h, w) is mirrored back
+            mirrored = self.whole_probabilities(pixels[unsure, :, ::-1], False)
+            for whole, more in zip(wholes, mirrored, strict=True):
+                whole[unsure] = (whole[unsure] + (more if more.ndim == 2 else more[..., ::-1])) / 2
+        return wholes
 
     def _breed_logits(self, params: dict, feature_map: jax.Array) -> jax.Array:
         """(B, h, w, 1280) feature map -> (B, N) breed scores before the softmax."""
@@ -288,8 +312,8 @@ class Predictor:
 
     def _look_at(self, images: list[Image.Image], how: Look) -> list[tuple[PhotoAnswer, Quality]]:
         views = [whole_square(*image.size) for image in images]
-        imagenet, breeds, *maps = self.whole_probabilities(self._pixels(images, views),
-                                                           how.mirror)
+        imagenet, breeds, *maps = self.look_probabilities(self._pixels(images, views),
+                                                          how.mirror)
         wholes = list(zip(imagenet, breeds, strict=True))
         firsts = [make_answer(*whole, self.breeds, self.top_k) for whole in wholes]
         # Dogs where the first answer saw one, or where the map does (a dog too small for it).
@@ -353,12 +377,6 @@ def combined(views: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np
     imagenet, breeds = (np.stack(p) for p in zip(*views, strict=True))  # (V, 1000), (V, N)
     weights = dog_probability(imagenet)[:, None]  # (V, 1)
     return imagenet.mean(0), (weights * breeds).sum(0) / max(float(weights.sum()), 1e-9)
-
-
-def _checked_mirror(mirror: str) -> str:
-    if mirror not in MIRRORS:
-        raise ValueError(f"mirror must be one of {MIRRORS}, not {mirror!r}")
-    return mirror
 
 
 def _unsure(imagenet_probs: np.ndarray, breed_probs: np.ndarray) -> np.ndarray:

@@ -16,9 +16,9 @@ from model.predictor import LOOK, LOOK_TWICE, Look
 
 
 def test_names_say_what_is_looked_at() -> None:
-    assert describe(LOOK) == "whole + mirror"
+    assert describe(LOOK) == "whole + mirror when unsure"
     assert describe(LOOK_TWICE) == "whole + mirror, crop (0.3) if unsure"
-    assert describe(Look(mirror=False, second_look="always", margin=0.15, mirror_crop=True)) \
+    assert describe(Look(mirror="never", second_look="always", margin=0.15, mirror_crop=True)) \
         == "whole, crop (0.15) + mirror always"
 
 

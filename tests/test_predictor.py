@@ -17,10 +17,12 @@ from model.advice import ADVICE
 from model.answers import Answer, PhotoAnswer, make_answer
 from model.artifact import Artifact, ArtifactError, BreedLabel
 from model.evaluation.advice import CONDITIONS, RIGHT, degrade
+from model.evaluation.photo_speed import photo_to_answer
 from model.evaluation.several_dogs import LAYOUTS, composite
 from model.predictor import (
     BATCH_SIZES,
     LOOK_TWICE,
+    MIRRORS,
     Look,
     Predictor,
     _describe,
@@ -104,6 +106,32 @@ def test_mirror_image_only_when_unsure(predictor: Predictor, val_photos: list[by
         predictor.classify_probabilities(pixels, "sometimes")
     with pytest.raises(ValueError, match="mirror must be one of"):
         Predictor(mirror="sometimes")
+
+
+def test_look_mirrors_the_whole_photo_and_its_dog_map_only_when_unsure(
+        predictor: Predictor, val_photos: list[bytes]) -> None:
+    noise = np.random.default_rng(0).integers(0, 256, (predictor.resolution,) * 2 + (3,), np.uint8)
+    pixels = np.stack([*predictor.decode(val_photos[:7]), noise])
+    first = predictor.whole_probabilities(pixels, mirror=False)
+    both = predictor.whole_probabilities(pixels, mirror=True)  # maps mirrored back, averaged
+    answers = [make_answer(*probs, predictor.breeds) for probs in zip(*first[:2], strict=True)]
+    unsure = np.array([a.mixed or not a.is_dog for a in answers])
+    assert unsure[-1] and not unsure.all()
+    for mirror, mirrors in (("never", np.zeros_like(unsure)), ("unsure", unsure),
+                            ("always", np.ones_like(unsure))):
+        got = predictor.look_probabilities(pixels, mirror)
+        for probs, alone, averaged in zip(got, first, both, strict=True):
+            want = np.where(mirrors.reshape(-1, *[1] * (alone.ndim - 1)), averaged, alone)
+            np.testing.assert_allclose(probs, want, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="mirror must be one of"):
+        Look(mirror="sometimes")
+
+
+def test_photo_to_answer_times_every_way_on_every_photo(predictor: Predictor,
+                                                       val_photos: list[bytes]) -> None:
+    times = photo_to_answer(predictor, val_photos[:2], repeats=2)
+    assert set(times) == {f"{way}, {m}" for way in ("classify", "look") for m in MIRRORS}
+    assert all(len(seconds) == 4 and min(seconds) > 0 for seconds in times.values())
 
 
 def _png(array: np.ndarray) -> bytes:

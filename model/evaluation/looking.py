@@ -61,7 +61,8 @@ def looking_variants(predictor: Predictor) -> list[Variant]:
 
 def describe(how: Look) -> str:
     """A variant's name in the table, e.g. "whole + mirror, crop (0.3) if unsure"."""
-    whole = "whole + mirror" if how.mirror else "whole"
+    whole = {"never": "whole", "unsure": "whole + mirror when unsure",
+             "always": "whole + mirror"}[how.mirror]
     if how.second_look == "never":
         return whole
     crop = f"crop ({how.margin:g}){' + mirror' if how.mirror_crop else ''}"

@@ -1,19 +1,22 @@
-"""Photo to answer: 12-megapixel phone JPEGs through ``Predictor.classify``, bytes in, answer out.
+"""Photo to answer: 12-megapixel phone JPEGs through ``Predictor.classify`` (the centre crop
+that evaluation scores) and ``Predictor.look`` (what the bot and ``classify.py`` answer with),
+bytes in, answer out.
 
     photos = [phone_photo(path.read_bytes(), seed) for seed, path in enumerate(paths)]
-    times = photo_to_answer(predictor, photos, repeats=3)  # {mirror policy: [seconds, ...]}
+    times = photo_to_answer(predictor, photos, repeats=3)  # {way: [seconds, ...]}
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
-from model.predictor import MIRRORS, Predictor
+from model.predictor import MIRRORS, Look, Predictor
 from model.preprocess import load_rgb
 
 PHONE_SIZE = (4000, 3000)  # 12 megapixels, 4:3 as phone cameras take them
@@ -40,20 +43,31 @@ def phone_photo(photo: bytes, seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
-def photo_to_answer(predictor: Predictor, photos: Sequence[bytes], repeats: int,
-                    mirrors: Sequence[str] = MIRRORS) -> dict[str, list[float]]:
-    """Seconds from bytes to answer of each photo, one photo a call, for each mirror policy.
-    The policies take turns on each photo, so that a busy moment of the machine falls on all
-    of them alike."""
-    for mirror in mirrors:  # compile and warm every code path first
-        predictor.classify(list(photos[:1]), mirror)
-    times: dict[str, list[float]] = {mirror: [] for mirror in mirrors}
+def answer_ways(predictor: Predictor) -> dict[str, Callable[[list[bytes]], list]]:
+    """Each way of answering photos that is timed, by name: ``classify`` and ``look`` with each
+    mirror policy."""
+    return {**{f"classify, {m}": functools.partial(predictor.classify, mirror=m) for m in MIRRORS},
+            **{f"look, {m}": functools.partial(predictor.look, how=Look(mirror=m))
+               for m in MIRRORS}}
+
+
+def photo_to_answer(predictor: Predictor, photos: Sequence[bytes],
+                    repeats: int) -> dict[str, list[float]]:
+    """Seconds from bytes to answer of each photo, one photo a call, for each way in
+    ``answer_ways``. The ways take turns on each photo, so that a busy moment of the machine
+    falls on all of them alike."""
+    ways = answer_ways(predictor)
+    for mirror in MIRRORS:  # compile every code path first: a photo may take any of them
+        predictor.warm_up_look(Look(mirror=mirror), photos=1)
+    for answer in ways.values():
+        answer(list(photos[:2]))
+    times: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(repeats):
         for photo in photos:
-            for mirror in mirrors:
+            for name, answer in ways.items():
                 started = time.perf_counter()
-                predictor.classify([photo], mirror)
-                times[mirror].append(time.perf_counter() - started)
+                answer([photo])
+                times[name].append(time.perf_counter() - started)
     return times
 
 
