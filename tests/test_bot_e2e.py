@@ -31,6 +31,7 @@ from bot.fake_telegram.webhook import SECRET_HEADER
 from bot.inference import BatchingClassifier
 from bot.replies import DNA
 from model import DEFAULT_VARIANT
+from model.answers import article
 from model.artifact import BreedLabel
 from model.evaluation.several_dogs import LAYOUTS, composite
 from model.head import imagenet_rows
@@ -332,7 +333,8 @@ async def test_corrections_of_one_dog_of_several_are_stored_with_its_number(
         m.get("reply_markup")))
     other = offered["reply_markup"]["inline_keyboard"][0][0]
     bot_env.fake.press_button(PRIVATE, ALEX, answer["message_id"], other["callback_data"])
-    await bot_env.fake.wait_for(PRIVATE.id, lambda m: f"Noted: ② is a {other['text'][2:]}"
+    name = other["text"][2:]
+    await bot_env.fake.wait_for(PRIVATE.id, lambda m: f"Noted: ② is {article(name)} {name}"
                                 in m.get("text", ""))
     restored = await bot_env.fake.wait_for(PRIVATE.id, lambda m: "① 👍 Right" in str(
         m.get("reply_markup")) and m["message_id"] == answer["message_id"])

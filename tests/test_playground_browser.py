@@ -54,7 +54,7 @@ async def test_two_dogs_come_back_boxed_with_a_row_of_buttons_each(
         boxed = answer.locator("img.photo")
         await page.wait_for_function("img => img.complete && img.naturalWidth > 0",
                                      arg=await boxed.element_handle())
-        assert "① (left) golden retriever" in await answer.inner_text()
+        assert "① (left) looks most like a golden retriever" in await answer.inner_text()
         await answer.locator(".keyboard button", has_text="① 👍 Right").click()
         await page.locator(".message.bot", has_text="Noted that ① is a golden retriever"
                            ).wait_for()
