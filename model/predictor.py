@@ -228,14 +228,8 @@ class Predictor:
 
     def look_probabilities(self, pixels: np.ndarray, mirror: str) -> list[np.ndarray]:
         """``whole_probabilities`` of photos (B, S, S, 3), with their mirror images' averaged in
-        as ``mirror`` (one of MIRRORS) says: "unsure" for the photos ``_unsure`` picks."""
-        wholes = list(self.whole_probabilities(pixels, mirror == "always"))
-        unsure = np.flatnonzero(_unsure(*wholes[:2])) if mirror == "unsure" else []
-        if len(unsure):  # the same average "always" takes; a map (B, h, w) is mirrored back
-            mirrored = self.whole_probabilities(pixels[unsure, :, ::-1], False)
-            for whole, more in zip(wholes, mirrored, strict=True):
-                whole[unsure] = (whole[unsure] + (more if more.ndim == 2 else more[..., ::-1])) / 2
-        return wholes
+        as ``mirror`` (one of MIRRORS) says."""
+        return _mirrored_as(mirror, self.whole_probabilities, pixels)
 
     def _breed_logits(self, params: dict, feature_map: jax.Array) -> jax.Array:
         """(B, h, w, 1280) feature map -> (B, N) breed scores before the softmax."""
@@ -264,14 +258,8 @@ class Predictor:
         """What ``classify`` answers from: ImageNet softmax (B, 1000) and breed probabilities
         (B, N) of photos (B, S, S, 3) uint8, averaged with their mirror image's as ``mirror``
         (one of MIRRORS; by default the predictor's) says."""
-        mirror = _checked_mirror(mirror or self.mirror)
-        imagenet_probs, breed_probs = self.probabilities(pixels, mirror=mirror == "always")
-        if mirror == "unsure":
-            unsure = np.flatnonzero(_unsure(imagenet_probs, breed_probs))
-            if unsure.size:  # the same average "always" takes, paid for where it may count
-                mirrored = self.probabilities(pixels[unsure, :, ::-1], mirror=False)
-                for probs, more in zip((imagenet_probs, breed_probs), mirrored, strict=True):
-                    probs[unsure] = (probs[unsure] + more) / 2
+        imagenet_probs, breed_probs = _mirrored_as(_checked_mirror(mirror or self.mirror),
+                                                   self.probabilities, pixels)
         return imagenet_probs, breed_probs
 
     def classify_pixels(self, pixels: np.ndarray, mirror: str | None = None) -> list[Answer]:
@@ -377,6 +365,20 @@ def combined(views: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np
     imagenet, breeds = (np.stack(p) for p in zip(*views, strict=True))  # (V, 1000), (V, N)
     weights = dog_probability(imagenet)[:, None]  # (V, 1)
     return imagenet.mean(0), (weights * breeds).sum(0) / max(float(weights.sum()), 1e-9)
+
+
+def _mirrored_as(mirror: str, run: Callable[[np.ndarray, bool], Sequence[np.ndarray]],
+                 pixels: np.ndarray) -> list[np.ndarray]:
+    """``run(pixels, mirror_too)``'s outputs (ImageNet (B, 1000) and breed (B, N) probabilities,
+    then any dog maps (B, h, w)), averaged with the mirror images' as ``mirror`` (one of
+    MIRRORS) says: "unsure" for the photos ``_unsure`` picks, paid for where it may count."""
+    outputs = list(run(pixels, mirror == "always"))
+    unsure = np.flatnonzero(_unsure(*outputs[:2])) if mirror == "unsure" else []
+    if len(unsure):  # the same average "always" takes; a map is mirrored back first
+        mirrored = run(pixels[unsure, :, ::-1], False)
+        for output, more in zip(outputs, mirrored, strict=True):
+            output[unsure] = (output[unsure] + (more if more.ndim == 2 else more[..., ::-1])) / 2
+    return outputs
 
 
 def _unsure(imagenet_probs: np.ndarray, breed_probs: np.ndarray) -> np.ndarray:
