@@ -51,20 +51,24 @@ def _kept_secret(variable: str, path: Path) -> str:
     return path.read_text().strip()
 
 
-def _port(variable: str, default: int) -> int:
+def _whole_number(variable: str, default: int, low: int, high: float, must_be: str) -> int:
+    """$variable as a whole number from ``low`` to ``high``; ConfigError saying it ``must_be``
+    otherwise."""
     text = os.environ.get(variable) or str(default)
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise ConfigError(f"{variable} must be a port number (1-65535), not {text!r}")
+    # Digits 0-9 only: str.isdigit takes "²" too, which int() refuses.
+    if not re.fullmatch(r"[0-9]+", text) or not low <= int(text) <= high:
+        raise ConfigError(f"{variable} must be {must_be}, not {text!r}")
     return int(text)
+
+
+def _port(variable: str, default: int) -> int:
+    return _whole_number(variable, default, 1, 65535, "a port number (1-65535)")
 
 
 def max_batch_setting() -> int:
     """$WHATBREED_MAX_BATCH: photos in one model call at most; ConfigError for a bad one."""
-    text = os.environ.get("WHATBREED_MAX_BATCH") or str(DEFAULT_MAX_BATCH)
-    if not text.isdigit() or int(text) < 1:
-        raise ConfigError(f"WHATBREED_MAX_BATCH must be a whole number of at least 1 "
-                          f"(1: no micro-batching), not {text!r}")
-    return int(text)
+    return _whole_number("WHATBREED_MAX_BATCH", DEFAULT_MAX_BATCH, 1, float("inf"),
+                         "a whole number of at least 1 (1: no micro-batching)")
 
 
 def _webhook_url(url: str) -> str:

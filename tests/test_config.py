@@ -114,6 +114,7 @@ def test_processes_starting_at_once_keep_one_secret(tmp_path: Path) -> None:
     ("WEBHOOK_URL", "https://bot.example.org:0/hook", "is malformed: port 0"),
     ("WEBHOOK_PORT", "70000", "WEBHOOK_PORT must be a port number (1-65535), not '70000'"),
     ("WEBHOOK_PORT", "eighty", "WEBHOOK_PORT must be a port number (1-65535), not 'eighty'"),
+    ("WEBHOOK_PORT", "²", "WEBHOOK_PORT must be a port number (1-65535), not '²'"),
     ("WEBHOOK_SECRET", "not so secret!", "WEBHOOK_SECRET must be 1-256 characters of A-Z"),
     ("WEBHOOK_SECRET", "x" * 257, "WEBHOOK_SECRET must be 1-256 characters of A-Z"),
 ])
@@ -134,7 +135,7 @@ def test_max_batch_defaults_to_no_batching_and_a_bad_one_is_named(
     assert max_batch_setting() == DEFAULT_MAX_BATCH == 1
     monkeypatch.setenv("WHATBREED_MAX_BATCH", "8")
     assert max_batch_setting() == 8
-    for bad in ("0", "eight", "-2"):
+    for bad in ("0", "eight", "-2", "²"):
         monkeypatch.setenv("WHATBREED_MAX_BATCH", bad)
         with pytest.raises(ConfigError, match=f"WHATBREED_MAX_BATCH must be .* not '{bad}'"):
             max_batch_setting()
