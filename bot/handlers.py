@@ -406,7 +406,7 @@ async def _add_new_breed(update: Update, context: ContextTypes.DEFAULT_TYPE,
     dog, name = proposed
     text = await _record_correction(svc, prediction, update, slug(name), name, "new_breed", dog)
     await svc.refresh_breeds()
-    await _acknowledge(query, f"{text} I've added “{escape(name)}” as a new breed.", prediction)
+    await _acknowledge(query, f"{text} I've added {quoted(name)} as a new breed.", prediction)
 
 
 # Events
