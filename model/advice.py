@@ -97,9 +97,14 @@ def laplacian_variance(luminance: np.ndarray) -> float:
     return float(laplacian.var())
 
 
-def reason(answer: Answer, quality: Quality, limits: Limits = LIMITS) -> str | None:
+def reason(answer: Answer, quality: Quality, limits: Limits = LIMITS, dogs: int = 1
+           ) -> str | None:
     """Why the photo may have failed (a key of ``ADVICE``), or None: a confident answer, or
-    an unsure one (a likely mix) from a photo with nothing wrong with it."""
+    an unsure one (a likely mix) from a photo with nothing wrong with it.
+
+    ``dogs`` is how many dogs the answer names. Several dogs split the photo's breeds and
+    each fills little of it: no fault of the photo, so only its exposure and blur count.
+    """
     if answer.is_dog and not answer.mixed:
         return None
     if quality.brightness < limits.dark:
@@ -108,13 +113,16 @@ def reason(answer: Answer, quality: Quality, limits: Limits = LIMITS) -> str | N
         return "bright"
     if quality.sharpness < limits.blurred:
         return "blurred"
+    if dogs > 1:
+        return None
     # Not a dog, yet the dog map found one: too small a part of the photo to count.
     if quality.share is not None and (quality.share < limits.small or not answer.is_dog):
         return "small"
     return None if answer.is_dog else "no dog"
 
 
-def advise(answer: Answer, quality: Quality, limits: Limits = LIMITS) -> str | None:
+def advise(answer: Answer, quality: Quality, limits: Limits = LIMITS, dogs: int = 1
+           ) -> str | None:
     """One line on how to retake the photo, or None (see ``reason``)."""
-    why = reason(answer, quality, limits)
+    why = reason(answer, quality, limits, dogs)
     return None if why is None else ADVICE[why]

@@ -327,16 +327,19 @@ class Predictor:
         its dogs' boxes, their crops' probabilities (None: not looked at) and its quality."""
         answer = make_answer(*(combined([whole, crops[0]]) if twice else whole), self.breeds,
                              self.top_k)
-        advice = advise(answer, quality)
+        dogs = self._dogs(answer, boxes, crops)
+        return PhotoAnswer(answer, dogs, twice, advise(answer, quality, dogs=len(dogs)))
+
+    def _dogs(self, answer: Answer, boxes: list[Box],
+              crops: list[tuple[np.ndarray, np.ndarray] | None]) -> tuple[Dog, ...]:
+        """The dogs of a photo whose answer is ``answer``: none when it is no dog; with one
+        box, that dog with the photo's answer; with several, each with its crop's answer."""
         if not answer.is_dog:
-            return PhotoAnswer(answer, (), twice, advice)
+            return ()
         if len(boxes) == 1:
-            return PhotoAnswer(answer, (Dog(boxes[0], answer),), twice, advice)
+            return (Dog(boxes[0], answer),)
         own = [make_answer(*crop, self.breeds, self.top_k) for crop in crops]
-        dogs = tuple(Dog(box, dog) for box, dog in zip(boxes, own, strict=True) if dog.is_dog)
-        # Several dogs split the whole photo's breeds and each fills little of it: that is no
-        # fault of the photo, and each dog has its own answer.
-        return PhotoAnswer(answer, dogs, twice, advice if len(dogs) < 2 else None)
+        return tuple(Dog(box, dog) for box, dog in zip(boxes, own, strict=True) if dog.is_dog)
 
     def _crop_probabilities(self, images: list[Image.Image], dogs: list[list[Box]],
                             wanted: list[tuple[int, int]], how: Look

@@ -36,11 +36,13 @@ CHUNK = 32
 
 @dataclass(frozen=True)
 class Looked:
-    """One photo in one condition: the answer it got and its measured quality."""
+    """One photo in one condition: the answer it got, its measured quality and how many
+    dogs the answer names (the advice depends on all three)."""
 
     condition: str
     answer: Answer
     quality: Quality
+    dogs: int = 1
 
 
 def degrade(image: Image.Image, condition: str, rng: np.random.Generator) -> Image.Image:
@@ -94,7 +96,8 @@ def look_at_conditions(predictor: Predictor, photos: Sequence[bytes], seed: int 
                         for image in images]
             for result in predictor.look_measured(degraded):
                 if not isinstance(result, ImageError):
-                    yield Looked(condition, result[0].answer, result[1])
+                    photo, quality = result
+                    yield Looked(condition, photo.answer, quality, len(photo.dogs))
 
 
 def advice_rates(looked: Sequence[Looked], limits: Limits) -> dict[str, dict[str, int]]:
@@ -104,7 +107,7 @@ def advice_rates(looked: Sequence[Looked], limits: Limits) -> dict[str, dict[str
     rates = {}
     for condition in CONDITIONS:
         these = [item for item in looked if item.condition == condition]
-        reasons = [reason(item.answer, item.quality, limits) for item in these]
+        reasons = [reason(item.answer, item.quality, limits, item.dogs) for item in these]
         unsure = [not item.answer.is_dog or item.answer.mixed for item in these]
         rates[condition] = {
             "photos": len(these), "unsure": sum(unsure),
