@@ -19,6 +19,7 @@ from model.evaluation.advice import (
     RIGHT,
     Looked,
     advice_rates,
+    advised,
     look_at_conditions,
     sweep,
 )
@@ -51,12 +52,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     examples = select_examples(load_data(args.data), "val")
-    chosen = np.random.default_rng(args.seed).choice(len(examples), args.photos, replace=False)
-    photos = [examples[i].path.read_bytes() for i in sorted(chosen)]
+    chosen = sorted(np.random.default_rng(args.seed).choice(len(examples), args.photos,
+                                                           replace=False))
+    photos = [examples[i].path.read_bytes() for i in chosen]
     looked = list(look_at_conditions(Predictor(), photos, args.seed))
     print(f"{args.photos} dogs-dev val photos (seed {args.seed}) in each condition; "
           f"limits {dataclasses.asdict(LIMITS)}\n")
     print_sweep(looked)
+    print("\ngood photos advised, and why:")
+    for item, why in advised(looked, "good", LIMITS):
+        quality = item.quality
+        share = "no dog found" if quality.share is None else f"share {quality.share:.3f}"
+        print(f"  {examples[chosen[item.photo]].path.name}  {why:<7}  "
+              f"{'a dog' if item.answer.is_dog else 'not a dog'}, dogs named {item.dogs}; "
+              f"brightness {quality.brightness:.2f}, blown {quality.blown:.3f}, "
+              f"sharpness {quality.sharpness:.0f}, {share}")
 
 
 def print_sweep(looked: list[Looked]) -> None:

@@ -43,6 +43,7 @@ class Looked:
     answer: Answer
     quality: Quality
     dogs: int = 1
+    photo: int = 0  # its index in the photos looked at
 
 
 def degrade(image: Image.Image, condition: str, rng: np.random.Generator) -> Image.Image:
@@ -85,19 +86,18 @@ def look_at_conditions(predictor: Predictor, photos: Sequence[bytes], seed: int 
     looked at as the bot does. Unreadable photos are left out."""
     rng = np.random.default_rng(seed)
     for start in range(0, len(photos), CHUNK):
-        images = []
-        for photo in photos[start : start + CHUNK]:
+        images = {}
+        for index, photo in enumerate(photos[start : start + CHUNK], start):
             try:
-                images.append(Image.open(io.BytesIO(photo)).convert("RGB"))
+                images[index] = Image.open(io.BytesIO(photo)).convert("RGB")
             except (OSError, ValueError):
                 continue
         for condition in CONDITIONS:
-            degraded = [_jpeg(degrade(image, condition, rng))
-                        for image in images]
-            for result in predictor.look_measured(degraded):
+            degraded = [_jpeg(degrade(image, condition, rng)) for image in images.values()]
+            for index, result in zip(images, predictor.look_measured(degraded), strict=True):
                 if not isinstance(result, ImageError):
-                    photo, quality = result
-                    yield Looked(condition, photo.answer, quality, len(photo.dogs))
+                    answer, quality = result
+                    yield Looked(condition, answer.answer, quality, len(answer.dogs), index)
 
 
 def advice_rates(looked: Sequence[Looked], limits: Limits) -> dict[str, dict[str, int]]:
@@ -115,6 +115,14 @@ def advice_rates(looked: Sequence[Looked], limits: Limits) -> dict[str, dict[str
             "right": sum(why == RIGHT[condition] for why in reasons),
             "no_dog": sum(why == "no dog" for why in reasons)}
     return rates
+
+
+def advised(looked: Sequence[Looked], condition: str, limits: Limits
+            ) -> list[tuple[Looked, str]]:
+    """The photos of ``condition`` that get advice, each with the reason."""
+    reasons = ((item, reason(item.answer, item.quality, limits, item.dogs))
+               for item in looked if item.condition == condition)
+    return [(item, why) for item, why in reasons if why is not None]
 
 
 def sweep(looked: Sequence[Looked], limits: Limits, field: str,
