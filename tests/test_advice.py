@@ -3,6 +3,8 @@ chooses its limits (model.evaluation.advice) on tiny hand-made data."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
@@ -18,8 +20,16 @@ from model.advice import (
     measure,
     reason,
 )
-from model.answers import Answer, Box, BreedGuess
-from model.evaluation.advice import CONDITIONS, Looked, advice_rates, degrade, sweep
+from model.answers import Answer, Box, BreedGuess, PhotoAnswer
+from model.evaluation.advice import (
+    CONDITIONS,
+    Looked,
+    advice_rates,
+    advised,
+    degrade,
+    look_at_conditions,
+    sweep,
+)
 
 BEAGLE = BreedGuess("n02088364", "beagle", 0.9)
 SURE = Answer(True, 0.95, False, (BEAGLE,))
@@ -90,6 +100,17 @@ def test_an_unsure_answer_says_why(quality: Quality, why: str | None) -> None:
     assert advise(MIXED, quality) == (ADVICE[why] if why else None)
 
 
+def test_several_dogs_excuse_only_their_size() -> None:
+    """Two dogs each fill little of the photo and split its breeds: no fault of the photo;
+    but a dark, washed-out or blurred photo of them still gets its line."""
+    small = Quality(0.45, 0.0, 500.0, 0.1)
+    assert reason(MIXED, small) == "small" and reason(MIXED, small, dogs=2) is None
+    assert advise(MIXED, Quality(0.05, 0.0, 500.0, 0.1), dogs=2) == ADVICE["dark"]
+    assert reason(MIXED, Quality(0.9, 0.6, 500.0, 0.1), dogs=3) == "bright"
+    assert reason(MIXED, Quality(0.45, 0.0, 1.0, 0.1), dogs=2) == "blurred"
+    assert reason(SURE, Quality(0.05, 0.0, 1.0, 0.1), dogs=2) is None  # still never nags
+
+
 def test_no_dog_found() -> None:
     assert advise(NOT_A_DOG, Quality(0.45, 0.0, 500.0, None)) == ADVICE["no dog"]
     # Not a dog, but the dog map found one: a dog too small a part of the photo to count.
@@ -117,8 +138,8 @@ def test_degraded_photos() -> None:
         degrade(photo, "foggy", rng)
 
 
-def looked(condition: str, answer: Answer, **quality: float) -> Looked:
-    return Looked(condition, answer, Quality(**(vars(FINE) | quality)))
+def looked(condition: str, answer: Answer, dogs: int = 1, **quality: float) -> Looked:
+    return Looked(condition, answer, Quality(**(vars(FINE) | quality)), dogs)
 
 
 TINY = [
@@ -128,7 +149,9 @@ TINY = [
     looked("bright", NOT_A_DOG, blown=0.5),
     looked("small", NOT_A_DOG, share=None),  # no dog found: "no dog", not "small"
     looked("small", MIXED, share=0.05),
+    looked("small", MIXED, dogs=2, share=0.05),  # two dogs, each small: not the photo's fault
     looked("blurred", MIXED, sharpness=5.0),
+    looked("blurred", MIXED, dogs=2, sharpness=5.0),  # blurred all the same
 ]
 
 
@@ -138,9 +161,36 @@ def test_advice_rates_count_unsure_advised_and_right() -> None:
     assert rates["good"] == {"photos": 3, "unsure": 2, "advised": 0, "right": 3, "no_dog": 0}
     assert rates["dark"] == {"photos": 3, "unsure": 2, "advised": 1, "right": 1, "no_dog": 0}
     assert rates["bright"] == {"photos": 1, "unsure": 1, "advised": 1, "right": 1, "no_dog": 0}
-    assert rates["small"] == {"photos": 2, "unsure": 2, "advised": 2, "right": 1, "no_dog": 1}
-    assert rates["blurred"] == {"photos": 1, "unsure": 1, "advised": 1, "right": 1,
+    assert rates["small"] == {"photos": 3, "unsure": 3, "advised": 2, "right": 1, "no_dog": 1}
+    assert rates["blurred"] == {"photos": 2, "unsure": 2, "advised": 2, "right": 2,
                                 "no_dog": 0}
+
+
+def test_advised_lists_each_photo_with_its_reason() -> None:
+    limits = Limits(dark=0.15, bright=0.1, small=0.1, blurred=40)
+    assert advised(TINY, "good", limits) == []
+    assert [why for _, why in advised(TINY, "small", limits)] == ["no dog", "small"]
+    # The good dim photo, once the dark limit is above its brightness; the sure one never.
+    assert [(item.quality.brightness, why) for item, why in advised(TINY, "good", Limits(
+        dark=0.3))] == [(0.2, "dark")]
+
+
+class Recorder:
+    """A stand-in for the predictor: says every readable photo is a fine one, a likely mix."""
+
+    def look_measured(self, photos: list[bytes]) -> list:
+        return [(PhotoAnswer(MIXED, (), False), FINE) for _ in photos]
+
+
+def test_look_at_conditions_keeps_each_photo_s_index() -> None:
+    """An unreadable photo is left out, and the others keep their own index."""
+    jpeg = io.BytesIO()
+    scene(64).save(jpeg, "JPEG")
+    photos = [jpeg.getvalue(), b"not a photo", jpeg.getvalue()]
+    seen = list(look_at_conditions(Recorder(), photos))
+    assert [(item.condition, item.photo) for item in seen] == [
+        (condition, index) for condition in CONDITIONS for index in (0, 2)]
+    assert {item.dogs for item in seen} == {0}
 
 
 def test_sweep_moves_one_limit() -> None:
