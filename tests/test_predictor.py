@@ -327,6 +327,17 @@ def test_a_poor_photo_gets_the_right_advice_and_a_good_one_none(
     assert not results[0].answer.mixed  # "good": a confident answer, no advice
 
 
+def test_two_dogs_in_the_dark_are_told_so(predictor: Predictor,
+                                          read_photo: Callable[[str], bytes]) -> None:
+    """Two dogs split the answer and each fills little of the photo: no advice for that; but
+    made dark, the photo of them gets the dark line."""
+    photo = composite(read_photo(GOLDEN_RETRIEVER), read_photo(SAMOYED), LAYOUTS[0])
+    image, rng = Image.open(io.BytesIO(photo)).convert("RGB"), np.random.default_rng(0)
+    good, dark = predictor.look([photo, _jpeg(degrade(image, "dark", rng))])
+    assert len(good.dogs) == len(dark.dogs) == 2 and dark.answer.mixed
+    assert good.advice is None and dark.advice == ADVICE["dark"]
+
+
 def test_a_cat_gets_the_no_dog_advice(predictor: Predictor) -> None:
     data = pytest.importorskip("skimage.data")
     (result,) = predictor.look([_png(data.chelsea())])
