@@ -345,7 +345,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     guesses, dog = prediction.guesses_of(press.dog), press.dog
     if press.action == "fix":
         await query.answer()
-        await query.edit_message_reply_markup(correction_keyboard(prediction.id, guesses, dog))
+        await query.edit_message_reply_markup(
+            correction_keyboard(prediction.id, guesses, dog, len(prediction.dogs)))
     elif press.action == "other":
         await query.answer()
         await query.message.reply_text(

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from html import escape
+from html import escape, unescape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
@@ -17,6 +17,10 @@ SHOWN_BREEDS = 3
 # A reply names at most this many dogs (the most evident on the dog map): a number each,
 # ① to ⑨, in the text, on the photo and on the buttons.
 MAX_DOGS = 9
+# Telegram cuts a photo's caption at 1,024 characters (after its HTML is parsed): nine dogs
+# whose answers are mixes of long names would pass it.
+CAPTION_LIMIT = 1024
+SHORT_NAME = 40
 # Shelter staff's breed labels matched a DNA test's main breed for 4 of 16 dogs (Voith et al.
 # 2009): a name from looks is a guess, ours too.
 DNA = "I go by looks: only a DNA test can tell a mix for sure."
@@ -85,11 +89,16 @@ def numbered_dogs(photo: PhotoAnswer) -> list[Dog]:
 
 
 def several_dogs_text(dogs: Sequence[Dog]) -> str:
-    """"I see 2 dogs:", then a line per dog: its number, where it is, and its answer."""
+    """"I see 2 dogs:", then a line per dog: its number, where it is, and its answer; each
+    answer cut to its likeliest breed where the whole would not fit a photo's caption."""
     places = positions([dog.box for dog in dogs])
-    lines = [f"{dog_mark(number)} ({place}) {_dog_headline(dog.answer)}"
-             for number, (dog, place) in enumerate(zip(dogs, places, strict=True), 1)]
-    return "\n".join([f"🐕 I see {len(dogs)} dogs:", *lines])
+    for headline_of in (_dog_headline, _short_dog_headline):
+        lines = [f"{dog_mark(number)} ({place}) {headline_of(dog.answer)}"
+                 for number, (dog, place) in enumerate(zip(dogs, places, strict=True), 1)]
+        text = "\n".join([f"🐕 I see {len(dogs)} dogs:", *lines])
+        if caption_length(text) <= CAPTION_LIMIT:
+            break
+    return text
 
 
 def _dog_headline(answer: Answer) -> str:
@@ -97,6 +106,21 @@ def _dog_headline(answer: Answer) -> str:
         return escape(headline(answer))
     best = answer.predictions[0]
     return f"looks most like {article(best.name)} <b>{escape(best.name)}</b> {best.probability:.0%}"
+
+
+def _short_dog_headline(answer: Answer) -> str:
+    """The likeliest breed alone, its name cut to ``SHORT_NAME`` characters: nine of these
+    fit a caption whatever the names."""
+    best = answer.predictions[0]
+    name = best.name if len(best.name) <= SHORT_NAME else best.name[:SHORT_NAME - 1] + "…"
+    return f"{'maybe' if answer.mixed else 'like'} <b>{escape(name)}</b> {best.probability:.0%}"
+
+
+def caption_length(html_text: str) -> int:
+    """How long Telegram counts ``html_text`` once its tags are parsed: UTF-16 code units of
+    the text shown."""
+    shown = unescape(re.sub(r"<[^>]+>", "", html_text))
+    return len(shown.encode("utf-16-le")) // 2
 
 
 def dog_mark(number: int) -> str:
@@ -184,13 +208,17 @@ def feedback_keyboard(prediction_id: int, dogs: int = 0) -> InlineKeyboardMarkup
 
 
 def correction_keyboard(prediction_id: int, guesses: Sequence[BreedGuess],
-                        dog: int | None = None) -> InlineKeyboardMarkup:
-    """The other likely breeds (of one dog of several) as buttons, plus "something else"."""
+                        dog: int | None = None, dogs: int = 0) -> InlineKeyboardMarkup:
+    """The other likely breeds (of one dog of several) as buttons, plus "something else"; of
+    several ``dogs``, in place of that dog's row, the other dogs keeping theirs."""
     mark = f"{dog_mark(dog)} " if dog else ""
     rows = [[_button(f"{mark}{g.name}", "set", prediction_id, index, dog)]
             for index, g in enumerate(guesses) if index > 0]
     rows.append([_button(f"{mark}Something else…", "other", prediction_id, dog=dog)])
-    return InlineKeyboardMarkup(rows)
+    if not dog or dogs < 2:
+        return InlineKeyboardMarkup(rows)
+    others = feedback_keyboard(prediction_id, dogs).inline_keyboard
+    return InlineKeyboardMarkup([*others[:dog - 1], *rows, *others[dog:]])
 
 
 def confirm_new_breed_keyboard(prediction_id: int) -> InlineKeyboardMarkup:

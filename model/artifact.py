@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -76,8 +77,21 @@ def save_artifact(artifact: Artifact, path: Path) -> None:
     payload = _payload(artifact)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(MAGIC + hashlib.sha256(payload).digest() + payload)
+    with open(temporary, "wb") as file:
+        file.write(MAGIC + hashlib.sha256(payload).digest() + payload)
+        file.flush()
+        os.fsync(file.fileno())  # on disk before the rename: a power cut leaves old or new
     temporary.replace(path)  # the bot may be watching this file: never show it half-written
+    sync_folder(path.parent)
+
+
+def sync_folder(folder: Path) -> None:
+    """Make the renames and new files in ``folder`` durable (fsync the folder itself)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load_artifact(path: Path) -> Artifact:

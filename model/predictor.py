@@ -55,10 +55,11 @@ log = logging.getLogger(__name__)
 # flattering: its photos are from ImageNet's training set.
 UNSEEN_PHOTOS = 182
 UNSEEN_RIGHT = {"lite0": 111, "lite1": 116, "lite2": 118}
-BATCH_SIZES = (1, 8, 32)  # compiled shapes; a batch is padded up to the next one
+BATCH_SIZES = (1, 8, 32)  # compiled shapes; a batch runs in chunks of them (``run_padded``)
 GRADCAM_BATCH_SIZES = (4,)  # Grad-CAM serves offline reports: one compiled shape will do
-# ``look`` decodes photos with a short side of at least twice the model's resolution, so that a
-# crop of half the frame still has the model's resolution in real pixels.
+# A photo with a dog to crop is decoded again with a short side of at least twice the model's
+# resolution, so that a crop of half the frame still has the model's resolution in real pixels;
+# the whole photo needs only the model's resolution, and most photos get no crop.
 CROP_DETAIL = 2
 SMALL_DOG = 0.25  # a dog whose box covers less of the photo than this gets a second look
 # The crop around each of several dogs: their boxes meet where the dogs do, so a wider margin
@@ -292,13 +293,18 @@ class Predictor:
                 for result in self.look_measured(photos, how)]
 
     def look_measured(self, photos: Sequence[bytes], how: Look = LOOK
-                      ) -> list[tuple[PhotoAnswer, Quality] | ImageError]:
-        """``look``, with the quality of each photo that its advice was chosen from."""
-        decode = functools.partial(load_rgb, min_side=CROP_DETAIL * self.resolution)
-        images = list(self._decoders.map(functools.partial(_read, decode), photos))
-        return _on_readable(images, lambda readable: self._look_at(readable, how))
+                      ) -> list[tuple[PhotoAnswer, Quality | None] | ImageError]:
+        """``look``, with the quality of each photo that its advice was chosen from (None where
+        the answer is sure: no advice is given there, so nothing is measured)."""
+        def decode(photo_bytes: bytes) -> tuple[bytes, Image.Image]:
+            return photo_bytes, load_rgb(photo_bytes, min_side=self.resolution)
 
-    def _look_at(self, images: list[Image.Image], how: Look) -> list[tuple[PhotoAnswer, Quality]]:
+        decoded = list(self._decoders.map(functools.partial(_read, decode), photos))
+        return _on_readable(decoded, lambda readable: self._look_at(readable, how))
+
+    def _look_at(self, decoded: list[tuple[bytes, Image.Image]], how: Look
+                 ) -> list[tuple[PhotoAnswer, Quality | None]]:
+        images = [image for _, image in decoded]
         views = [whole_square(*image.size) for image in images]
         imagenet, breeds, *maps = self.look_probabilities(self._pixels(images, views),
                                                           how.mirror)
@@ -312,23 +318,25 @@ class Predictor:
                  for first, found in zip(firsts, dogs, strict=True)]
         wanted = [(i, j) for i, found in enumerate(dogs) for j in range(len(found))
                   if len(found) > 1 or twice[i]]
-        crops = self._crop_probabilities(images, dogs, wanted, how)
-        qualities = list(self._decoders.map(measure, images,
-                                            [found[0] if found else None for found in dogs]))
-        return [(self._photo_answer(wholes[i], found,
-                                    [crops.get((i, j)) for j in range(len(found))], twice[i],
-                                    qualities[i]), qualities[i])
+        crops = self._crop_probabilities(decoded, dogs, wanted, how)
+        return [self._photo_answer(wholes[i], found,
+                                   [crops.get((i, j)) for j in range(len(found))], twice[i],
+                                   images[i])
                 for i, found in enumerate(dogs)]
 
     def _photo_answer(self, whole: tuple[np.ndarray, np.ndarray], boxes: list[Box],
                       crops: list[tuple[np.ndarray, np.ndarray] | None], twice: bool,
-                      quality: Quality) -> PhotoAnswer:
+                      image: Image.Image) -> tuple[PhotoAnswer, Quality | None]:
         """A photo's answer from its whole view's probabilities (ImageNet (1000,), breeds (N,)),
-        its dogs' boxes, their crops' probabilities (None: not looked at) and its quality."""
+        its dogs' boxes and their crops' probabilities (None: not looked at), with advice from
+        the quality of ``image`` where the answer is unsure."""
         answer = make_answer(*(combined([whole, crops[0]]) if twice else whole), self.breeds,
                              self.top_k)
         dogs = self._dogs(answer, boxes, crops)
-        return PhotoAnswer(answer, dogs, twice, advise(answer, quality, dogs=len(dogs)))
+        unsure = answer.mixed or not answer.is_dog
+        quality = measure(image, boxes[0] if boxes else None) if unsure else None
+        advice = advise(answer, quality, dogs=len(dogs)) if quality else None
+        return PhotoAnswer(answer, dogs, twice, advice), quality
 
     def _dogs(self, answer: Answer, boxes: list[Box],
               crops: list[tuple[np.ndarray, np.ndarray] | None]) -> tuple[Dog, ...]:
@@ -341,19 +349,31 @@ class Predictor:
         own = [make_answer(*crop, self.breeds, self.top_k) for crop in crops]
         return tuple(Dog(box, dog) for box, dog in zip(boxes, own, strict=True) if dog.is_dog)
 
-    def _crop_probabilities(self, images: list[Image.Image], dogs: list[list[Box]],
-                            wanted: list[tuple[int, int]], how: Look
+    def _crop_probabilities(self, decoded: list[tuple[bytes, Image.Image]],
+                            dogs: list[list[Box]], wanted: list[tuple[int, int]], how: Look
                             ) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
         """ImageNet (1000,) and breed (N,) probabilities of a crop around each wanted dog
-        (photo index, dog index)."""
+        (photo index, dog index), cut from the photo decoded with detail enough for it."""
         if not wanted:
             return {}
-        squares = [crop_square(dogs[i][j], *images[i].size,
+        photos = sorted({i for i, _ in wanted})
+        detailed = dict(zip(photos, self._decoders.map(self._detailed,
+                                                       [decoded[i] for i in photos]), strict=True))
+        squares = [crop_square(dogs[i][j], *detailed[i].size,
                                how.margin if len(dogs[i]) == 1 else SEVERAL_MARGIN)
                    for i, j in wanted]
-        imagenet, breeds = self.probabilities(self._pixels([images[i] for i, _ in wanted],
+        imagenet, breeds = self.probabilities(self._pixels([detailed[i] for i, _ in wanted],
                                                            squares), how.mirror_crop)
         return {key: (a, b) for key, a, b in zip(wanted, imagenet, breeds, strict=True)}
+
+    def _detailed(self, photo: tuple[bytes, Image.Image]) -> Image.Image:
+        """The decoded photo, or, where it was decoded smaller than ``CROP_DETAIL`` times the
+        model's resolution, the photo decoded again at that: only photos with a crop to look
+        at pay for the finer decode."""
+        photo_bytes, image = photo
+        if min(image.size) >= CROP_DETAIL * self.resolution:
+            return image
+        return load_rgb(photo_bytes, min_side=CROP_DETAIL * self.resolution)
 
     def _pixels(self, images: list[Image.Image], squares: list[Square]) -> np.ndarray:
         """The squares of the images as model input (B, S, S, 3) uint8, resized in parallel."""
@@ -415,20 +435,26 @@ def run_padded(compiled: Callable[..., Any], arrays: Sequence[np.ndarray],
                sizes: Sequence[int]) -> Any:
     """``compiled(*arrays)``, batched so that it only ever sees the batch ``sizes``.
 
-    The arrays (one batch: equal first dimensions) go in chunks of the largest size, the last
-    one padded with zero rows up to the next size, and the padding is cut off every output:
-    each size compiles once, and any batch, even an empty one, gets its exact outputs.
+    The arrays (one batch: equal first dimensions) go in chunks, each of the largest size the
+    rows left can fill, and only rows left under the smallest size are padded with zero rows
+    up to it; the padding is cut off every output. Each size compiles once, and any batch,
+    even an empty one, gets its exact outputs. The backbone runs one photo at a time (CHUNK),
+    so a padded row costs as much as a real one: 2 crops padded to 8 were 4 times the work
+    of two calls at size 1.
     """
-    count, largest = len(arrays[0]), max(sizes)
-    outputs = [compiled(*(_padded(a[start : start + largest], sizes) for a in arrays))
-               for start in range(0, max(count, 1), largest)]
+    count, chunks, start = len(arrays[0]), [], 0
+    while start < max(count, 1):
+        size = max((s for s in sizes if s <= count - start), default=min(sizes))
+        chunks.append((start, size))
+        start += size
+    outputs = [compiled(*(_padded(a[start : start + size], size) for a in arrays))
+               for start, size in chunks]
     # Only the last chunk is padded, so the padding is at the end of the joined outputs.
     return jax.tree.map(lambda *parts: np.concatenate(parts)[:count], *outputs)
 
 
-def _padded(batch: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
-    """``batch`` with zero rows appended up to the smallest of ``sizes`` that holds it."""
-    size = min(s for s in sizes if s >= len(batch))
+def _padded(batch: np.ndarray, size: int) -> np.ndarray:
+    """``batch`` with zero rows appended up to ``size``."""
     return np.concatenate([batch, np.zeros((size - len(batch), *batch.shape[1:]), batch.dtype)])
 
 

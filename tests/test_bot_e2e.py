@@ -327,11 +327,13 @@ async def test_corrections_of_one_dog_of_several_are_stored_with_its_number(
 
     bot_env.fake.send_text(PRIVATE, ALEX, "/correct 2 beagle", reply_to=answer["message_id"])
     await bot_env.fake.wait_for(PRIVATE.id, lambda m: "Noted: ② is a beagle" in m.get("text", ""))
-    # Dog ②'s buttons: its own breeds; picking one leaves every dog's buttons for the others.
+    # Dog ②'s buttons: its own breeds, ① keeping its own; picking one leaves every dog's
+    # buttons for the others.
     bot_env.fake.press_button(PRIVATE, ALEX, answer["message_id"], button(answer, "② ✏️"))
     offered = await bot_env.fake.wait_for(PRIVATE.id, lambda m: "② Something else" in str(
         m.get("reply_markup")))
-    other = offered["reply_markup"]["inline_keyboard"][0][0]
+    first_row, (other,), *_ = offered["reply_markup"]["inline_keyboard"]
+    assert [b["text"] for b in first_row] == ["① 👍 Right", "① ✏️ Correct it"]
     bot_env.fake.press_button(PRIVATE, ALEX, answer["message_id"], other["callback_data"])
     name = other["text"][2:]
     await bot_env.fake.wait_for(PRIVATE.id, lambda m: f"Noted: ② is {article(name)} {name}"

@@ -185,8 +185,14 @@ def test_run_padded_compiles_only_the_given_sizes() -> None:
         doubled, sums = run_padded(double, [x, y], (2, 5))
         np.testing.assert_array_equal(doubled, x * 2)
         np.testing.assert_array_equal(sums, np.full(count, 2))
-    # 0 -> 2; 1 -> 2; 3 -> 5; 5 -> 5; 12 -> 5 + 5 + 2 (the rest, padded)
-    assert seen == [2, 2, 5, 5, 5, 5, 2]
+    # 0 -> 2; 1 -> 2 (padded); 3 -> 2 + 2 (the last padded); 5 -> 5; 12 -> 5 + 5 + 2
+    assert seen == [2, 2, 2, 2, 5, 5, 5, 2]
+
+
+def test_run_padded_pads_nothing_when_one_photo_is_a_size() -> None:
+    seen = []
+    run_padded(lambda x: seen.append(len(x)) or x, [np.ones(47)], BATCH_SIZES)
+    assert seen == [32, 8, 1, 1, 1, 1, 1, 1, 1]  # 47 photos, 47 rows: nothing wasted
 
 
 def test_grad_cam_lies_on_the_dog_not_the_cat_beside_it(predictor: Predictor,
@@ -211,6 +217,7 @@ def test_grad_cam_lies_on_the_dog_not_the_cat_beside_it(predictor: Predictor,
 # --- looking closer --------------------------------------------------------------------------
 
 IMAGEWOOF = "imagewoof-val-dev/Images/"
+TWO_DOGS = IMAGEWOOF + "n02111889-Samoyed/ILSVRC2012_val_00041480.jpg"
 # imagewoof-val-dev photos that show one dog (checked by eye), of all ten breeds but one.
 ONE_DOG = [IMAGEWOOF + name for name in (
     "n02086240-Shih-Tzu/ILSVRC2012_val_00001244.jpg",
@@ -281,9 +288,22 @@ def test_two_breeds_are_two_dogs(predictor: Predictor, read_photo: Callable[[str
     assert breeds == {True: "n02099601", False: "n02111889"}  # golden first, Samoyed second
 
 
+def test_a_big_photo_of_two_dogs_is_answered_as_the_small_one(
+        predictor: Predictor, read_photo: Callable[[str], bytes]) -> None:
+    """A photo 8 times the side is decoded small for the whole view and again, finer, for its
+    dogs' crops (``Predictor._detailed``): the same dogs, in the same places, the same breeds."""
+    small = read_photo(TWO_DOGS)
+    photo = Image.open(io.BytesIO(small))
+    big = _jpeg(photo.resize((photo.width * 8, photo.height * 8), Image.Resampling.BICUBIC))
+    (as_small, as_big) = predictor.look([small, big])
+    assert len(as_big.dogs) == len(as_small.dogs) == 2
+    for dog, same in zip(as_big.dogs, as_small.dogs, strict=True):
+        assert dog.answer.predictions[0].label == same.answer.predictions[0].label
+        assert np.allclose(dataclasses.astuple(dog.box), dataclasses.astuple(same.box), atol=0.05)
+
+
 def test_a_photo_of_two_dogs(predictor: Predictor, read_photo: Callable[[str], bytes]) -> None:
-    (result,) = predictor.look([read_photo(IMAGEWOOF + "n02111889-Samoyed/"
-                                           "ILSVRC2012_val_00041480.jpg")])
+    (result,) = predictor.look([read_photo(TWO_DOGS)])
     assert len(result.dogs) == 2
     assert result.to_json()["dogs"][1]["box"] == [round(v, 4) for v in dataclasses.astuple(
         result.dogs[1].box)]
@@ -325,6 +345,9 @@ def test_a_poor_photo_gets_the_right_advice_and_a_good_one_none(
     assert [result.advice for result in results] == [
         RIGHT[condition] and ADVICE[RIGHT[condition]] for condition in CONDITIONS]
     assert not results[0].answer.mixed  # "good": a confident answer, no advice
+    # Only the unsure answers' photos are measured: a sure one gets no advice anyway.
+    measured = predictor.look_measured([_jpeg(photo)])
+    assert [quality for _, quality in measured] == [None]
 
 
 def test_two_dogs_in_the_dark_are_told_so(predictor: Predictor,

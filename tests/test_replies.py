@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from bot.replies import (
+    CAPTION_LIMIT,
     MAX_DOGS,
     Press,
     answer_text,
+    caption_length,
     confirm_new_breed_keyboard,
     correction_keyboard,
     feedback_keyboard,
@@ -107,6 +109,22 @@ def test_at_most_nine_dogs_are_numbered_the_most_evident() -> None:
     assert len(dogs) == MAX_DOGS and dogs[0] is many[MAX_DOGS - 1]
 
 
+def test_nine_mixes_of_long_names_still_fit_a_caption() -> None:
+    long = (BreedGuess("n02093428", "American Staffordshire terrier", 0.3),
+            BreedGuess("n02098105", "soft-coated wheaten terrier", 0.2),
+            BreedGuess("n02098286", "West Highland white terrier", 0.1))
+    dogs = [dog(i / 10, 0.0, long) for i in range(MAX_DOGS - 1)]
+    full = photo_text(PhotoAnswer(dogs[0].answer, tuple(dogs), False), dogs)
+    assert full.splitlines()[1] == ("① (left) probably a mix of American Staffordshire terrier, "
+                                    "soft-coated wheaten terrier and West Highland white terrier")
+    dogs.append(dog(0.9, 0.0, (BreedGuess("x", "x" * 300, 0.3), *long[1:])))  # a ninth
+    text = photo_text(PhotoAnswer(dogs[0].answer, tuple(dogs), False), dogs)
+    assert caption_length(text) <= CAPTION_LIMIT
+    assert text.splitlines()[1] == "① (left) maybe <b>American Staffordshire terrier</b> 30%"
+    assert text.splitlines()[-1] == f"⑨ (right) maybe <b>{'x' * 39}…</b> 30%"
+    assert caption_length("<b>a &amp; b</b> 🐕") == 8  # tags parsed, entities one, emoji two
+
+
 def test_each_dog_of_several_has_its_own_buttons() -> None:
     rows = feedback_keyboard(7, 2).inline_keyboard
     assert [[(b.text, b.callback_data) for b in row] for row in rows] == [
@@ -115,6 +133,10 @@ def test_each_dog_of_several_has_its_own_buttons() -> None:
     dog_two = correction_keyboard(7, [SHIH_TZU, LHASA], dog=2)
     assert [b.callback_data for row in dog_two.inline_keyboard for b in row] == [
         "set:7:1:2", "other:7::2"]
+    # Of three dogs, ②'s breeds take its row's place; ① and ③ keep their buttons.
+    of_three = correction_keyboard(7, [SHIH_TZU, LHASA], dog=2, dogs=3)
+    assert [[b.callback_data for b in row] for row in of_three.inline_keyboard] == [
+        ["ok:7::1", "fix:7::1"], ["set:7:1:2"], ["other:7::2"], ["ok:7::3", "fix:7::3"]]
     assert Press.read("set:7:1:2") == Press("set", 7, 1, 2)
     assert Press.read("set:7:1") == Press("set", 7, 1)  # buttons sent before dogs had numbers
     assert Press.read("ok:7") == Press("ok", 7) and Press("ok", 7).data == "ok:7"

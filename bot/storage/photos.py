@@ -7,6 +7,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from model.artifact import sync_folder
 from model.data.dataset import sha256_hex
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -43,7 +44,7 @@ class PhotoFolder:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        _sync_folder(self.folder)  # the new name, too, survives a power cut
+        sync_folder(self.folder)  # the new name, too, survives a power cut
         return sha256
 
     def path(self, sha256: str) -> Path | None:
@@ -62,10 +63,3 @@ class PhotoFolder:
     def _files(self, sha256: str) -> list[Path]:
         return [p for p in self.folder.glob(f"{sha256}.*") if p.is_file()]
 
-
-def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

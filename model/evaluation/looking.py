@@ -145,7 +145,7 @@ class View:
     @property
     def detail(self) -> int:
         """The short side to decode a photo at for this view, as ``Predictor`` does."""
-        return CROP_DETAIL * self.size if self.square in ("whole", "dog") else self.size
+        return CROP_DETAIL * self.size if self.square == "dog" else self.size
 
     def pixels(self, image: Image.Image, dog: Box | None = None) -> np.ndarray:
         """The view's (size, size, 3) model input from the decoded photo."""
