@@ -20,6 +20,7 @@ import csv
 import json
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -207,7 +208,9 @@ async def test_an_event_teaches_the_bot(event_bot: BotEnv, tmp_path: Path,
     [(on_dogs,)] = env.rows("SELECT count(*) FROM corrections WHERE dog IS NOT NULL")
     dog_rows = [r for r in rows if r["box_left"]]
     honest = [r for r in dog_rows if r["label"] == FOXHOUND]
-    print(f"votes on one dog of several: {len(dog_rows)}, {len(honest)} of them honest")
+    print(f"votes on one dog of several: {len(dog_rows)}, "
+          f"{Counter(r['why'].split(':')[0] for r in dog_rows)}, "
+          f"on {len({r['sha256'] for r in dog_rows})} photos")
     assert len(dog_rows) == on_dogs > 0 and honest
     assert all(r["counted"] == "1" for r in honest)
     dogs = len({(r["sha256"], r["box_left"], r["box_top"]) for r in honest})
