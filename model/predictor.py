@@ -367,7 +367,7 @@ class Predictor:
         at pay for the finer decode."""
         photo_bytes, image = photo
         if min(image.size) >= CROP_DETAIL * self.resolution:
-            return image  # JPEG's draft scale would be the same again
+            return image  # what crop_image would decode: the same JPEG draft scale
         return crop_image(photo_bytes, self.resolution)
 
     def _pixels(self, images: list[Image.Image], squares: list[Square]) -> np.ndarray:
