@@ -75,10 +75,16 @@ def _payload(artifact: Artifact) -> bytes:
 
 def save_artifact(artifact: Artifact, path: Path) -> None:
     payload = _payload(artifact)
+    replace_durably(path, MAGIC + hashlib.sha256(payload).digest() + payload)
+
+
+def replace_durably(path: Path, data: bytes) -> None:
+    """Put ``data`` at ``path`` so that a reader, a crash or a power cut sees the old file or
+    the whole new one: written aside and fsynced, renamed into place, the folder synced."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     with open(temporary, "wb") as file:
-        file.write(MAGIC + hashlib.sha256(payload).digest() + payload)
+        file.write(data)
         file.flush()
         os.fsync(file.fileno())  # on disk before the rename: a power cut leaves old or new
     temporary.replace(path)  # the bot may be watching this file: never show it half-written
