@@ -368,7 +368,9 @@ class Predictor:
         photo_bytes, image = photo
         if min(image.size) >= CROP_DETAIL * self.resolution:
             return image  # what crop_image would decode: the same JPEG draft scale
-        return crop_image(photo_bytes, self.resolution)
+        finer = _read(functools.partial(crop_image, resolution=self.resolution), photo_bytes)
+        # Decoded once already: a failure now must not fail the batch; the crops lose detail.
+        return image if isinstance(finer, ImageError) else finer
 
     def _pixels(self, images: list[Image.Image], squares: list[Square]) -> np.ndarray:
         """The squares of the images as model input (B, S, S, 3) uint8, resized in parallel."""

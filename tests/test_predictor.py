@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import model.predictor
 from model.advice import ADVICE
 from model.answers import Answer, PhotoAnswer, make_answer
 from model.artifact import Artifact, ArtifactError, BreedLabel
@@ -300,6 +301,28 @@ def test_a_big_photo_of_two_dogs_is_answered_as_the_small_one(
     for dog, same in zip(as_big.dogs, as_small.dogs, strict=True):
         assert dog.answer.predictions[0].label == same.answer.predictions[0].label
         assert np.allclose(dataclasses.astuple(dog.box), dataclasses.astuple(same.box), atol=0.05)
+
+
+def test_a_photo_whose_finer_decode_fails_is_answered_from_the_first_and_fails_no_other(
+        predictor: Predictor, read_photo: Callable[[str], bytes],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second, finer decode of a photo with dogs to crop is guarded like the first: a
+    decoder failing on it (only there) costs the crops detail, not the whole batch."""
+    small = read_photo(TWO_DOGS)
+    photo = Image.open(io.BytesIO(small))
+    big = _jpeg(photo.resize((photo.width * 4, photo.height * 4), Image.Resampling.BICUBIC))
+    finer = model.predictor.crop_image
+
+    def failing(photo_bytes: bytes, resolution: int) -> Image.Image:
+        if photo_bytes == big:
+            raise RuntimeError("a decoder bug at this DCT scale")
+        return finer(photo_bytes, resolution)
+
+    monkeypatch.setattr(model.predictor, "crop_image", failing)
+    as_big, as_small = predictor.look([big, small])
+    assert len(as_big.dogs) == len(as_small.dogs) == 2
+    assert [d.answer.predictions[0].label for d in as_big.dogs] == [
+        d.answer.predictions[0].label for d in as_small.dogs]
 
 
 def test_a_photo_of_two_dogs(predictor: Predictor, read_photo: Callable[[str], bytes]) -> None:
