@@ -9,7 +9,7 @@ A troll sends every foxhound and 8 beagles nobody else sends and calls them all 
 three guests name 6 dingoes "Korean Jindo", a breed the bot does not know. Everyone writes in
 a private chat (a group's replies are rate-limited to 20 a minute); the same photo sent by two
 people is one photo to the rules, so their votes add up. A photo the bot answers as several
-dogs (7 of these) gets its vote on dog ①: those votes are decided among themselves, and a
+dogs (8 of these, README) gets its vote on dog ①: those votes are decided among themselves, and a
 decided dog trains as the crop the bot answered it from.
 """
 

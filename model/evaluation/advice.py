@@ -40,7 +40,7 @@ class Looked:
 
     condition: str
     answer: Answer
-    quality: Quality
+    quality: Quality | None  # None: a sure answer, not measured (it gets no advice)
 
 
 def degrade(image: Image.Image, condition: str, rng: np.random.Generator) -> Image.Image:
