@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from model.data.dataset import Example
+from model.data.dataset import Example, sha256_hex
 from model.efficientnet import from_pretrained, run_backbone
 from model.predictor import crop_image, dog_square
 from model.preprocess import (
@@ -106,7 +106,7 @@ class FeatureExtractor:
         """(B, 1 + views, 1280) for one batch; views are reproducible per photo and seed."""
         clean = np.stack([b[1] for b in batch])
         sources = jnp.asarray(np.stack([b[2] for b in batch]))
-        photo_ids = jnp.array([int(b[0].sha256[:7], 16) for b in batch])
+        photo_ids = jnp.array([_augmentation_id(b[0]) for b in batch])
         outputs = [self._clean(self._params, clean)]
         for view in range(1, views + 1):
             base = jax.random.fold_in(jax.random.key(self.seed), view)
@@ -164,3 +164,10 @@ def cached_features(variant: str, seed: int, views: int, train: list[Example],
     for name, photos in others.items():
         features |= extractor.extract(photos, 0, cache, f"{name} features")
     return features
+
+
+def _augmentation_id(example: Example) -> int:
+    """A number that seeds the example's augmented views: from its photo's sha256, or for a
+    dog in a photo from its key, so that the dogs of one photo are not augmented alike."""
+    key = example.key if example.box is None else sha256_hex(example.key.encode())
+    return int(key[:7], 16)

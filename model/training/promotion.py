@@ -20,13 +20,8 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from model.artifact import (
-    Artifact,
-    load_artifact,
-    replace_durably,
-    save_artifact,
-    sync_folder,
-)
+from model.artifact import Artifact, load_artifact, save_artifact
+from model.files import replace_durably, sync_folder
 
 log = logging.getLogger(__name__)
 
