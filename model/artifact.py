@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 from flax import serialization
 
 from model.efficientnet import VARIANTS
+from model.files import replace_durably
 from model.preprocess import PREPROCESS_VERSION
 
 MAGIC = b"WHATBREED-MODEL\n"
@@ -75,23 +75,7 @@ def _payload(artifact: Artifact) -> bytes:
 
 def save_artifact(artifact: Artifact, path: Path) -> None:
     payload = _payload(artifact)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as file:
-        file.write(MAGIC + hashlib.sha256(payload).digest() + payload)
-        file.flush()
-        os.fsync(file.fileno())  # on disk before the rename: a power cut leaves old or new
-    temporary.replace(path)  # the bot may be watching this file: never show it half-written
-    sync_folder(path.parent)
-
-
-def sync_folder(folder: Path) -> None:
-    """Make the renames and new files in ``folder`` durable (fsync the folder itself)."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    replace_durably(path, MAGIC + hashlib.sha256(payload).digest() + payload)
 
 
 def load_artifact(path: Path) -> Artifact:

@@ -63,7 +63,8 @@ GRADCAM_BATCH_SIZES = (4,)  # Grad-CAM serves offline reports: one compiled shap
 CROP_DETAIL = 2
 SMALL_DOG = 0.25  # a dog whose box covers less of the photo than this gets a second look
 # The crop around each of several dogs: their boxes meet where the dogs do, so a wider margin
-# would show each dog's neighbour too.
+# would show each dog's neighbour too. Retraining crops corrected dogs with it (``dog_square``):
+# bump PREPROCESS_VERSION when it changes, so that no cached crop is reused.
 SEVERAL_MARGIN = 0.1
 # Which photos ``classify`` averages with their mirror image: "always" costs twice the backbone
 # work; "unsure" mirrors only photos whose first answer names no breed with confidence or sees
@@ -359,9 +360,7 @@ class Predictor:
         photos = sorted({i for i, _ in wanted})
         detailed = dict(zip(photos, self._decoders.map(self._detailed,
                                                        [decoded[i] for i in photos]), strict=True))
-        squares = [crop_square(dogs[i][j], *detailed[i].size,
-                               how.margin if len(dogs[i]) == 1 else SEVERAL_MARGIN)
-                   for i, j in wanted]
+        squares = [dog_square(detailed[i], dogs[i][j], len(dogs[i]) > 1, how) for i, j in wanted]
         imagenet, breeds = self.probabilities(self._pixels([detailed[i] for i, _ in wanted],
                                                            squares), how.mirror_crop)
         return {key: (a, b) for key, a, b in zip(wanted, imagenet, breeds, strict=True)}
@@ -372,13 +371,29 @@ class Predictor:
         at pay for the finer decode."""
         photo_bytes, image = photo
         if min(image.size) >= CROP_DETAIL * self.resolution:
-            return image
-        return load_rgb(photo_bytes, min_side=CROP_DETAIL * self.resolution)
+            return image  # what crop_image would decode: the same JPEG draft scale
+        finer = _read(functools.partial(crop_image, resolution=self.resolution), photo_bytes)
+        # Decoded once already: a failure now must not fail the batch; the crops lose detail.
+        return image if isinstance(finer, ImageError) else finer
 
     def _pixels(self, images: list[Image.Image], squares: list[Square]) -> np.ndarray:
         """The squares of the images as model input (B, S, S, 3) uint8, resized in parallel."""
         resize = functools.partial(square_pixels, size=self.resolution)
         return np.stack(list(self._decoders.map(resize, images, squares)))
+
+
+def crop_image(photo_bytes: bytes, resolution: int) -> Image.Image:
+    """A photo decoded as ``look`` decodes it to crop dogs from, for a model of ``resolution``
+    pixels (see ``CROP_DETAIL``)."""
+    return load_rgb(photo_bytes, min_side=CROP_DETAIL * resolution)
+
+
+def dog_square(image: Image.Image, box: Box, several: bool, how: Look = LOOK) -> Square:
+    """The square of ``image`` (decoded by ``crop_image``) that ``look`` classifies the dog in
+    ``box`` (fractions of the photo) from: the dog alone in the photo, or one of ``several``.
+    Retraining crops a corrected dog of several with it too, so that it learns from the view
+    the bot answers from."""
+    return crop_square(box, *image.size, SEVERAL_MARGIN if several else how.margin)
 
 
 def combined(views: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

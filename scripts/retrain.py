@@ -19,6 +19,7 @@ import re
 import sys
 import tempfile
 import time
+from dataclasses import astuple
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from bot.config import DATA_DIR, DATABASE_URL, PHOTO_DIR, PROMOTED_MODEL, ModelS
 from bot.storage import UnreadableDatabase, export_votes
 from model import MODELS
 from model.artifact import ArtifactError
-from model.data.corrections import Decisions, Rules, decide, read_votes
+from model.data.corrections import BOX_FIELDS, Decisions, Rules, decide, read_votes
 from model.data.dataset import load_examples
 from model.training.promotion import PromotionError, history_dir, promote, rollback
 from model.training.retrain import (
@@ -89,17 +90,20 @@ def write_outcomes(decisions: Decisions, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["correction_id", "at", "sha256", "label", "name", "host", "counted",
-                         "why"])
+        writer.writerow(["correction_id", "at", "sha256", *BOX_FIELDS, "label", "name", "host",
+                         "counted", "why"])
         for o in decisions.outcomes:
-            writer.writerow([o.vote.correction_id, o.vote.at, o.vote.sha256, o.vote.label,
+            box = astuple(o.vote.box) if o.vote.box else ("",) * len(BOX_FIELDS)
+            writer.writerow([o.vote.correction_id, o.vote.at, o.vote.sha256, *box, o.vote.label,
                              o.vote.name, int(o.vote.host), int(o.counted), o.why])
 
 
 def print_decisions(decisions: Decisions, outcomes_file: Path) -> None:
     counts = ", ".join(f"{why} {n}" for why, n in decisions.counts().most_common())
     print(f"{len(decisions.outcomes)} corrections: {counts or 'none'} ({outcomes_file})")
-    print(f"{len(decisions.examples)} photos with a trusted label")
+    dogs = sum(e.box is not None for e in decisions.examples)
+    print(f"{len(decisions.examples)} trusted labels: {len(decisions.examples) - dogs} whole "
+          f"photos, {dogs} dogs of several")
     for breed in decisions.new_breeds:
         print(f"new breed {breed.name} ({breed.label}): {breed.voters} people, "
               f"{breed.photos} photos")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from model.data.corrections import VOTE_FIELDS, Rules, Vote, decide, read_votes
+from model.answers import Box
+from model.data.corrections import BOX_FIELDS, VOTE_FIELDS, Rules, Vote, decide, read_votes
+from model.data.dataset import write_manifest
 
 KNOWN = {"n02088364", "n02089973", "n02111889"}  # beagle, English foxhound, Samoyed
+LEFT, RIGHT = Box(0.0, 0.1, 0.45, 0.9), Box(0.5, 0.2, 1.0, 1.0)  # dogs ① and ② of a photo
 
 
 class Votes:
@@ -19,13 +23,13 @@ class Votes:
         self.folder, self.votes = folder, []
 
     def add(self, photo: str, voter: str, label: str, name: str = "", *, host: bool = False,
-            kind: str = "corrected", kept: bool = True) -> Vote:
+            kind: str = "corrected", kept: bool = True, box: Box | None = None) -> Vote:
         path = self.folder / f"{photo}.jpg"
         if kept:
             path.write_bytes(b"jpeg")
         vote = Vote(len(self.votes) + 1, f"2026-11-30T10:{len(self.votes) // 60:02d}:"
                     f"{len(self.votes) % 60:02d}+00:00", photo, str(path) if kept else "", voter,
-                    host, kind, label, name or label, "1")
+                    host, kind, label, name or label, "1", box)
         self.votes.append(vote)
         return vote
 
@@ -120,6 +124,33 @@ def test_a_photo_the_bot_did_not_keep_is_not_training_data(votes: Votes) -> None
     assert all(outcome(decisions, v).startswith("no photo") for v in gone)
 
 
+def test_each_dog_of_a_photo_is_decided_apart_from_the_others_and_the_photo(
+        votes: Votes) -> None:
+    # Dog ②: two people agree. Dog ①: its host. The whole photo: one person alone. Were they
+    # one photo, the three labels would outvote each other and nothing would be decided.
+    right = [votes.add("p1", who, "n02088364", box=RIGHT) for who in ("ann", "bob")]
+    left = votes.add("p1", "host", "n02089973", host=True, box=LEFT)
+    whole = votes.add("p1", "cy", "n02111889")
+    decisions = decide(votes.votes, KNOWN)
+    assert {(e.sha256, e.box, e.label) for e in decisions.examples} == {
+        ("p1", RIGHT, "n02088364"), ("p1", LEFT, "n02089973")}
+    assert [outcome(decisions, v) for v in right] == ["counted: 2 people agree"] * 2
+    assert outcome(decisions, left) == "counted: the host says so"
+    assert outcome(decisions, whole).startswith("unconfirmed")
+    # The same people on the whole photo are a second item: no vote there replaces theirs on
+    # the dogs, and a troll on dog ② is outvoted there only.
+    troll = votes.add("p1", "troll", "n02111889", box=RIGHT)
+    votes.add("p1", "ann", "n02111889")
+    again = decide(votes.votes, KNOWN)
+    assert outcome(again, troll).startswith("outvoted: most people say n02088364")
+    assert [outcome(again, v) for v in right] == ["counted: 2 people agree"] * 2
+    assert {(e.box, e.label) for e in again.examples} == {
+        (RIGHT, "n02088364"), (LEFT, "n02089973"), (None, "n02111889")}
+    assert len({e.key for e in again.examples}) == 3
+    with pytest.raises(ValueError, match="a manifest lists whole photos"):  # not the dogs'
+        write_manifest(again.examples, votes.folder / "manifest.csv")
+
+
 def test_read_votes_resolves_paths_beside_the_export(tmp_path: Path) -> None:
     (tmp_path / "photos").mkdir()
     export = tmp_path / "votes.csv"
@@ -131,10 +162,16 @@ def test_read_votes_resolves_paths_beside_the_export(tmp_path: Path) -> None:
                          "label": "n02088364", "name": "beagle", "event_id": ""})
         writer.writerow({"correction_id": 8, "at": "2026-11-30T10:00:01+00:00", "sha256": "cd",
                          "path": "", "voter": "w", "host": "0", "kind": "confirmed",
-                         "label": "n02088364", "name": "beagle", "event_id": "3"})
+                         "label": "n02088364", "name": "beagle", "event_id": "3",
+                         **dict(zip(BOX_FIELDS, ("0.5", "0.2", "1.0", "1.0"), strict=True))})
     first, second = read_votes(export)
     assert first.path == str(tmp_path / "photos" / "ab.jpg") and first.host
     assert second.path == "" and not second.host and second.correction_id == 8
+    assert first.box is None and second.box == RIGHT
+    old = tmp_path / "old.csv"  # an export from before the bot stored dogs: whole photos
+    old.write_text("\n".join(",".join(row[:-len(BOX_FIELDS)]) for row in csv.reader(
+        export.read_text().splitlines())) + "\n")
+    assert read_votes(old) == [first, replace(second, box=None)]
     (tmp_path / "other.csv").write_text("path,label\nx.jpg,beagle\n")
     with pytest.raises(ValueError, match="not a vote export"):
         read_votes(tmp_path / "other.csv")

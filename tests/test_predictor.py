@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import model.predictor
 from model.advice import ADVICE
 from model.answers import Answer, PhotoAnswer, make_answer
 from model.artifact import Artifact, ArtifactError, BreedLabel
@@ -21,6 +22,7 @@ from model.evaluation.photo_speed import photo_to_answer
 from model.evaluation.several_dogs import LAYOUTS, composite
 from model.predictor import (
     BATCH_SIZES,
+    CROP_DETAIL,
     LOOK_TWICE,
     MIRRORS,
     Look,
@@ -289,17 +291,49 @@ def test_two_breeds_are_two_dogs(predictor: Predictor, read_photo: Callable[[str
 
 
 def test_a_big_photo_of_two_dogs_is_answered_as_the_small_one(
-        predictor: Predictor, read_photo: Callable[[str], bytes]) -> None:
+        predictor: Predictor, read_photo: Callable[[str], bytes],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A photo 8 times the side is decoded small for the whole view and again, finer, for its
     dogs' crops (``Predictor._detailed``): the same dogs, in the same places, the same breeds."""
     small = read_photo(TWO_DOGS)
     photo = Image.open(io.BytesIO(small))
     big = _jpeg(photo.resize((photo.width * 8, photo.height * 8), Image.Resampling.BICUBIC))
+    finer, cropped_from = model.predictor.crop_image, {}
+
+    def watched(photo_bytes: bytes, resolution: int) -> Image.Image:
+        cropped_from[photo_bytes] = finer(photo_bytes, resolution)
+        return cropped_from[photo_bytes]
+
+    monkeypatch.setattr(model.predictor, "crop_image", watched)
     (as_small, as_big) = predictor.look([small, big])
+    # The crops were cut from the finer decode, not from the whole view's (1/8 scale here).
+    assert min(cropped_from[big].size) >= CROP_DETAIL * predictor.resolution
     assert len(as_big.dogs) == len(as_small.dogs) == 2
     for dog, same in zip(as_big.dogs, as_small.dogs, strict=True):
         assert dog.answer.predictions[0].label == same.answer.predictions[0].label
         assert np.allclose(dataclasses.astuple(dog.box), dataclasses.astuple(same.box), atol=0.05)
+
+
+def test_a_photo_whose_finer_decode_fails_is_answered_from_the_first_and_fails_no_other(
+        predictor: Predictor, read_photo: Callable[[str], bytes],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second, finer decode of a photo with dogs to crop is guarded like the first: a
+    decoder failing on it (only there) costs the crops detail, not the whole batch."""
+    small = read_photo(TWO_DOGS)
+    photo = Image.open(io.BytesIO(small))
+    big = _jpeg(photo.resize((photo.width * 4, photo.height * 4), Image.Resampling.BICUBIC))
+    finer = model.predictor.crop_image
+
+    def failing(photo_bytes: bytes, resolution: int) -> Image.Image:
+        if photo_bytes == big:
+            raise RuntimeError("a decoder bug at this DCT scale")
+        return finer(photo_bytes, resolution)
+
+    monkeypatch.setattr(model.predictor, "crop_image", failing)
+    as_big, as_small = predictor.look([big, small])
+    assert len(as_big.dogs) == len(as_small.dogs) == 2
+    assert [d.answer.predictions[0].label for d in as_big.dogs] == [
+        d.answer.predictions[0].label for d in as_small.dogs]
 
 
 def test_a_photo_of_two_dogs(predictor: Predictor, read_photo: Callable[[str], bytes]) -> None:

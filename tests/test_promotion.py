@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +65,19 @@ def test_a_served_file_that_changed_during_the_round_is_not_replaced(tmp_path: P
     with pytest.raises(PromotionError, match="changed while the candidate trained"):
         promote(artifact(5), served, artifact(1).version, {})
     assert load_artifact(served).version == artifact(4).version
+
+
+def test_a_rollback_survives_a_power_cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    """The file rolled back to reaches the disk before it is renamed into place, and the
+    folder after (as ``save_artifact`` does): a power cut leaves one model or the other."""
+    served = tmp_path / "model.whatbreed"
+    promote(artifact(1), served, "efficientnet-lite2-imagenet", {})
+    promote(artifact(2), served, artifact(1).version, {})
+    synced, fsync = [], os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_ino), fsync(fd)))
+    rollback(served)
+    assert synced.index(served.stat().st_ino) < synced.index(tmp_path.stat().st_ino)
+    synced.clear()
+    rollback(served)  # to the zero-training model: the file's removal is made durable too
+    assert not served.exists() and tmp_path.stat().st_ino in synced

@@ -9,8 +9,8 @@ A troll sends every foxhound and 8 beagles nobody else sends and calls them all 
 three guests name 6 dingoes "Korean Jindo", a breed the bot does not know. Everyone writes in
 a private chat (a group's replies are rate-limited to 20 a minute); the same photo sent by two
 people is one photo to the rules, so their votes add up. A photo the bot answers as several
-dogs (7 of these) gets its vote on dog ①, which the vote export leaves out (it names whole
-photos only).
+dogs (8 of these, README) gets its vote on dog ①: those votes are decided among themselves, and a
+decided dog trains as the crop the bot answered it from.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import csv
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +32,53 @@ from bot.app import ModelFile, watch_model_file
 from bot.config import ModelSource
 from bot.fake_telegram import ChatSpec, UserSpec
 from bot.inference import BatchingClassifier
+from bot.replies import numbered_dogs
 from model import DEFAULT_VARIANT
-from model.data.dataset import load_examples
+from model.answers import Box
+from model.data.dataset import Example, load_examples, sha256_hex
+from model.efficientnet import from_pretrained
+from model.evaluation.several_dogs import LAYOUTS, composite
 from model.predictor import Predictor
+from model.training.features import cached_features
+from model.training.retrain import score
+from model.training.train import imagenet_base
 from tests.conftest import DEFAULT_MODEL_VERSION, BotEnv, eventually, running_bot
+from tests.test_bot_e2e import GOLDEN_RETRIEVER
+from tests.test_bot_e2e import SAMOYED as SAMOYED_PHOTO
 
 REPO = Path(__file__).resolve().parents[1]
 FOXHOUND, BEAGLE, DINGO, SAMOYED = "n02089973", "n02088364", "n02115641", "n02111889"
+GOLDEN = "n02099601"
 HOST, ANN, BOB, CY, TROLL = (UserSpec(i, name) for i, name in
                              enumerate(("Hana", "Ann", "Bob", "Cy", "Troll"), start=2001))
+
+
+def test_a_corrected_dog_trains_as_the_crop_the_bot_answered_it_from(
+        classifier: BatchingClassifier, read_photo: Callable[[str], bytes],
+        tmp_path: Path) -> None:
+    """A golden retriever (①, left) and a Samoyed (②) side by side, each corrected: the
+    features retraining learns each dog from are those of the crop ``look`` answered it from
+    (the same answer again), cached apart from each other and from the whole photo's."""
+    photo = composite(read_photo(GOLDEN_RETRIEVER), read_photo(SAMOYED_PHOTO), LAYOUTS[0])
+    (tmp_path / "two.png").write_bytes(photo)
+    predictor = classifier.predictor
+    [answer] = predictor.look([photo])
+    dogs = numbered_dogs(answer)
+    stored = [Box(*dog.to_json()["box"]) for dog in dogs]  # rounded, as the bot keeps them
+    examples = [Example(tmp_path / "two.png", sha256_hex(photo), label, label, "correction", "",
+                        "", box) for label, box in zip((GOLDEN, SAMOYED), stored, strict=True)]
+    whole = replace(examples[0], box=None)
+    features = cached_features(predictor.variant, 0, 0, [], {"votes": [*examples, whole]},
+                               tmp_path / "cache")
+    assert len(features) == len(list((tmp_path / "cache").rglob("*.npy"))) == 3
+    base = imagenet_base(from_pretrained(predictor.variant)[1])
+    for dog, example in zip(dogs, examples, strict=True):
+        assert score(base, [example], features).top1 == 1.0  # the right dog, its right label
+        logits = (features[example.key][0].astype(np.float32) @ base.classifier["kernel"]
+                  + base.classifier["bias"])
+        probabilities = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        assert probabilities.max() == pytest.approx(dog.answer.predictions[0].probability,
+                                                    abs=0.01)  # float16 features
 
 
 def dev_photos(shared: Path, breed: str, count: int) -> list[Path]:
@@ -160,13 +200,21 @@ async def test_an_event_teaches_the_bot(event_bot: BotEnv, tmp_path: Path,
     [outcomes] = (tmp_path / "model.whatbreed.history").glob("votes-*.csv")
     with open(outcomes, newline="") as f:
         rows = list(csv.DictReader(f))
+    assert len(rows) == 24 + 2 * 24 + 56 + 3 * 6  # every vote, on photos and on dogs
     samoyed = [r for r in rows if r["label"] == SAMOYED]
-    [(whole_photos,)] = env.rows(f"SELECT count(*) FROM corrections WHERE label = '{SAMOYED}'"
-                                 " AND dog IS NULL")
-    print(f"the troll's votes on whole photos: {whole_photos} of 56")
-    assert len(samoyed) == whole_photos >= 40  # the others were about one dog of several
-    assert not any(r["counted"] == "1" for r in samoyed)  # the troll
+    assert len(samoyed) == 56 and not any(r["counted"] == "1" for r in samoyed)  # the troll
     assert {r["why"].split(":")[0] for r in samoyed} == {"outvoted", "overruled", "unconfirmed"}
+    # Votes on dog ① of a two-dog answer: the honest ones count, as a crop of that dog.
+    [(on_dogs,)] = env.rows("SELECT count(*) FROM corrections WHERE dog IS NOT NULL")
+    dog_rows = [r for r in rows if r["box_left"]]
+    honest = [r for r in dog_rows if r["label"] == FOXHOUND]
+    print(f"votes on one dog of several: {len(dog_rows)}, "
+          f"{Counter(r['why'].split(':')[0] for r in dog_rows)}, "
+          f"on {len({r['sha256'] for r in dog_rows})} photos")
+    assert len(dog_rows) == on_dogs > 0 and honest
+    assert all(r["counted"] == "1" for r in honest)
+    dogs = len({(r["sha256"], r["box_left"], r["box_top"]) for r in honest})
+    assert f", {dogs} dogs of several" in trained.stdout  # a trusted label each
 
     # The bot answers with the promoted model, without a restart.
     promoted = json.loads((tmp_path / "model.whatbreed.history" / "retrain_state.json")

@@ -14,6 +14,7 @@ import sys
 from argparse import Namespace
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import astuple
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from bot.storage import (
 from bot.storage.engine import read_only_engine
 from bot.storage.schema import Correction, Prediction
 from model.answers import Answer, Box, BreedGuess, Dog
+from model.data.corrections import BOX_FIELDS, read_votes
 from model.data.dataset import load_examples, read_manifest, sha256_of
 
 REPO = Path(__file__).resolve().parents[1]
@@ -571,20 +573,26 @@ def test_export_corrections_writes_each_corrected_photo_with_its_latest_label(
     assert not gone.path.exists()  # the data build counts it as unreadable
 
 
-def test_corrections_of_one_dog_of_several_stay_out_of_the_exports(
+def test_a_correction_of_one_dog_of_several_is_a_vote_with_its_box_not_a_manifest_photo(
     store: Store, tmp_path: Path, database_url: str
 ) -> None:
     sha = store.save_photo(b"two dogs, kept")
     pid = predict_two_dogs(store, sha)
-    store.record_correction(pid, ALICE, *PUG, "corrected", dog=2)
+    store.record_correction(pid, ALICE, *PUG, "corrected", dog=1)
+    # 👍 on dog ②: its own top-1, not the photo's (GOLDEN)
+    store.record_correction(pid, BOB, *LAB, "confirmed", dog=2)
     whole = store.save_photo(b"one dog, kept")
     store.record_correction(predict(store, BOB, sha=whole), BOB, *LAB, "corrected")
     manifest, votes = tmp_path / "corrections.csv", tmp_path / "votes.csv"
     assert [e.sha256 for e in export_corrections(database_url, tmp_path / "photos",
                                                  manifest)] == [whole]
-    assert export_votes(database_url, tmp_path / "photos", votes) == 1
+    assert export_votes(database_url, tmp_path / "photos", votes) == 3
     with open(votes, newline="") as file:
-        assert [row["sha256"] for row in csv.DictReader(file)] == [whole]
+        rows = [(r["sha256"], r["label"], tuple(r[f] for f in BOX_FIELDS))
+                for r in csv.DictReader(file)]
+    left, right = (tuple(map(str, astuple(dog.box))) for dog in two_dogs())
+    assert rows == [(sha, PUG[0], left), (sha, LAB[0], right), (whole, LAB[0], ("",) * 4)]
+    assert [v.box for v in read_votes(votes)] == [dog.box for dog in two_dogs()] + [None]
 
 
 def test_export_corrections_only_reads(tmp_path: Path, read_photo) -> None:

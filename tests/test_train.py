@@ -11,13 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from model.answers import imagenet_breeds
+from model.answers import Box, imagenet_breeds
 from model.artifact import Artifact, ArtifactError, BreedLabel, load_artifact, save_artifact
 from model.data.dataset import Example, load_examples
 from model.head import BreedHead, init_rows, prototype, rows_by_label
 from model.predictor import Predictor
 from model.training.augment import random_views
-from model.training.features import FeatureCache
+from model.training.features import FeatureCache, _augmentation_id
 from model.training.train import (
     Split,
     TrainConfig,
@@ -144,6 +144,13 @@ def test_random_views_are_reproducible_and_varied() -> None:
     np.testing.assert_array_equal(views, np.asarray(random_views(keys, source, 32)))
     other = np.asarray(random_views(jax.random.split(jax.random.key(1), 2), source, 32))
     assert np.abs(views - other).mean() > 5
+
+
+def test_the_dogs_of_one_photo_are_augmented_apart() -> None:
+    photo = Example(Path("p.jpg"), "ab12cd34" * 8, "n02088364", "beagle", "correction", "", "")
+    dogs = [replace(photo, box=Box(x, 0.1, x + 0.4, 0.9)) for x in (0.05, 0.55)]
+    assert _augmentation_id(photo) == 0xab12cd3  # whole photos as before: cached views stay valid
+    assert len({_augmentation_id(example) for example in [photo, *dogs]}) == 3
 
 
 def test_feature_cache_serves_as_many_views_as_stored(tmp_path: Path) -> None:

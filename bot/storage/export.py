@@ -5,9 +5,10 @@ and every vote on an answer.
 ``model.data.dataset``'s format. ``export_votes`` gives retraining every correction, not only
 the latest of each photo, with who voted. Both read the database without changing it.
 
-Both export the corrections of whole photos only. A correction of one dog of several (its
-box is stored with the prediction) stays out: the manifest and the votes name whole photo
-files, and training on the whole photo would teach dog ②'s breed from a photo of two.
+A correction of one dog of several is exported as a vote with that dog's box (stored with
+the prediction), so that retraining crops the dog as the bot did; the manifest lists whole
+photo files only, so it leaves those corrections out: training on the whole photo would teach
+dog ②'s breed from a photo of two.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 from bot.storage.engine import read_only_engine
 from bot.storage.photos import PhotoFolder
 from bot.storage.schema import Correction, Event, Prediction
-from model.data.corrections import VOTE_FIELDS
+from model.data.corrections import BOX_FIELDS, VOTE_FIELDS
 from model.data.dataset import Example, write_manifest
 
 log = logging.getLogger(__name__)
@@ -115,9 +116,12 @@ def _read_database(database_url: str, photo_dir: Path,
 
 
 def _voted_breed(correction: Correction, prediction: Prediction) -> tuple[str, str]:
-    """(label, name) a correction says the photo shows: "confirmed" takes the model's top-1."""
-    if correction.kind == "confirmed" and prediction.guesses:
-        return prediction.guesses[0].label, prediction.guesses[0].name
+    """(label, name) a correction says the photo (or its dog) shows: "confirmed" takes the
+    model's top-1 for it."""
+    guesses = (prediction.guesses if correction.dog is None
+               else prediction.dog_guesses(correction.dog))
+    if correction.kind == "confirmed" and guesses:
+        return guesses[0].label, guesses[0].name
     return correction.label, correction.name
 
 
@@ -167,15 +171,16 @@ def corrected_examples(session: Session, photos: PhotoFolder) -> list[Example]:
 
 
 def export_votes(database_url: str, photo_dir: Path, out_csv: Path) -> int:
-    """Write every correction of a whole photo as a row of VOTE_FIELDS to ``out_csv``; return
-    how many.
+    """Write every correction as a row of VOTE_FIELDS to ``out_csv``; return how many.
 
     Rows are ordered by (at, correction_id). ``at`` is the correction's time in UTC, ISO 8601 to
     the second; ``path`` the kept photo file's absolute path, empty when no file is kept;
     ``voter`` the voter's user hash; ``host`` "1" when the voter hosts the event the photo was
     sent in, else "0"; ``label`` and ``name`` the breed voted for ("confirmed": the model's
-    top-1). The file is replaced atomically. Only reads the database, and fails like
-    ``export_corrections``: FileNotFoundError, UnreadableDatabase.
+    top-1 for the photo or the dog); ``box_*`` the corrected dog's box as fractions of the
+    photo, empty for a correction of the whole photo. The file is replaced atomically. Only
+    reads the database, and fails like ``export_corrections``: FileNotFoundError,
+    UnreadableDatabase.
     """
     rows = _read_database(database_url, photo_dir, vote_rows)
     _write_votes(rows, out_csv)
@@ -184,12 +189,11 @@ def export_votes(database_url: str, photo_dir: Path, out_csv: Path) -> int:
 
 
 def vote_rows(session: Session, photos: PhotoFolder) -> list[dict[str, str]]:
-    """VOTE_FIELDS of every correction of a whole photo, oldest first."""
+    """VOTE_FIELDS of every correction, oldest first."""
     query = (
         select(Correction, Prediction, Event.host_hash)
         .join(Prediction, Correction.prediction_id == Prediction.id)
         .outerjoin(Event, Prediction.event_id == Event.id)
-        .where(Correction.dog.is_(None))
         .order_by(Correction.created_at, Correction.id)
     )
     rows = []
@@ -207,8 +211,14 @@ def vote_rows(session: Session, photos: PhotoFolder) -> list[dict[str, str]]:
             "label": label,
             "name": name,
             "event_id": "" if prediction.event_id is None else str(prediction.event_id),
-        })
+        } | _box_cells(correction, prediction))
     return rows
+
+
+def _box_cells(correction: Correction, prediction: Prediction) -> dict[str, str]:
+    """BOX_FIELDS of the corrected dog's stored box; empty for the whole photo."""
+    box = [""] * 4 if correction.dog is None else prediction.dogs[correction.dog - 1]["box"]
+    return dict(zip(BOX_FIELDS, map(str, box), strict=True))
 
 
 def _write_votes(rows: list[dict[str, str]], path: Path) -> None:

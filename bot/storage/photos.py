@@ -7,8 +7,8 @@ import re
 import tempfile
 from pathlib import Path
 
-from model.artifact import sync_folder
 from model.data.dataset import sha256_hex
+from model.files import sync_folder
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 # A suffix is part of a file name, so it must never carry a path separator or "..".

@@ -1,18 +1,23 @@
 """Which corrections count: rules against noise and abuse, applied to the bot's vote export.
 
 Every correction is a vote: one person says a photo shows a breed ("👍 Right" is a vote for the
-answer's top breed). Each person's latest vote on a photo is theirs; a photo's label is decided
+answer's top breed), or that one dog of several in it does (``Vote.box``: the dog's box). What
+is voted on, an item, is the whole photo or one dog's box in it, each decided on its own: votes
+on dog ② never outvote those on dog ① or on the photo. Each person's latest vote on an item is
+theirs; an item's label is decided
 
 - by the host of the event it was sent in, whose latest vote wins (hosts know their dogs), or
 - when at least ``Rules.min_agree`` people voted on it and one label has a strict majority.
 
-Nobody but a host decides more than ``Rules.max_per_voter`` photos: later votes beyond that are
+Nobody but a host decides more than ``Rules.max_per_voter`` items: later votes beyond that are
 "capped", so one busy account cannot outweigh an event. A breed name the model does not know
 becomes a class once ``Rules.new_breed_voters`` people used it and it has
-``Rules.new_breed_photos`` decided photos; until then it is a candidate, with a suggested
-``collect_flickr.py`` command to find more photos.
+``Rules.new_breed_photos`` decided items; until then it is a candidate, with a suggested
+``collect_flickr.py`` command to find more photos. A decided dog becomes an example with its
+box, which training crops as the bot does.
 
-The bot writes the votes (``python -m bot.export_votes``): one CSV row a correction.
+The bot writes the votes (``python -m bot.export_votes``): one CSV row a correction. Exports
+from before the bot stored dogs have no box columns: every vote there is on a whole photo.
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from model.answers import Box
 from model.data.csv_log import read_rows
-from model.data.dataset import Example
+from model.data.dataset import Example, item_key
 
+BOX_FIELDS = ("box_left", "box_top", "box_right", "box_bottom")  # empty for a whole photo
 VOTE_FIELDS = ("correction_id", "at", "sha256", "path", "voter", "host", "kind", "label", "name",
-               "event_id")
+               "event_id", *BOX_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -40,28 +47,41 @@ class Vote:
     label: str
     name: str
     event_id: str
+    box: Box | None = None  # the dog voted on, fractions of the photo; None: the whole photo
+
+    @property
+    def item(self) -> str:
+        """What the vote is about: the photo, or one dog in it (``Example.key``)."""
+        return item_key(self.sha256, self.box)
 
 
 def read_votes(path: Path) -> list[Vote]:
     """The bot's vote export; paths relative to the CSV's folder become absolute."""
     return [Vote(int(r["correction_id"]), r["at"], r["sha256"],
                  str(path.parent / r["path"]) if r["path"] else "", r["voter"], r["host"] == "1",
-                 r["kind"], r["label"], r["name"], r["event_id"])
-            for r in read_rows(path, VOTE_FIELDS, "vote export")]
+                 r["kind"], r["label"], r["name"], r["event_id"], _box(r))
+            for r in read_rows(path, VOTE_FIELDS[:-len(BOX_FIELDS)], "vote export")]
+
+
+def _box(row: dict[str, str]) -> Box | None:
+    """The dog's box of an export row; None for a whole photo, or an export from before."""
+    if not row.get(BOX_FIELDS[0]):
+        return None
+    return Box(*(float(row[name]) for name in BOX_FIELDS))
 
 
 @dataclass(frozen=True)
 class Rules:
-    min_agree: int = 2  # people who must vote on a photo without its host
-    max_per_voter: int = 100  # photos one person (not a host) may help decide
+    min_agree: int = 2  # people who must vote on an item without its host
+    max_per_voter: int = 100  # items (photos, dogs) one person (not a host) may help decide
     new_breed_voters: int = 2  # people who must use a new breed's name
-    new_breed_photos: int = 10  # decided photos a new breed needs to become a class
+    new_breed_photos: int = 10  # decided items a new breed needs to become a class
 
 
 @dataclass(frozen=True)
 class Outcome:
     vote: Vote
-    counted: bool  # the vote helped decide a photo that is training data now
+    counted: bool  # the vote helped decide an item that is training data now
     why: str
 
 
@@ -79,7 +99,7 @@ class Candidate:
 
 @dataclass
 class Decisions:
-    examples: list[Example] = field(default_factory=list)  # decided photos with a kept file
+    examples: list[Example] = field(default_factory=list)  # decided items with a kept file
     outcomes: list[Outcome] = field(default_factory=list)  # one per vote, in export order
     new_breeds: list[Candidate] = field(default_factory=list)  # became classes
     candidates: list[Candidate] = field(default_factory=list)  # not yet
@@ -90,30 +110,30 @@ class Decisions:
 
 
 def decide(votes: list[Vote], known: set[str], rules: Rules = Rules()) -> Decisions:
-    """Decide each photo's label from ``votes``; ``known`` are the labels the model has."""
-    latest = {(v.sha256, v.voter): v for v in sorted(votes, key=lambda v: (v.at, v.correction_id))}
+    """Decide each item's label from ``votes``; ``known`` are the labels the model has."""
+    latest = {(v.item, v.voter): v for v in sorted(votes, key=lambda v: (v.at, v.correction_id))}
     capped = _over_the_cap(list(latest.values()), rules.max_per_voter)
-    by_photo: dict[str, list[Vote]] = defaultdict(list)
+    by_item: dict[str, list[Vote]] = defaultdict(list)
     for vote in latest.values():
         if vote not in capped:
-            by_photo[vote.sha256].append(vote)
-    labels = {sha: _label(photo_votes, rules) for sha, photo_votes in by_photo.items()}
+            by_item[vote.item].append(vote)
+    labels = {item: _label(item_votes, rules) for item, item_votes in by_item.items()}
     new_breeds, candidates = _new_breeds(latest.values(), labels, known, rules)
     classes = {c.label for c in new_breeds} | known
     why = {}
     for vote in votes:
-        if latest[(vote.sha256, vote.voter)] is not vote:
+        if latest[(vote.item, vote.voter)] is not vote:
             why[vote] = "superseded: the same person voted again later"
         elif vote in capped:
-            why[vote] = f"capped: this person already helped decide {rules.max_per_voter} photos"
+            why[vote] = f"capped: this person already helped decide {rules.max_per_voter} items"
         else:
-            why[vote] = _verdict(vote, labels[vote.sha256], classes, rules)
+            why[vote] = _verdict(vote, labels[vote.item], classes, rules)
     decisions = Decisions(new_breeds=new_breeds, candidates=candidates)
-    for sha, decided in sorted(labels.items()):
+    for _, decided in sorted(labels.items()):
         vote = decided[0] if decided else None
         if vote and vote.label in classes and vote.path and Path(vote.path).is_file():
-            decisions.examples.append(Example(Path(vote.path), sha, vote.label, vote.name,
-                                              "correction", "", ""))
+            decisions.examples.append(Example(Path(vote.path), vote.sha256, vote.label,
+                                              vote.name, "correction", "", "", vote.box))
         elif vote and vote.label in classes:
             for v in decided:  # the votes that would have counted
                 why[v] = "no photo: the bot did not keep this photo"
@@ -122,7 +142,7 @@ def decide(votes: list[Vote], known: set[str], rules: Rules = Rules()) -> Decisi
 
 
 def _over_the_cap(votes: list[Vote], cap: int) -> set[Vote]:
-    """Each non-host's votes beyond their first ``cap`` photos (by time)."""
+    """Each non-host's votes beyond their first ``cap`` items (by time)."""
     seen: Counter = Counter()
     over = set()
     for vote in sorted(votes, key=lambda v: (v.at, v.correction_id)):
@@ -134,7 +154,7 @@ def _over_the_cap(votes: list[Vote], cap: int) -> set[Vote]:
 
 
 def _label(votes: list[Vote], rules: Rules) -> list[Vote]:
-    """The votes that decide the photo (empty: undecided): the host's, or a strict majority
+    """The votes that decide the item (empty: undecided): the host's, or a strict majority
     of at least ``min_agree`` people."""
     if hosts := [v for v in votes if v.host]:
         return [max(hosts, key=lambda v: (v.at, v.correction_id))]

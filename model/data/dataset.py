@@ -13,12 +13,13 @@ import csv
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
 import imagehash
 import numpy as np
 
+from model.answers import Box
 from model.data.csv_log import read_rows
 from model.photo_sources import PHOTO_SUFFIXES
 from model.preprocess import load_rgb
@@ -39,9 +40,25 @@ class Example:
     source: str  # "stanford", "flickr", "folder", "correction", …
     licence: str  # "" where the source sets no terms of its own
     split: str  # "train", "val", "test", or "" before splitting
+    # One dog of several in the photo (a correction of that dog), which training crops as the
+    # bot does; None: the whole photo. Manifests list whole photos.
+    box: Box | None = None
+
+    @property
+    def key(self) -> str:
+        """What the example shows, for feature caches: the photo, or one dog's box in it."""
+        return item_key(self.sha256, self.box)
 
 
-MANIFEST_FIELDS = tuple(f.name for f in fields(Example))
+def item_key(sha256: str, box: Box | None) -> str:
+    """The photo's sha256, or for a dog in it ``<sha256>-dog-<left>-<top>-<right>-<bottom>``
+    (fractions to 4 places, as the bot stores boxes): safe as a file name."""
+    if box is None:
+        return sha256
+    return f"{sha256}-dog-" + "-".join(f"{value:.4f}" for value in astuple(box))
+
+
+MANIFEST_FIELDS = tuple(f.name for f in fields(Example) if f.name != "box")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -129,7 +146,10 @@ def write_manifest(examples: Iterable[Example], path: Path) -> None:
         writer = csv.DictWriter(f, MANIFEST_FIELDS)
         writer.writeheader()
         for example in examples:
-            writer.writerow(asdict(example) | {"path": _relative(example.path, path.parent)})
+            if example.box is not None:  # it would read back as the whole photo
+                raise ValueError(f"{example.key}: a manifest lists whole photos, not dogs")
+            writer.writerow({name: getattr(example, name) for name in MANIFEST_FIELDS}
+                            | {"path": _relative(example.path, path.parent)})
 
 
 def _relative(path: Path, folder: Path) -> str:

@@ -41,7 +41,7 @@ class Looked:
 
     condition: str
     answer: Answer
-    quality: Quality | None  # None where the answer is sure: nothing is measured there
+    quality: Quality | None  # None: a sure answer, not measured (it gets no advice)
     dogs: int = 1
     photo: int = 0  # its index in the photos looked at
 

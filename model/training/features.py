@@ -1,8 +1,10 @@
-"""Backbone features, computed once per photo and cached on disk.
+"""Backbone features, computed once per photo (or dog in one) and cached on disk.
 
-The cache key is the photo's sha256, the backbone variant and PREPROCESS_VERSION, so a new
-photo, variant or preprocessing never reuses stale features. Each entry holds the clean view
-(the serving preprocessing) and, for training photos, a few augmented views.
+The cache key is the example's key (the photo's sha256, with the box for one dog of several
+in it), the backbone variant and PREPROCESS_VERSION, so a new photo, dog, variant or
+preprocessing never reuses stale features, and a dog never reuses its photo's. Each entry holds
+the clean view (the serving preprocessing: the centre crop of a photo, the square ``look``
+answers a dog of several from) and, for training photos, a few augmented views.
 """
 
 from __future__ import annotations
@@ -16,11 +18,20 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
-from model.data.dataset import Example
+from model.data.dataset import Example, sha256_hex
 from model.efficientnet import from_pretrained, run_backbone
-from model.preprocess import PREPROCESS_VERSION, ImageError, crop_and_resize, load_rgb
+from model.predictor import crop_image, dog_square
+from model.preprocess import (
+    PREPROCESS_VERSION,
+    ImageError,
+    Square,
+    centre_square,
+    load_rgb,
+    square_pixels,
+)
 from model.training.augment import random_views, source_size
 
 log = logging.getLogger(__name__)
@@ -28,7 +39,8 @@ BATCH = 32
 
 
 class FeatureCache:
-    """``<root>/<variant>-p<preprocess>-s<seed>/<sha[:2]>/<sha>.npy``: (1 + views, 1280) float16.
+    """``<root>/<variant>-p<preprocess>-s<seed>/<key[:2]>/<key>.npy``: (1 + views, 1280)
+    float16, by ``Example.key`` (a photo's sha256, or a dog's key beside it).
 
     The seed is in the key because it picks the augmented views.
     """
@@ -36,22 +48,35 @@ class FeatureCache:
     def __init__(self, root: Path, variant: str, seed: int = 0):
         self.folder = root / f"{variant}-p{PREPROCESS_VERSION}-s{seed}"
 
-    def _path(self, sha256: str) -> Path:
-        return self.folder / sha256[:2] / f"{sha256}.npy"
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.npy"
 
-    def get(self, sha256: str, views: int) -> np.ndarray | None:
-        path = self._path(sha256)
+    def get(self, key: str, views: int) -> np.ndarray | None:
+        path = self._path(key)
         if not path.exists():
             return None
         features = np.load(path)
         return features[: 1 + views] if len(features) > views else None
 
-    def put(self, sha256: str, features: np.ndarray) -> None:
-        path = self._path(sha256)
+    def put(self, key: str, features: np.ndarray) -> None:
+        path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".tmp.npy")
         np.save(temporary, features.astype(np.float16))
         temporary.replace(path)  # atomic: an interrupted run never leaves half a file
+
+
+def served_square(example: Example, resolution: int) -> tuple[Image.Image, Square]:
+    """The example's photo, decoded, and the square of it that a model of ``resolution``
+    pixels answers from: its centre square (``Predictor.classify``), or for one dog of several
+    the square around that dog that ``Predictor.look`` answers it from, in the photo as
+    ``look`` decodes it."""
+    photo_bytes = example.path.read_bytes()
+    if example.box is None:
+        image = load_rgb(photo_bytes, min_side=source_size(resolution))
+        return image, centre_square(*image.size)
+    image = crop_image(photo_bytes, resolution)
+    return image, dog_square(image, example.box, several=True)
 
 
 class FeatureExtractor:
@@ -65,22 +90,23 @@ class FeatureExtractor:
         self._augmented = jax.jit(lambda p, k, s: run_backbone(
             self.backbone, p, random_views(k, s, resolution))[0])
 
-    def _decode(self, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-        """The photo at the model's resolution and, for crops, a little larger."""
+    def _decode(self, example: Example) -> tuple[np.ndarray, np.ndarray] | None:
+        """The example's square at the model's resolution and, for crops, a little larger."""
         resolution = self.backbone.resolution
         try:
-            image = load_rgb(path.read_bytes(), min_side=source_size(resolution))
+            image, square = served_square(example, resolution)
         except (ImageError, OSError) as error:
-            log.warning("skipping %s: %s", path, error)
+            log.warning("skipping %s: %s", example.path, error)
             return None
-        return crop_and_resize(image, resolution), crop_and_resize(image, source_size(resolution))
+        return (square_pixels(image, square, resolution),
+                square_pixels(image, square, source_size(resolution)))
 
     def _features(self, batch: list[tuple[Example, np.ndarray, np.ndarray]],
                   views: int) -> np.ndarray:
         """(B, 1 + views, 1280) for one batch; views are reproducible per photo and seed."""
         clean = np.stack([b[1] for b in batch])
         sources = jnp.asarray(np.stack([b[2] for b in batch]))
-        photo_ids = jnp.array([int(b[0].sha256[:7], 16) for b in batch])
+        photo_ids = jnp.array([_augmentation_id(b[0]) for b in batch])
         outputs = [self._clean(self._params, clean)]
         for view in range(1, views + 1):
             base = jax.random.fold_in(jax.random.key(self.seed), view)
@@ -93,7 +119,7 @@ class FeatureExtractor:
         """Each chunk with its photos decoded (``_decode``); the next chunk decodes while the
         caller runs the backbone on this one."""
         def start(chunk: list[Example]) -> Iterator:
-            return decoders.map(self._decode, [e.path for e in chunk])  # submits them all now
+            return decoders.map(self._decode, chunk)  # submits them all now
 
         upcoming = start(chunks[0]) if chunks else iter(())
         for index, chunk in enumerate(chunks):
@@ -104,9 +130,9 @@ class FeatureExtractor:
 
     def extract(self, examples: list[Example], views: int, cache: FeatureCache,
                 desc: str = "features") -> dict[str, np.ndarray]:
-        """Features for every readable example (cached or computed), keyed by sha256."""
-        found = {e.sha256: f for e in examples if (f := cache.get(e.sha256, views)) is not None}
-        missing = list({e.sha256: e for e in examples if e.sha256 not in found}.values())
+        """Features for every readable example (cached or computed), by ``Example.key``."""
+        found = {e.key: f for e in examples if (f := cache.get(e.key, views)) is not None}
+        missing = list({e.key: e for e in examples if e.key not in found}.values())
         started = time.perf_counter()
         chunks = [missing[start : start + BATCH] for start in range(0, len(missing), BATCH)]
         with (ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode") as decoders,
@@ -116,8 +142,8 @@ class FeatureExtractor:
                 if batch:
                     for (example, *_), features in zip(batch, self._features(batch, views),
                                                        strict=True):
-                        cache.put(example.sha256, features)
-                        found[example.sha256] = features
+                        cache.put(example.key, features)
+                        found[example.key] = features
                 bar.update(len(chunk))
         if missing:
             rate = len(missing) / (time.perf_counter() - started)
@@ -129,11 +155,19 @@ class FeatureExtractor:
 def cached_features(variant: str, seed: int, views: int, train: list[Example],
                     others: dict[str, list[Example]], cache_root: Path
                     ) -> dict[str, np.ndarray]:
-    """Features by sha256: the training photos' clean and ``views`` augmented views, and every
-    other photo's clean view; computed once, then read from the cache under ``cache_root``."""
+    """Features by ``Example.key``: the training photos' clean and ``views`` augmented views,
+    and every other photo's clean view; computed once, then read from the cache under
+    ``cache_root``."""
     extractor = FeatureExtractor(variant, seed)
     cache = FeatureCache(cache_root, variant, seed)
     features = extractor.extract(train, views, cache, "train features")
     for name, photos in others.items():
         features |= extractor.extract(photos, 0, cache, f"{name} features")
     return features
+
+
+def _augmentation_id(example: Example) -> int:
+    """A number that seeds the example's augmented views: from its photo's sha256, or for a
+    dog in a photo from its key, so that the dogs of one photo are not augmented alike."""
+    key = example.key if example.box is None else sha256_hex(example.key.encode())
+    return int(key[:7], 16)

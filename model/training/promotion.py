@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 from model.artifact import Artifact, load_artifact, save_artifact
+from model.files import replace_durably, sync_folder
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +93,9 @@ def rollback(model_path: Path) -> str:
                              if served else f"nothing to roll back: no {model_path}")
     if entry["from_file"] is None:
         model_path.unlink()  # the bot falls back to the zero-training model
+        sync_folder(model_path.parent)
     else:
-        temporary = model_path.with_name(model_path.name + ".tmp")
-        shutil.copyfile(history_dir(model_path) / entry["from_file"], temporary)
-        temporary.replace(model_path)
+        replace_durably(model_path, (history_dir(model_path) / entry["from_file"]).read_bytes())
     _record(model_path, {"action": "rollback", "from": served, "from_file": None,
                          "to": entry["from"]})
     return entry["from"]

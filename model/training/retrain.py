@@ -2,8 +2,9 @@
 against it on photos neither has trained on, and promoted only when it is better.
 
 1. The decided corrections (``model.data.corrections``) are split by their photo's sha256, so
-   a photo is in the same split on every run: 30% are held out for the comparison and never
-   trained on, 20% are val (early stopping, calibration), the rest train.
+   a photo is in the same split on every run, and its corrected dogs with it: 30% are held out
+   for the comparison and never trained on, 20% are val (early stopping, calibration), the
+   rest train.
 2. The candidate extends the served model (its breeds, rows and answers are the ``Base``; new
    breeds get rows), trained on cached features like ``scripts/train.py``.
 3. Both answer the held-out corrected photos and every check set (photos of other breeds that
@@ -83,11 +84,11 @@ def score(base: Base, examples: list[Example], features: dict[str, np.ndarray],
           among: set[str] | None = None) -> Score:
     """Top-1 over all of ``base``'s breeds, or only those ``among`` (restricted top-1), on
     the clean view; a breed it does not know is wrong."""
-    photos = [e for e in examples if e.sha256 in features]
+    photos = [e for e in examples if e.key in features]
     if not photos:
         return Score(0, float("nan"), float("nan"), {})
     index = {b.label: i for i, b in enumerate(base.labels)}
-    x = np.stack([features[e.sha256][0] for e in photos]).astype(np.float32)  # (N, 1280)
+    x = np.stack([features[e.key][0] for e in photos]).astype(np.float32)  # (N, 1280)
     logits = x @ np.asarray(base.classifier["kernel"]) + np.asarray(base.classifier["bias"])
     if among is not None:  # the other breeds cannot win
         logits = np.where([b.label in among for b in base.labels], logits, -np.inf)

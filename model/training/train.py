@@ -109,8 +109,8 @@ def make_split(examples: list[Example], features: dict[str, np.ndarray],
     """Stack the cached views of each readable example: clean view first, then augmented."""
     rows, labels = [], []
     for example in examples:
-        if example.sha256 in features:
-            stacked = features[example.sha256][: 1 + views]
+        if example.key in features:
+            stacked = features[example.key][: 1 + views]
             rows.append(stacked)
             labels += [index[example.label]] * len(stacked)
     return Split(np.concatenate(rows).astype(np.float32), np.array(labels, np.int32))
@@ -374,8 +374,9 @@ def zero_training_top1(data: dict[str, Split], labels: list[str],
 
 
 def manifest_digest(examples: list[Example]) -> str:
-    """A hash of what the model was trained on: every photo's sha256, label and split."""
-    lines = sorted(f"{e.sha256} {e.label} {e.split}" for e in examples)
+    """A hash of what the model was trained on: every photo's (or dog's) key, label and
+    split."""
+    lines = sorted(f"{e.key} {e.label} {e.split}" for e in examples)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
