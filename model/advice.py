@@ -97,15 +97,21 @@ def laplacian_variance(luminance: np.ndarray) -> float:
     return float(laplacian.var())
 
 
-def reason(answer: Answer, quality: Quality, limits: Limits = LIMITS, dogs: int = 1
+def may_need_advice(answer: Answer) -> bool:
+    """Whether ``answer`` is unsure (a likely mix, or not a dog): only those get advice, so
+    only their photos' quality needs measuring."""
+    return answer.mixed or not answer.is_dog
+
+
+def reason(answer: Answer, quality: Quality | None, limits: Limits = LIMITS, dogs: int = 1
            ) -> str | None:
-    """Why the photo may have failed (a key of ``ADVICE``), or None: a confident answer, or
-    an unsure one (a likely mix) from a photo with nothing wrong with it.
+    """Why the photo may have failed (a key of ``ADVICE``), or None: a confident answer (its
+    quality may be None, unmeasured), or an unsure one from a photo with nothing wrong with it.
 
     ``dogs`` is how many dogs the answer names. Several dogs split the photo's breeds and
     each fills little of it: no fault of the photo, so only its exposure and blur count.
     """
-    if answer.is_dog and not answer.mixed:
+    if not may_need_advice(answer) or quality is None:
         return None
     if quality.brightness < limits.dark:
         return "dark"
@@ -121,7 +127,7 @@ def reason(answer: Answer, quality: Quality, limits: Limits = LIMITS, dogs: int 
     return None if answer.is_dog else "no dog"
 
 
-def advise(answer: Answer, quality: Quality, limits: Limits = LIMITS, dogs: int = 1
+def advise(answer: Answer, quality: Quality | None, limits: Limits = LIMITS, dogs: int = 1
            ) -> str | None:
     """One line on how to retake the photo, or None (see ``reason``)."""
     why = reason(answer, quality, limits, dogs)

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from model import DEFAULT_VARIANT, MODELS
-from model.advice import Quality, advise, measure
+from model.advice import Quality, advise, may_need_advice, measure
 from model.answers import (
     DOG_THRESHOLD,
     MIX_THRESHOLD,
@@ -334,9 +334,8 @@ class Predictor:
         answer = make_answer(*(combined([whole, crops[0]]) if twice else whole), self.breeds,
                              self.top_k)
         dogs = self._dogs(answer, boxes, crops)
-        unsure = answer.mixed or not answer.is_dog
-        quality = measure(image, boxes[0] if boxes else None) if unsure else None
-        advice = advise(answer, quality, dogs=len(dogs)) if quality else None
+        quality = measure(image, boxes[0] if boxes else None) if may_need_advice(answer) else None
+        advice = advise(answer, quality, dogs=len(dogs))
         return PhotoAnswer(answer, dogs, twice, advice), quality
 
     def _dogs(self, answer: Answer, boxes: list[Box],

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
-from model.advice import Limits, Quality, reason
+from model.advice import Limits, Quality, may_need_advice, reason
 from model.answers import Answer
 from model.predictor import Predictor
 from model.preprocess import ImageError
@@ -108,7 +108,7 @@ def advice_rates(looked: Sequence[Looked], limits: Limits) -> dict[str, dict[str
     for condition in CONDITIONS:
         these = [item for item in looked if item.condition == condition]
         reasons = [reason(item.answer, item.quality, limits, item.dogs) for item in these]
-        unsure = [not item.answer.is_dog or item.answer.mixed for item in these]
+        unsure = [may_need_advice(item.answer) for item in these]
         rates[condition] = {
             "photos": len(these), "unsure": sum(unsure),
             "advised": sum(why is not None for why in reasons),
