@@ -205,6 +205,18 @@ def test_matches_onnx_reference(read_photo: Callable[[str], bytes],
         assert list(logits.argmax(-1)) == [151, 254, 207, 258]
 
 
+def test_bfloat16_products_keep_lite0s_answers(read_photo: Callable[[str], bytes],
+                                               forward: Callable) -> None:
+    model, params = from_pretrained("lite0", matmul="bfloat16")
+    assert params["params"]["block1"]["expand"]["kernel"].dtype == jnp.bfloat16
+    pixels = pixels_of(read_photo, PHOTOS, model.resolution)
+    _, want = forward("lite0", pixels)
+    _, logits = jax.jit(functools.partial(model.apply, params))(pixels)
+    assert list(np.asarray(logits).argmax(-1)) == list(want.argmax(-1))
+    # bfloat16 keeps 8 bits of mantissa: logits (about -5 to 20) move by tenths, not more.
+    np.testing.assert_allclose(logits, want, rtol=0, atol=0.5)
+
+
 def lite0_record(read_photo: Callable[[str], bytes], forward: Callable,
                  photos: list[str]) -> dict[str, dict]:
     features, logits = forward("lite0", pixels_of(read_photo, photos, 224))
