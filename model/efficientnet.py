@@ -97,6 +97,23 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     return out
 
 
+def patch_conv(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """A full k×k SAME convolution as one matrix product over each output pixel's k·k·C input
+    values (im2col). x (B, H, W, C), kernel (k, k, C, O).
+
+    For the stem (C=3) this is 1.2× faster end to end than ``conv_general_dilated``, which
+    XLA:CPU runs slowly on three input channels (README, Speed: where the time goes).
+    """
+    k = kernel.shape[0]
+    (top, bottom), (left, right) = (_same_padding(n, k, stride) for n in x.shape[1:3])
+    padded = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    out_h, out_w = -(-x.shape[1] // stride), -(-x.shape[2] // stride)
+    patches = jnp.concatenate([padded[:, i : i + stride * (out_h - 1) + 1 : stride,
+                                      j : j + stride * (out_w - 1) + 1 : stride]
+                               for i in range(k) for j in range(k)], axis=-1)  # (B, h, w, kkC)
+    return patches @ kernel.reshape(-1, kernel.shape[-1])
+
+
 def grouped_depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     """The textbook form (one group per channel); slow on XLA:CPU, kept as a reference."""
     return jax.lax.conv_general_dilated(
@@ -117,6 +134,19 @@ def bfloat16_dot_general(lhs: jax.Array, rhs: jax.Array, dimension_numbers: Any,
 
 # The 1×1 convolutions' (Dense layers') products, by ``EfficientNetLite.matmul``.
 _DOT_GENERAL = {"float32": None, "bfloat16": bfloat16_dot_general}
+
+
+class Stem(nn.Module):
+    """The 3×3 stride-2 convolution on the photo (``nn.Conv``'s parameters), by ``patch_conv``."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                            (3, 3, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        return patch_conv(x, kernel, 2) + bias
 
 
 class DepthwiseConv(nn.Module):
@@ -171,7 +201,7 @@ class EfficientNetLite(nn.Module):
     def setup(self) -> None:
         # Submodules in setup (not @nn.compact) so that more than one method can use them;
         # the attribute names are the parameter names, exactly as they were under compact.
-        self.stem = nn.Conv(STEM_FEATURES, (3, 3), (2, 2), padding="SAME")
+        self.stem = Stem(STEM_FEATURES)
         for index, spec in enumerate(self.blocks):
             setattr(self, f"block{index}", MBConvBlock(spec, self.depthwise, self.matmul))
         self.head = nn.Dense(HEAD_FEATURES, dot_general=_DOT_GENERAL[self.matmul])

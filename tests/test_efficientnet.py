@@ -28,6 +28,7 @@ from model.efficientnet import (
     grouped_depthwise_conv,
     lite_blocks,
     params_from_state_dict,
+    patch_conv,
     run_backbone,
     weights_path,
 )
@@ -158,6 +159,16 @@ def test_depthwise_forms_agree(kernel_size: int, stride: int, hw: tuple[int, int
     grouped = grouped_depthwise_conv(x, kernel, stride)
     assert shifted.shape == grouped.shape == (2, -(-hw[0] // stride), -(-hw[1] // stride), 5)
     np.testing.assert_allclose(shifted, grouped, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("hw", [(9, 9), (8, 10)])
+def test_patch_conv_equals_textbook_conv(hw: tuple[int, int]) -> None:
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(2, *hw, 3)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 3, 4)), jnp.float32)
+    want = jax.lax.conv_general_dilated(x, kernel, (2, 2), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_allclose(patch_conv(x, kernel, 2), want, rtol=1e-5, atol=1e-5)
 
 
 def test_tiny_variant_end_to_end() -> None:
