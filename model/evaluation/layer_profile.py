@@ -14,10 +14,10 @@ import collections
 import glob
 import gzip
 import json
-import os
 import re
 import statistics
 import tempfile
+import time
 from collections.abc import Callable
 
 import jax
@@ -99,10 +99,10 @@ def jax_profile(model: EfficientNetLite, forward: Callable, args: tuple, runs: i
 
 def _timed_runs(run: Callable[[], object], runs: int) -> float:
     """Mean wall-clock milliseconds of ``runs`` calls."""
-    started = os.times().elapsed
+    started = time.perf_counter()
     for _ in range(runs):
         run()
-    return (os.times().elapsed - started) * 1e3 / runs
+    return (time.perf_counter() - started) * 1e3 / runs
 
 
 def _with_totals(spent: dict[str, float], wall: float) -> dict[str, float]:
@@ -122,17 +122,17 @@ def _onnx_kind(model: EfficientNetLite, node: str) -> str:
                                     if node.startswith(prefix)), "other"))
 
 
-def ort_profile(model: EfficientNetLite, session_options: Callable, inputs: np.ndarray,
+def ort_profile(model: EfficientNetLite, make_session: Callable, inputs: np.ndarray,
                 runs: int) -> dict[str, float]:
     """Milliseconds a ``session.run`` on ``inputs`` spends in each kind, as ``jax_profile``;
-    ``session_options(options)`` makes the session from profiling-enabled options."""
+    ``make_session(options)`` makes the session from profiling-enabled options."""
     import onnxruntime as ort
 
     with tempfile.TemporaryDirectory() as folder:
         options = ort.SessionOptions()
         options.enable_profiling = True
         options.profile_file_prefix = f"{folder}/ort"
-        session = session_options(options)
+        session = make_session(options)
         session.run(["logits"], {"pixels": inputs})
         wall = _timed_runs(lambda: session.run(["logits"], {"pixels": inputs}), runs)
         with open(session.end_profiling()) as file:
