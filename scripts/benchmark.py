@@ -2,17 +2,22 @@
 --photo, of a 12-megapixel phone photo from bytes to answer.
 
     python scripts/benchmark.py [--variant lite0|lite1|lite2] [--json] [--rounds 8]
+    python scripts/benchmark.py --profile [--variant lite2] [--matmul bfloat16] [--rounds 3]
     python scripts/benchmark.py --photo [--photos ../shared/datasets/wiki-dogs-dev] [--json]
 
 Needs the bench extra (pip install -e '.[bench]'). The backbone figures are per-photo latency
 at batch 1 and photos per second at batch 32, JAX and ONNX Runtime taking turns round by round
 (so that a busy moment of a shared machine falls on both alike), their ratios, the arithmetic
-rate each reaches as a share of the CPU's peak, the naive JAX formulation for comparison, and
-the decode+preprocess time of a 12-megapixel JPEG. Both modes say how much of the CPUs other
-processes used meanwhile.
+rate each reaches as a share of the CPU's peak, JAX with bfloat16 1×1 convolutions (a third
+contender in the same turns), the naive JAX formulation for comparison, and the
+decode+preprocess time of a 12-megapixel JPEG. Both modes say how much of the CPUs other
+processes used meanwhile. --profile prints where each engine spends its time instead: ms per
+photo by layer kind, JAX's (float32 or --matmul bfloat16) beside ONNX Runtime's, the median of
+--rounds rounds taking turns.
 """
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -27,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from model import DEFAULT_VARIANT, MODELS
-from model.efficientnet import from_pretrained, run_backbone, weights_path
+from model.efficientnet import EfficientNetLite, from_pretrained, run_backbone, weights_path
 from model.evaluation.photo_speed import percentiles_ms, phone_photo, photo_to_answer
 from model.predictor import Predictor
 from model.preprocess import crop_and_resize, load_image, load_rgb, normalize
@@ -36,6 +41,7 @@ from model.torch_pickle import load_state_dict
 try:
     import onnxruntime  # noqa: F401 (imported late by ort_session; checked here, up front)
 
+    from model.evaluation.layer_profile import format_table, profile_backbone
     from model.evaluation.onnx_reference import ort_session
 except ImportError as missing:
     sys.exit(f"error: the benchmark needs {missing.name} (the bench extra): "
@@ -91,31 +97,50 @@ def turns(runs: dict[str, Callable[[], object]], rounds: int, per_round: int
     cpu = dict.fromkeys(runs, 0.0)
     for _ in range(rounds):
         for name, run in runs.items():
-            before = os.times()
+            before = time.process_time()  # all threads, finer than os.times' 10 ms ticks
             for _ in range(per_round):
                 started = time.perf_counter()
                 run()
                 times[name].append(time.perf_counter() - started)
-            after = os.times()
-            cpu[name] += (after.user + after.system - before.user - before.system) / per_round
+            cpu[name] += (time.process_time() - before) / per_round
     return ({name: statistics.median(spent) for name, spent in times.items()},
             {name: spent / rounds for name, spent in cpu.items()})
 
 
-def backbone(variant: str, rounds: int) -> dict:
-    """Batch-1 and batch-32 timings of JAX and ONNX Runtime, taking turns, and the naive JAX."""
-    model, params = from_pretrained(variant)
+def _contenders(variant: str, matmul: str = "float32") -> tuple[EfficientNetLite, Callable, dict,
+                                                               np.ndarray]:
+    """The model, its jitted logits, params, and 32 random photos."""
+    model, params = from_pretrained(variant, matmul=matmul)
     size = model.resolution
     pixels = np.random.default_rng(0).integers(0, 256, (32, size, size, 3), dtype=np.uint8)
-    forward = jax.jit(lambda p, x: run_backbone(model, p, x)[1])
+    return model, jax.jit(lambda p, x: run_backbone(model, p, x)[1]), params, pixels
+
+
+def backbone(variant: str, rounds: int) -> dict:
+    """Batch-1 and batch-32 timings of JAX, JAX with bfloat16 1×1 convolutions and ONNX
+    Runtime, taking turns, and the naive JAX."""
+    model, forward, params, pixels = _contenders(variant)
+    _, bf16, bf16_params, _ = _contenders(variant, "bfloat16")
     flops = forward.lower(params, pixels[:1]).compile().cost_analysis()["flops"]
     session = ort_session(load_state_dict(weights_path(variant)), model, threads=os.cpu_count())
     inputs = normalize(pixels).transpose(0, 3, 1, 2)  # (B, 3, S, S)
     share = CpuShare()
-    b1, b1_cpu = turns({"jax": lambda: forward(params, pixels[:1]).block_until_ready(),
-                "ort": lambda: session.run(["logits"], {"pixels": inputs[:1]})}, rounds, 5)
-    b32, b32_cpu = turns({"jax": lambda: forward(params, pixels).block_until_ready(),
-                 "ort": lambda: session.run(["logits"], {"pixels": inputs})}, rounds, 1)
+    def with_ort(name: str, run: Callable, batch: int, per_round: int) -> tuple[dict, dict]:
+        return turns({name: lambda: run(pixels[:batch]).block_until_ready(),
+                      f"ort_{name}": lambda: session.run(["logits"], {"pixels": inputs[:batch]})},
+                     rounds, per_round)
+
+    # JAX and bfloat16 JAX each take turns with ORT alone: three-way, whoever follows ORT
+    # pays for the caches it left cold (up to 1.2× the CPU time of a warm run, on Lite0).
+    b1, b1_cpu, b32, b32_cpu = {}, {}, {}, {}
+    for name, run in (("jax", functools.partial(forward, params)),
+                      ("bf16", functools.partial(bf16, bf16_params))):
+        for times, cpu, batch, per_round in ((b1, b1_cpu, 1, 5), (b32, b32_cpu, 32, 1)):
+            spent, used = with_ort(name, run, batch, per_round)
+            times |= spent
+            cpu |= used
+    for measured in (b1, b1_cpu, b32, b32_cpu):
+        measured["ort"] = measured["ort_jax"]
     others = share.others()
     naive_model, _ = from_pretrained(variant, depthwise="grouped")
     naive = jax.jit(lambda p, x: naive_model.apply(p, x)[1])
@@ -128,6 +153,12 @@ def backbone(variant: str, rounds: int) -> dict:
         "jax_ms_b1": b1["jax"] * 1e3, "ort_ms_b1": b1["ort"] * 1e3,
         "jax_ips_b32": 32 / b32["jax"], "ort_ips_b32": 32 / b32["ort"],
         "ratio_b1": b1["jax"] / b1["ort"], "ratio_b32": b32["jax"] / b32["ort"],
+        "jax_bf16_ms_b1": b1["bf16"] * 1e3, "jax_bf16_ips_b32": 32 / b32["bf16"],
+        "ratio_bf16_b1": b1["bf16"] / b1["ort_bf16"],
+        "ratio_bf16_b32": b32["bf16"] / b32["ort_bf16"],
+        # CPU time per photo over ORT's in the same turns: what a busy machine distorts least.
+        **{f"cpu_ratio_{name}_b{batch}": cpu[name] / cpu[f"ort_{name}"]
+           for name in ("jax", "bf16") for batch, cpu in ((1, b1_cpu), (32, b32_cpu))},
         "naive_jax_ms_b1": naive_b1["naive"] * 1e3, "naive_jax_ips_b32": 32 / naive_b32["naive"],
         "gflop_per_photo": flops / 1e9, "peak_gflops": peak / 1e9,
         **{f"{engine}_peak_b1": flops / b1[engine] / peak for engine in ("jax", "ort")},
@@ -140,7 +171,7 @@ def backbone(variant: str, rounds: int) -> dict:
         **others,
     }
     jpeg = twelve_megapixel_jpeg()
-    decode, _ = turns({"draft": lambda: load_image(jpeg, size),
+    decode, _ = turns({"draft": lambda: load_image(jpeg, model.resolution),
                     "full": lambda: load_rgb(jpeg)}, 5, 2)
     return result | {"decode_12mp_ms": decode["draft"] * 1e3,
                      "full_decode_12mp_ms": decode["full"] * 1e3, "jpeg_mb": len(jpeg) / 1e6}
@@ -153,7 +184,13 @@ def print_backbone(r: dict) -> None:
         print(f"  {name:<31} {r[f'{key}_ms_b1']:10.2f} {r[f'{key}_ips_b32']:18.1f}"
               f"      share of peak: {r[f'{key}_peak_b1']:.0%} / {r[f'{key}_peak_b32']:.0%}"
               f" (per CPU-second: {r[f'{key}_cpu_peak_b1']:.0%} / {r[f'{key}_cpu_peak_b32']:.0%})")
-    print(f"  JAX / ORT (time)                {r['ratio_b1']:10.2f}x {r['ratio_b32']:17.2f}x")
+    print(f"  JAX, bfloat16 1×1 convolutions  {r['jax_bf16_ms_b1']:10.2f}"
+          f" {r['jax_bf16_ips_b32']:18.1f}")
+    print(f"  JAX / ORT (time)                {r['ratio_b1']:10.2f}x {r['ratio_b32']:17.2f}x"
+          f"      CPU time: {r['cpu_ratio_jax_b1']:.2f}x / {r['cpu_ratio_jax_b32']:.2f}x")
+    print(f"  JAX bfloat16 / ORT (time)       {r['ratio_bf16_b1']:10.2f}x"
+          f" {r['ratio_bf16_b32']:17.2f}x      CPU time: {r['cpu_ratio_bf16_b1']:.2f}x /"
+          f" {r['cpu_ratio_bf16_b32']:.2f}x")
     print(f"  naive JAX (feature_group_count) {r['naive_jax_ms_b1']:10.2f}"
           f" {r['naive_jax_ips_b32']:18.1f}")
     print(f"peak {r['peak_gflops']:.0f} GFLOP/s ({r['cpus']} cores × {FLOPS_PER_CYCLE} FLOP/cycle"
@@ -162,6 +199,26 @@ def print_backbone(r: dict) -> None:
     print(f"decode + preprocess of a 12-megapixel JPEG ({r['jpeg_mb']:.1f} MB): "
           f"{r['decode_12mp_ms']:.1f} ms (full-size decode alone: "
           f"{r['full_decode_12mp_ms']:.1f} ms)")
+
+
+def profile(variant: str, matmul: str, rounds: int) -> dict:
+    """Ms per photo by layer kind of JAX (``matmul`` 1×1 products) and ONNX Runtime."""
+    model, forward, params, pixels = _contenders(variant, matmul)
+    state = load_state_dict(weights_path(variant))
+    session = functools.partial(ort_session, state, model, os.cpu_count())
+    share = CpuShare()
+    columns = profile_backbone(model, forward, params, session, pixels,
+                               normalize(pixels).transpose(0, 3, 1, 2), rounds)
+    return {"variant": variant, "matmul": matmul, "cpus": os.cpu_count(), "rounds": rounds,
+            "ms_per_photo": columns, **share.others()}
+
+
+def print_profile(r: dict) -> None:
+    print(f"EfficientNet-{r['variant']}, {r['cpus']} CPUs, JAX with {r['matmul']} 1×1 products"
+          f" beside ONNX Runtime: the median of {r['rounds']} rounds taking turns")
+    print(format_table(r["ms_per_photo"]))
+    print(f"other processes used {r['others_cpu']:.0%} of the CPUs meanwhile"
+          f" (steal {r['steal']:.1%})")
 
 
 def photo(variant: str, folder: Path, count: int, repeats: int) -> dict:
@@ -210,19 +267,29 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8, help="turns JAX and ORT take")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--photo", action="store_true", help="time photo to answer instead")
+    parser.add_argument("--profile", action="store_true",
+                        help="ms per photo by layer kind instead (--rounds: 3 is plenty)")
+    parser.add_argument("--matmul", choices=("float32", "bfloat16"), default="float32",
+                        help="JAX's 1×1 convolution products for --profile")
     parser.add_argument("--photos", type=Path, default=SHARED / "wiki-dogs-dev",
                         help="folder of dog photos for --photo")
     parser.add_argument("--count", type=int, default=40, help="photos for --photo")
     args = parser.parse_args()
     if args.photo and not args.photos.is_dir():
         parser.error(f"no folder {args.photos} (--photos)")
-    result = (photo(args.variant, args.photos, args.count, repeats=3) if args.photo
-              else backbone(args.variant, args.rounds))
+    if args.photo:
+        result = photo(args.variant, args.photos, args.count, repeats=3)
+    elif args.profile:
+        result = profile(args.variant, args.matmul, args.rounds)
+    else:
+        result = backbone(args.variant, args.rounds)
     if args.json:
         print(json.dumps(jax.tree.map(lambda v: round(v, 4) if isinstance(v, float) else v,
                                       result)))
     elif args.photo:
         print_photo(result, args.photos)
+    elif args.profile:
+        print_profile(result)
     else:
         print_backbone(result)
 

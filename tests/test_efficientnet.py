@@ -28,6 +28,7 @@ from model.efficientnet import (
     grouped_depthwise_conv,
     lite_blocks,
     params_from_state_dict,
+    patch_conv,
     run_backbone,
     weights_path,
 )
@@ -160,6 +161,16 @@ def test_depthwise_forms_agree(kernel_size: int, stride: int, hw: tuple[int, int
     np.testing.assert_allclose(shifted, grouped, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("hw", [(9, 9), (8, 10)])
+def test_patch_conv_equals_textbook_conv(hw: tuple[int, int]) -> None:
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(2, *hw, 3)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 3, 4)), jnp.float32)
+    want = jax.lax.conv_general_dilated(x, kernel, (2, 2), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_allclose(patch_conv(x, kernel, 2), want, rtol=1e-5, atol=1e-5)
+
+
 def test_tiny_variant_end_to_end() -> None:
     pixels = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
     model = VARIANTS["tiny"]()
@@ -203,6 +214,18 @@ def test_matches_onnx_reference(read_photo: Callable[[str], bytes],
     np.testing.assert_allclose(logits, want_logits, rtol=0, atol=1e-4)
     if variant == "lite0":  # and the photos are what their names say
         assert list(logits.argmax(-1)) == [151, 254, 207, 258]
+
+
+def test_bfloat16_products_keep_lite0s_answers(read_photo: Callable[[str], bytes],
+                                               forward: Callable) -> None:
+    model, params = from_pretrained("lite0", matmul="bfloat16")
+    assert params["params"]["block1"]["expand"]["kernel"].dtype == jnp.bfloat16
+    pixels = pixels_of(read_photo, PHOTOS, model.resolution)
+    _, want = forward("lite0", pixels)
+    _, logits = jax.jit(functools.partial(model.apply, params))(pixels)
+    assert list(np.asarray(logits).argmax(-1)) == list(want.argmax(-1))
+    # bfloat16 keeps 8 bits of mantissa: logits (about -5 to 20) move by tenths, not more.
+    np.testing.assert_allclose(logits, want, rtol=0, atol=0.5)
 
 
 def lite0_record(read_photo: Callable[[str], bytes], forward: Callable,

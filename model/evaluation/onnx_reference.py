@@ -78,11 +78,13 @@ def build_onnx(state_dict: dict[str, np.ndarray], model: EfficientNetLite) -> on
     return onnx_model
 
 
-def ort_session(state_dict: dict[str, np.ndarray], model: EfficientNetLite, threads: int = 0):
-    """An ONNX Runtime session over the graph (0 threads: ORT's default)."""
+def ort_session(state_dict: dict[str, np.ndarray], model: EfficientNetLite, threads: int = 0,
+                options=None):
+    """An ONNX Runtime session over the graph (0 threads: ORT's default), with ``options``
+    (an ``onnxruntime.SessionOptions``) where given."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
+    options = options or ort.SessionOptions()
     options.intra_op_num_threads = threads
     return ort.InferenceSession(build_onnx(state_dict, model).SerializeToString(), options,
                                 providers=["CPUExecutionProvider"])
