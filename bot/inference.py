@@ -3,8 +3,8 @@
 The event loop never runs JAX. Each request waits on an asyncio future; one thread takes
 whatever has queued up (up to ``max_batch`` photos, waiting at most ``max_wait_s`` for
 company), looks at them together (``Predictor.look``: the answer and where each dog is) and
-resolves the futures. ``max_batch=1`` turns micro-batching off: one photo a call, which the
-bot does by default ($WHATBREED_MAX_BATCH; README, "The bot under load").
+resolves the futures. ``max_batch=1`` turns micro-batching off: one photo a call. The bot
+batches up to 8 by default ($WHATBREED_MAX_BATCH; README, "The bot under load").
 """
 
 from __future__ import annotations

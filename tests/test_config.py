@@ -129,12 +129,12 @@ def test_a_bad_webhook_setting_is_named(tmp_path: Path, monkeypatch: pytest.Monk
         assert value not in str(error.value)
 
 
-def test_max_batch_defaults_to_no_batching_and_a_bad_one_is_named(
+def test_max_batch_defaults_to_batches_of_8_and_a_bad_one_is_named(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WHATBREED_MAX_BATCH", raising=False)
-    assert max_batch_setting() == DEFAULT_MAX_BATCH == 1
-    monkeypatch.setenv("WHATBREED_MAX_BATCH", "8")
-    assert max_batch_setting() == 8
+    assert max_batch_setting() == DEFAULT_MAX_BATCH == 8
+    monkeypatch.setenv("WHATBREED_MAX_BATCH", "1")
+    assert max_batch_setting() == 1
     for bad in ("0", "eight", "-2", "²"):
         monkeypatch.setenv("WHATBREED_MAX_BATCH", bad)
         with pytest.raises(ConfigError, match=f"WHATBREED_MAX_BATCH must be .* not '{bad}'"):
