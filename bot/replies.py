@@ -72,9 +72,11 @@ def answer_text(answer: Answer) -> str:
 
 def photo_text(photo: PhotoAnswer, dogs: Sequence[Dog]) -> str:
     """The reply to a photo: its answer, or with several ``dogs`` (``numbered_dogs``) one
-    line each; then the advice on retaking it, if any."""
-    text = several_dogs_text(dogs) if len(dogs) > 1 else answer_text(photo.answer)
-    return text if photo.advice is None else f"{text}\n\n💡 {escape(photo.advice)}"
+    line each; then the advice on retaking it, if any (a caption keeps room for it)."""
+    advice = "" if photo.advice is None else f"\n\n💡 {escape(photo.advice)}"
+    if len(dogs) > 1:
+        return several_dogs_text(dogs, CAPTION_LIMIT - caption_length(advice)) + advice
+    return answer_text(photo.answer) + advice
 
 
 def numbered_dogs(photo: PhotoAnswer) -> list[Dog]:
@@ -88,15 +90,16 @@ def numbered_dogs(photo: PhotoAnswer) -> list[Dog]:
     return sorted(dogs, key=lambda dog: _centre(dog.box)[axis])
 
 
-def several_dogs_text(dogs: Sequence[Dog]) -> str:
+def several_dogs_text(dogs: Sequence[Dog], limit: int = CAPTION_LIMIT) -> str:
     """"I see 2 dogs:", then a line per dog: its number, where it is, and its answer; each
-    answer cut to its likeliest breed where the whole would not fit a photo's caption."""
+    answer cut to its likeliest breed where the whole would not fit in ``limit`` characters
+    (a photo's caption, less what follows the dogs)."""
     places = positions([dog.box for dog in dogs])
     for headline_of in (_dog_headline, _short_dog_headline):
         lines = [f"{dog_mark(number)} ({place}) {headline_of(dog.answer)}"
                  for number, (dog, place) in enumerate(zip(dogs, places, strict=True), 1)]
         text = "\n".join([f"🐕 I see {len(dogs)} dogs:", *lines])
-        if caption_length(text) <= CAPTION_LIMIT:
+        if caption_length(text) <= limit:
             break
     return text
 

@@ -18,6 +18,7 @@ from bot.replies import (
     positions,
     promotion_text,
 )
+from model.advice import ADVICE
 from model.answers import Answer, Box, BreedGuess, Dog, PhotoAnswer
 
 SHIH_TZU = BreedGuess("n02086240", "Shih-Tzu", 0.91)
@@ -109,20 +110,33 @@ def test_at_most_nine_dogs_are_numbered_the_most_evident() -> None:
     assert len(dogs) == MAX_DOGS and dogs[0] is many[MAX_DOGS - 1]
 
 
+LONG = (BreedGuess("n02093428", "American Staffordshire terrier", 0.3),
+        BreedGuess("n02098105", "soft-coated wheaten terrier", 0.2),
+        BreedGuess("n02098286", "West Highland white terrier", 0.1))
+
+
 def test_nine_mixes_of_long_names_still_fit_a_caption() -> None:
-    long = (BreedGuess("n02093428", "American Staffordshire terrier", 0.3),
-            BreedGuess("n02098105", "soft-coated wheaten terrier", 0.2),
-            BreedGuess("n02098286", "West Highland white terrier", 0.1))
-    dogs = [dog(i / 10, 0.0, long) for i in range(MAX_DOGS - 1)]
+    dogs = [dog(i / 10, 0.0, LONG) for i in range(MAX_DOGS - 1)]
     full = photo_text(PhotoAnswer(dogs[0].answer, tuple(dogs), False), dogs)
     assert full.splitlines()[1] == ("① (left) probably a mix of American Staffordshire terrier, "
                                     "soft-coated wheaten terrier and West Highland white terrier")
-    dogs.append(dog(0.9, 0.0, (BreedGuess("x", "x" * 300, 0.3), *long[1:])))  # a ninth
+    dogs.append(dog(0.9, 0.0, (BreedGuess("x", "x" * 300, 0.3), *LONG[1:])))  # a ninth
     text = photo_text(PhotoAnswer(dogs[0].answer, tuple(dogs), False), dogs)
     assert caption_length(text) <= CAPTION_LIMIT
     assert text.splitlines()[1] == "① (left) maybe <b>American Staffordshire terrier</b> 30%"
     assert text.splitlines()[-1] == f"⑨ (right) maybe <b>{'x' * 39}…</b> 30%"
     assert caption_length("<b>a &amp; b</b> 🐕") == 8  # tags parsed, entities one, emoji two
+
+
+def test_a_caption_of_several_dogs_keeps_room_for_the_advice() -> None:
+    """Eight mixes of long names fill 981 of the 1,024 characters; a blurred photo's advice
+    under them would pass the limit, so the dogs' lines are cut to their likeliest breed."""
+    dogs = [dog(i / 10, 0.0, LONG) for i in range(MAX_DOGS - 1)]
+    blurred = PhotoAnswer(dogs[0].answer, tuple(dogs), False, ADVICE["blurred"])
+    text = photo_text(blurred, dogs)
+    assert caption_length(text) <= CAPTION_LIMIT
+    assert text.splitlines()[1] == "① (left) maybe <b>American Staffordshire terrier</b> 30%"
+    assert text.endswith(f"\n\n💡 {ADVICE['blurred']}")
 
 
 def test_each_dog_of_several_has_its_own_buttons() -> None:
