@@ -19,7 +19,7 @@ PHOTO_DIR = DATA_DIR / "photos"
 PROMOTED_MODEL = DATA_DIR / "model.whatbreed"  # where scripts/retrain.py puts a better model
 COMPILE_CACHE = DATA_DIR / "jax-cache"  # compiled functions, for a quick restart
 # Photos classified in one call at most; 1 turns micro-batching off. On a quiet 2-CPU machine
-# batches of up to 8 answered a rush of 100 photos 13-17% faster than one photo a call, since
+# batches of up to 8 answered a rush of 100 photos 13-19% faster than one photo a call, since
 # batches run unpadded (README, "The bot under load").
 DEFAULT_MAX_BATCH = 8
 SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram takes as a webhook's secret

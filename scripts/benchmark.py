@@ -8,8 +8,8 @@
 Needs the bench extra (pip install -e '.[bench]'). The backbone figures are per-photo latency
 at batch 1 and photos per second at batch 32, JAX and ONNX Runtime taking turns round by round
 (so that a busy moment of a shared machine falls on both alike), their ratios, the arithmetic
-rate each reaches as a share of the CPU's peak, JAX with bfloat16 1×1 convolutions (a third
-contender in the same turns), the naive JAX formulation for comparison, and the
+rate each reaches as a share of the CPU's peak, JAX with bfloat16 1×1 convolutions (taking
+its own turns with ORT), the naive JAX formulation for comparison, and the
 decode+preprocess time of a 12-megapixel JPEG. Both modes say how much of the CPUs other
 processes used meanwhile. --profile prints where each engine spends its time instead: ms per
 photo by layer kind, JAX's (float32 or --matmul bfloat16) beside ONNX Runtime's, the median of
