@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.config import DEFAULT_MAX_BATCH
 from model.answers import PhotoAnswer
 from model.predictor import Predictor
 from model.preprocess import ImageError
@@ -24,10 +25,7 @@ from model.preprocess import ImageError
 log = logging.getLogger(__name__)
 
 
-MAX_BATCH = 8  # photos looked at in one predictor call at most
-
-
-def serving_predictor(model: str, max_batch: int = MAX_BATCH) -> Predictor:
+def serving_predictor(model: str, max_batch: int = DEFAULT_MAX_BATCH) -> Predictor:
     """The predictor the bot serves ``model`` with, compiled for what the bot runs (``look``
     on up to ``max_batch`` photos) rather than for ``classify``, so that no chat waits for a
     compilation."""
@@ -47,7 +45,7 @@ class _Request:
 
 
 class BatchingClassifier:
-    def __init__(self, load: Callable[[], Predictor], max_batch: int = MAX_BATCH,
+    def __init__(self, load: Callable[[], Predictor], max_batch: int = DEFAULT_MAX_BATCH,
                  max_wait_s: float = 0.02):
         self._load = load
         self.predictor = load()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.inference import MAX_BATCH, BatchingClassifier, serving_predictor
+from bot.config import DEFAULT_MAX_BATCH
+from bot.inference import BatchingClassifier, serving_predictor
 from model.answers import PhotoAnswer
 from model.predictor import BATCH_SIZES, Predictor
 from model.preprocess import NotAnImageError
@@ -56,9 +57,9 @@ def test_the_bots_predictor_is_compiled_for_looking(shared_datasets: Path,
 
     with caplog.at_level(logging.DEBUG, logger="jax._src.dispatch"):
         predictor = serving_predictor("lite0")
-        # Whole views at the sizes MAX_BATCH photos use (1, 8), with and without their mirror
-        # images (added where unsure); crops at every size (1, 8, 32).
-        assert compilations() == 2 * sum(size <= MAX_BATCH for size in BATCH_SIZES) + len(
+        # Whole views at the sizes the default max batch uses (1, 8), with and without their
+        # mirror images (added where unsure); crops at every size (1, 8, 32).
+        assert compilations() == 2 * sum(size <= DEFAULT_MAX_BATCH for size in BATCH_SIZES) + len(
             BATCH_SIZES)
         caplog.clear()
         results = predictor.look([(shared_datasets / photo).read_bytes()
