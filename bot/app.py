@@ -53,7 +53,8 @@ NOT_A_PHOTO = (filters.Document.ALL | filters.Sticker.ALL | filters.VIDEO | filt
 
 
 def make_services(settings: Settings) -> Services:
-    store = Store(settings.database_url, settings.photo_dir, settings.user_salt)
+    store = Store(settings.database_url, settings.photo_dir, settings.user_salt,
+                  settings.feature_cache)
     use_compilation_cache(settings.compile_cache)
     classifier = BatchingClassifier(
         lambda: serving_predictor(settings.model.to_load(), settings.max_batch),

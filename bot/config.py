@@ -18,6 +18,7 @@ DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'whatbreed
 PHOTO_DIR = DATA_DIR / "photos"
 PROMOTED_MODEL = DATA_DIR / "model.whatbreed"  # where scripts/retrain.py puts a better model
 COMPILE_CACHE = DATA_DIR / "jax-cache"  # compiled functions, for a quick restart
+FEATURE_CACHE = DATA_DIR / "cache" / "features"  # backbone features scripts/retrain.py keeps
 # Photos classified in one call at most; 1 turns micro-batching off. On a quiet 2-CPU machine
 # batches of up to 8 answered a rush of 100 photos 13-19% faster than one photo a call, since
 # batches run unpadded (README, "The bot under load").
@@ -148,6 +149,7 @@ class Settings:
     webhook: Webhook | None = None  # None: long polling
     max_batch: int = DEFAULT_MAX_BATCH  # 1: each photo classified alone (no batching)
     compile_cache: Path = COMPILE_CACHE
+    feature_cache: Path = FEATURE_CACHE  # what /forget deletes besides photos and rows
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -157,6 +159,7 @@ class Settings:
             token=os.environ.get("TELEGRAM_BOT_TOKEN") or None,
             database_url=DATABASE_URL,
             photo_dir=PHOTO_DIR,
+            feature_cache=FEATURE_CACHE,
             model=ModelSource.from_setting(os.environ.get("WHATBREED_MODEL")),
             user_salt=_kept_secret("WHATBREED_USER_SALT", DATA_DIR / "user_salt"),
             api_url=os.environ.get("TELEGRAM_API_URL") or None,

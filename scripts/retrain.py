@@ -23,7 +23,7 @@ from dataclasses import astuple
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.config import DATA_DIR, DATABASE_URL, PHOTO_DIR, PROMOTED_MODEL, ModelSource
+from bot.config import DATABASE_URL, FEATURE_CACHE, PHOTO_DIR, PROMOTED_MODEL, ModelSource
 from bot.storage import UnreadableDatabase, export_votes
 from model import MODELS
 from model.artifact import ArtifactError
@@ -70,7 +70,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--check", type=Path, action="append", default=[],
                         help="labelled photos of other breeds that must not get worse "
                              "(a Stanford-layout folder, class folders or a manifest); repeat")
-    parser.add_argument("--cache", type=Path, default=DATA_DIR / "cache" / "features",
+    parser.add_argument("--cache", type=Path, default=FEATURE_CACHE,
                         help="backbone features cache (default: %(default)s)")
     parser.add_argument("--tolerance", type=float, default=0.01,
                         help="how much worse a check set may get (default: %(default)s)")

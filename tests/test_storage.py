@@ -18,6 +18,7 @@ from dataclasses import astuple
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -42,6 +43,7 @@ from bot.storage.schema import Correction, Prediction
 from model.answers import Answer, Box, BreedGuess, Dog
 from model.data.corrections import BOX_FIELDS, read_votes
 from model.data.dataset import load_examples, read_manifest, sha256_of
+from model.data.feature_cache import FeatureCache
 
 REPO = Path(__file__).resolve().parents[1]
 SALT = "test-salt"
@@ -60,7 +62,7 @@ def db_url(tmp_path: Path) -> str:
 
 def open_store(tmp_path: Path, url: str | None = None) -> Store:
     """A store on ``url``, by default a SQLite file in ``tmp_path``."""
-    return Store(url or db_url(tmp_path), tmp_path / "photos", SALT)
+    return Store(url or db_url(tmp_path), tmp_path / "photos", SALT, tmp_path / "features")
 
 
 @pytest.fixture
@@ -403,7 +405,8 @@ def test_keep_photo_only_for_its_prediction_and_not_after_forget(store: Store,
     assert list(store.photo_dir.iterdir()) == []
 
 
-def test_forget_user_removes_their_rows_and_only_unreferenced_photos(store: Store) -> None:
+def test_forget_user_removes_their_rows_and_only_unreferenced_photos(store: Store,
+                                                                     tmp_path: Path) -> None:
     shared = store.save_photo(b"the same dog")
     own = store.save_photo(b"alice only", suffix=".png")
     pa_shared = predict(store, ALICE, message_id=1, sha=shared)
@@ -415,12 +418,19 @@ def test_forget_user_removes_their_rows_and_only_unreferenced_photos(store: Stor
     bobs = store.create_event(BOB, "Bob's walk")
     store.join_event(ALICE, bobs.code)
     alices = store.create_event(ALICE, "Alice's party")
+    # What retraining learnt from each photo, and from a dog in Alice's own photo.
+    cache = {key: FeatureCache(tmp_path / "features", variant) for key, variant in (
+        (shared, "lite2"), (own, "lite2"), (f"{own}-dog-0.1000-0.1000-0.5000-0.9000", "lite0"))}
+    for key, features in cache.items():
+        features.put(key, np.zeros((1, 1280)))
 
     report = store.forget_user(ALICE)
 
     assert (report.predictions, report.corrections, report.photos) == (2, 2, 1)
     assert report.events_left == 1
     assert store.photo_path(own) is None and store.photo_path(shared) is not None
+    # Features go with the photo they came from; Bob's photo keeps its own.
+    assert [key for key, features in cache.items() if features.get(key, 0) is not None] == [shared]
     assert store.prediction(pa_shared) is None
     assert store.prediction(pb).photo_sha256 == shared
     assert [c["kind"] for c in store.corrections(pb)] == ["confirmed"]

@@ -28,6 +28,7 @@ from bot.storage.photos import PhotoFolder
 from bot.storage.schema import EVENT_NAME_MAX, Correction, Event, EventMember, Prediction
 from model.answers import Answer, BreedGuess, Dog
 from model.data.dataset import sha256_hex
+from model.data.feature_cache import forget_features
 
 CHAT_TYPES = frozenset({"private", "group", "supergroup"})
 CORRECTION_KINDS = frozenset({"confirmed", "corrected", "new_breed"})
@@ -115,12 +116,16 @@ class Store:
     Opening it migrates the database to the newest schema (``bot/migrations``).
     """
 
-    def __init__(self, database_url: str, photo_dir: Path, user_salt: str) -> None:
+    def __init__(self, database_url: str, photo_dir: Path, user_salt: str,
+                 feature_cache: Path | None = None) -> None:
+        """``feature_cache``: where retraining caches the photos' backbone features
+        (``scripts/retrain.py --cache``), so that /forget deletes those too."""
         if not user_salt:
             # Telegram ids are small integers: an unsalted hash is reversed by enumeration.
             raise ValueError("user_salt must be a non-empty secret")
         self._salt = user_salt.encode()
         self._photos = PhotoFolder(photo_dir)
+        self._feature_cache = feature_cache
         self.photo_dir.mkdir(parents=True, exist_ok=True)
         self._engine = make_engine(database_url)
         upgrade(self._engine, database_url)
@@ -369,8 +374,12 @@ class Store:
             events_left = session.scalar(
                 select(func.count()).select_from(Event).where(Event.host_hash == user)
             )
-        # Files go only after the commit: a failed transaction must not lose photos.
-        photos = sum(self._photos.delete(sha) for sha in sorted(shas - still_used))
+        # Files go only after the commit: a failed transaction must not lose photos. What was
+        # learnt from a photo (its cached features) goes with it.
+        gone = sorted(shas - still_used)
+        photos = sum(self._photos.delete(sha) for sha in gone)
+        if self._feature_cache is not None:
+            forget_features(self._feature_cache, gone)
         return ForgetReport(predictions, corrections, photos, int(events_left or 0))
 
     # Events

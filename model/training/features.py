@@ -22,10 +22,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from model.data.dataset import Example, sha256_hex
+from model.data.feature_cache import FeatureCache
 from model.efficientnet import from_pretrained, run_backbone
 from model.predictor import crop_image, dog_square
 from model.preprocess import (
-    PREPROCESS_VERSION,
     ImageError,
     Square,
     centre_square,
@@ -36,34 +36,6 @@ from model.training.augment import random_views, source_size
 
 log = logging.getLogger(__name__)
 BATCH = 32
-
-
-class FeatureCache:
-    """``<root>/<variant>-p<preprocess>-s<seed>/<key[:2]>/<key>.npy``: (1 + views, 1280)
-    float16, by ``Example.key`` (a photo's sha256, or a dog's key beside it).
-
-    The seed is in the key because it picks the augmented views.
-    """
-
-    def __init__(self, root: Path, variant: str, seed: int = 0):
-        self.folder = root / f"{variant}-p{PREPROCESS_VERSION}-s{seed}"
-
-    def _path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key}.npy"
-
-    def get(self, key: str, views: int) -> np.ndarray | None:
-        path = self._path(key)
-        if not path.exists():
-            return None
-        features = np.load(path)
-        return features[: 1 + views] if len(features) > views else None
-
-    def put(self, key: str, features: np.ndarray) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp.npy")
-        np.save(temporary, features.astype(np.float16))
-        temporary.replace(path)  # atomic: an interrupted run never leaves half a file
 
 
 def served_square(example: Example, resolution: int) -> tuple[Image.Image, Square]:
