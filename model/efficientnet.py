@@ -82,18 +82,23 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-    """Depthwise conv as a sum of shifted slices. x (B, H, W, C), kernel (k, k, C)."""
-    k = kernel.shape[0]
+def _windows(x: jax.Array, k: int, stride: int) -> list[jax.Array]:
+    """The k·k shifted, strided views of x (B, H, W, C) that a k×k SAME convolution with
+    ``stride`` multiplies, row by row of the kernel: each (B, ceil(H/stride), ceil(W/stride), C)."""
     (top, bottom), (left, right) = (_same_padding(n, k, stride) for n in x.shape[1:3])
     padded = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
     out_h, out_w = -(-x.shape[1] // stride), -(-x.shape[2] // stride)
+    return [padded[:, i : i + stride * (out_h - 1) + 1 : stride,
+                   j : j + stride * (out_w - 1) + 1 : stride]
+            for i in range(k) for j in range(k)]
+
+
+def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """Depthwise conv as a sum of shifted slices. x (B, H, W, C), kernel (k, k, C)."""
+    k = kernel.shape[0]
     out = 0
-    for i in range(k):
-        for j in range(k):
-            window = padded[:, i : i + stride * (out_h - 1) + 1 : stride,
-                            j : j + stride * (out_w - 1) + 1 : stride]
-            out = out + window * kernel[i, j]
+    for window, weight in zip(_windows(x, k, stride), kernel.reshape(k * k, -1), strict=True):
+        out = out + window * weight
     return out
 
 
@@ -104,13 +109,7 @@ def patch_conv(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     For the stem (C=3) the whole model then takes 0.79–0.92× the CPU time it took with
     ``conv_general_dilated``, which XLA:CPU runs slowly on three input channels (README, Speed).
     """
-    k = kernel.shape[0]
-    (top, bottom), (left, right) = (_same_padding(n, k, stride) for n in x.shape[1:3])
-    padded = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    out_h, out_w = -(-x.shape[1] // stride), -(-x.shape[2] // stride)
-    patches = jnp.concatenate([padded[:, i : i + stride * (out_h - 1) + 1 : stride,
-                                      j : j + stride * (out_w - 1) + 1 : stride]
-                               for i in range(k) for j in range(k)], axis=-1)  # (B, h, w, kkC)
+    patches = jnp.concatenate(_windows(x, kernel.shape[0], stride), axis=-1)  # (B, h, w, kkC)
     return patches @ kernel.reshape(-1, kernel.shape[-1])
 
 
