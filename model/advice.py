@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from model.answers import Answer, Box
+from model.answers import SMALL_DOG, Answer, Box
 
 # The box is measured at this size: the variance of the Laplacian depends on the scale, so a
 # box of any size must be resized to one before its sharpness means the same in every photo.
@@ -43,7 +43,7 @@ class Limits:
     # A dog whose box covers less of the photo than this is small (the same share under which
     # a second look counts a dog small): the map's boxes are generous, a dog filling a ninth
     # of the frame gets a box of about a fifth.
-    small: float = 0.25
+    small: float = SMALL_DOG
     blurred: float = 50.0  # sharpness below this is blurred
 
 LIMITS = Limits()

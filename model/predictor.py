@@ -21,6 +21,7 @@ from model.advice import Quality, advise, may_need_advice, measure
 from model.answers import (
     DOG_THRESHOLD,
     MIX_THRESHOLD,
+    SMALL_DOG,
     Answer,
     Box,
     Breed,
@@ -61,7 +62,6 @@ GRADCAM_BATCH_SIZES = (4,)  # Grad-CAM serves offline reports: one compiled shap
 # resolution, so that a crop of half the frame still has the model's resolution in real pixels;
 # the whole photo needs only the model's resolution, and most photos get no crop.
 CROP_DETAIL = 2
-SMALL_DOG = 0.25  # a dog whose box covers less of the photo than this gets a second look
 # The crop around each of several dogs: their boxes meet where the dogs do, so a wider margin
 # would show each dog's neighbour too. Retraining crops corrected dogs with it (``dog_square``):
 # bump PREPROCESS_VERSION when it changes, so that no cached crop is reused.
@@ -114,7 +114,7 @@ class Look:
         second look at that dog. A photo the first look took for no dog is unsure too: a
         small dog in a wide frame leaves little dog mass in the whole photo."""
         if self.second_look == "unsure":
-            return first.mixed or not first.is_dog or dog.share < SMALL_DOG
+            return may_need_advice(first) or dog.share < SMALL_DOG
         return self.second_look == "always"
 
 
@@ -177,14 +177,15 @@ class Predictor:
         """Compile what ``look`` runs with ``how`` on up to ``photos`` photos a call: the
         whole views with their dog maps at the batch sizes those use, and the crops around
         dogs at every size (a photo may show several dogs)."""
-        whole = min(size for size in BATCH_SIZES if size >= min(photos, max(BATCH_SIZES)))
+        # ``run_padded`` uses the sizes the photos fill (the smallest for fewer), and "unsure"
+        # mirrors with a second call at mirror=False: only "always" mirrors inside the call.
+        wholes = [size for size in BATCH_SIZES if size <= photos] or [min(BATCH_SIZES)]
         for size in BATCH_SIZES:
             blank = np.zeros((size, self.resolution, self.resolution, 3), np.uint8)
             # Compiled ahead of time, not run: the calls later find it compiled all the same.
-            for mirror in {how.mirror == "always", how.mirror != "never"}:
-                if size <= whole:
-                    self._forward.lower(self._params, blank, mirror=mirror,
-                                        with_map=True).compile()
+            if size in wholes:
+                self._forward.lower(self._params, blank, mirror=how.mirror == "always",
+                                    with_map=True).compile()
             self._forward.lower(self._params, blank, mirror=how.mirror_crop).compile()
 
     def _forward_fn(self, params: dict, pixels: jax.Array, mirror: bool = True,
