@@ -159,7 +159,6 @@ class Settings:
             token=os.environ.get("TELEGRAM_BOT_TOKEN") or None,
             database_url=DATABASE_URL,
             photo_dir=PHOTO_DIR,
-            feature_cache=FEATURE_CACHE,
             model=ModelSource.from_setting(os.environ.get("WHATBREED_MODEL")),
             user_salt=_kept_secret("WHATBREED_USER_SALT", DATA_DIR / "user_salt"),
             api_url=os.environ.get("TELEGRAM_API_URL") or None,

@@ -54,8 +54,12 @@ ECHOED_CHARACTERS = 64  # of a name or filter said back: a reply holds at most 4
 
 def quoted(text: str) -> str:
     """What the user typed, escaped and cut short, to say back in quotes."""
-    cut = text[:ECHOED_CHARACTERS] + ("…" if len(text) > ECHOED_CHARACTERS else "")
-    return f"“{escape(cut)}”"
+    return f"“{escape(_cut(text, ECHOED_CHARACTERS))}”"
+
+
+def _cut(text: str, characters: int) -> str:
+    """``text``'s first ``characters``, with "…" when that cut anything off."""
+    return text[:characters] + ("…" if len(text) > characters else "")
 
 
 @dataclass
@@ -112,7 +116,7 @@ async def breeds_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     names = ", ".join(escape(b.name) for b in found)
     text = f"I know {len(found)} breed{'s' * (len(found) != 1)}: {names}"
-    await reply(update, text[:4000] + ("…" if len(text) > 4000 else ""))
+    await reply(update, _cut(text, 4000))
 
 
 async def about(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -25,10 +25,10 @@ import numpy as np
 from bot.config import COMPILE_CACHE, DEFAULT_MAX_BATCH
 from bot.fake_telegram import ChatSpec, FakeTelegram, UserSpec
 from model import DEFAULT_VARIANT
+from model.photo_sources import PHOTO_SUFFIXES
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 DATASETS = REPOSITORY.parent / "shared" / "datasets"
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 ANSWER_MARKS = ("🐕", "🤔")  # how every answer to a photo begins (bot/replies.py: answer_text)
 PHOTOS_A_MINUTE = 10  # per simulated user, under the bot's flood limit of 12
 START_TIMEOUT_S = 600.0  # a cold start compiles every batch shape
@@ -90,9 +90,12 @@ class Memory:
 
     start: float = 0.0
     end: float = 0.0
-    peak: float = 0.0
     lifetime_peak: float = 0.0
     samples: list[float] = field(default_factory=list)  # every quarter second under load
+
+    @property
+    def peak(self) -> float:
+        return max(self.samples, default=0.0)
 
     def quarters(self) -> list[float]:
         """The samples at 0, 25, 50, 75 and 100% of the load: flat, or growing?"""
@@ -330,12 +333,11 @@ async def run_load(load: Load, max_batch: int, compile_cache: Path = COMPILE_CAC
 @contextlib.asynccontextmanager
 async def _sampling(bot: BotProcess, memory: Memory, every_s: float = 0.25
                     ) -> AsyncIterator[None]:
-    """Keep ``memory.peak`` up to date while the block runs."""
+    """Sample the bot's memory into ``memory.samples`` while the block runs."""
 
     async def sample() -> None:
         while True:
             memory.samples.append(bot.memory_mb())
-            memory.peak = max(memory.samples)
             await asyncio.sleep(every_s)
 
     task = asyncio.create_task(sample())

@@ -7,6 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from bot.config import DEFAULT_MAX_BATCH
 from bot.loadtest import (
     Load,
     LoadTestError,
@@ -32,7 +33,7 @@ def main() -> None:
     parser.add_argument("--model", choices=MODELS, default=defaults.model)
     parser.add_argument("--photos", type=Path, default=defaults.photos,
                         help="a folder of photos to send (default %(default)s)")
-    parser.add_argument("--max-batch", type=int, nargs="+", default=[8, 1],
+    parser.add_argument("--max-batch", type=int, nargs="+", default=[DEFAULT_MAX_BATCH, 1],
                         help="WHATBREED_MAX_BATCH of one bot run each, side by side; 1 turns "
                              "micro-batching off (default: %(default)s)")
     parser.add_argument("--startup", action="store_true",

@@ -118,8 +118,7 @@ def _read_database(database_url: str, photo_dir: Path,
 def _voted_breed(correction: Correction, prediction: Prediction) -> tuple[str, str]:
     """(label, name) a correction says the photo (or its dog) shows: "confirmed" takes the
     model's top-1 for it."""
-    guesses = (prediction.guesses if correction.dog is None
-               else prediction.dog_guesses(correction.dog))
+    guesses = prediction.guesses_of(correction.dog)
     if correction.kind == "confirmed" and guesses:
         return guesses[0].label, guesses[0].name
     return correction.label, correction.name

@@ -129,9 +129,14 @@ class Prediction(Base):
         """``top_k`` read back as the model's types."""
         return _guesses(self.top_k)
 
-    def dog_guesses(self, dog: int) -> tuple[BreedGuess, ...]:
-        """The answer for numbered dog ``dog`` (1, 2, …) read back as the model's types."""
-        return _guesses((self.dogs or [])[dog - 1]["predictions"])
+    @property
+    def dogs_guesses(self) -> tuple[tuple[BreedGuess, ...], ...]:
+        """Each numbered dog's answer, ① first, read back as the model's types."""
+        return tuple(_guesses(dog["predictions"]) for dog in self.dogs or [])
+
+    def guesses_of(self, dog: int | None) -> tuple[BreedGuess, ...]:
+        """The answer for numbered dog ``dog`` (1, 2, …), or for the photo when None."""
+        return self.guesses if dog is None else self.dogs_guesses[dog - 1]
 
 
 def _guesses(stored: list[Any]) -> tuple[BreedGuess, ...]:

@@ -64,9 +64,9 @@ class PredictionInfo:
 
     @classmethod
     def of(cls, row: Prediction) -> PredictionInfo:
-        dogs = tuple(row.dog_guesses(number) for number in range(1, len(row.dogs or []) + 1))
         return cls(row.id, row.photo_message_id, row.reply_message_id, row.photo_sha256,
-                   row.guesses, row.event_id, row.model_version, row.photo_file_id, dogs)
+                   row.guesses, row.event_id, row.model_version, row.photo_file_id,
+                   row.dogs_guesses)
 
     def guesses_of(self, dog: int | None) -> tuple[BreedGuess, ...]:
         """The answer for numbered dog ``dog`` (1, 2, …), or for the photo when None."""
