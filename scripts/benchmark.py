@@ -32,7 +32,14 @@ import numpy as np
 from PIL import Image
 
 from model import DEFAULT_VARIANT, MODELS
-from model.efficientnet import EfficientNetLite, from_pretrained, run_backbone, weights_path
+from model.advice import may_need_advice
+from model.efficientnet import (
+    VARIANTS,
+    EfficientNetLite,
+    from_pretrained,
+    run_backbone,
+    weights_path,
+)
 from model.evaluation.photo_speed import percentiles_ms, phone_photo, photo_to_answer
 from model.predictor import Predictor
 from model.preprocess import crop_and_resize, load_image, load_rgb, normalize
@@ -142,7 +149,7 @@ def backbone(variant: str, rounds: int) -> dict:
     for measured in (b1, b1_cpu, b32, b32_cpu):
         measured["ort"] = measured["ort_jax"]
     others = share.others()
-    naive_model, _ = from_pretrained(variant, depthwise="grouped")
+    naive_model = VARIANTS[variant](depthwise="grouped")  # on the same params
     naive = jax.jit(lambda p, x: naive_model.apply(p, x)[1])
     naive_b1, _ = turns({"naive": lambda: naive(params, pixels[:1]).block_until_ready()}, 3, 1)
     naive_b32, _ = turns({"naive": lambda: naive(params, pixels).block_until_ready()}, 2, 1)
@@ -230,7 +237,8 @@ def photo(variant: str, folder: Path, count: int, repeats: int) -> dict:
     predictor = Predictor(variant)
     share = CpuShare()
     times = photo_to_answer(predictor, photos, repeats)
-    mirrored = sum(a.mixed or not a.is_dog for a in predictor.classify(photos, "never"))
+    served = np.stack(predictor.decode(photos))  # decoded once for the two answers below
+    mirrored = sum(map(may_need_advice, predictor.classify_pixels(served, "never")))
     # Does decoding at a reduced DCT scale change answers? The same photos decoded full size.
     full = predictor.classify_pixels(np.stack([crop_and_resize(load_rgb(p), predictor.resolution)
                                                for p in photos]))
@@ -240,7 +248,8 @@ def photo(variant: str, folder: Path, count: int, repeats: int) -> dict:
         return sum(a.predictions[0].label == w for a, w in zip(answers, wnids, strict=True))
 
     return {"variant": variant, "cpus": os.cpu_count(), "photos": len(photos),
-            "top1_draft": right(predictor.classify(photos)), "top1_full_decode": right(full),
+            "top1_draft": right(predictor.classify_pixels(served)),
+            "top1_full_decode": right(full),
             "repeats": repeats, "jpeg_mb": sum(map(len, photos)) / len(photos) / 1e6,
             "mirrored_when_unsure": mirrored / len(photos),
             "ways": {name: percentiles_ms(seconds) for name, seconds in times.items()},

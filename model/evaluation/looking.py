@@ -42,8 +42,6 @@ from model.preprocess import centre_square, load_rgb, square_pixels, whole_squar
 
 BATCH = 32  # photos per call when scoring accuracy
 
-Answers = Callable[[list[bytes]], list[Answer]]
-
 
 @dataclass(frozen=True)
 class Variant:
