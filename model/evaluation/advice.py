@@ -106,9 +106,9 @@ def advice_rates(looked: Sequence[Looked], limits: Limits) -> dict[str, dict[str
     how many the no-dog advice (whose "if it is, come closer" also suits a small dog)."""
     rates = {}
     for condition in CONDITIONS:
-        these = [item for item in looked if item.condition == condition]
-        reasons = [reason(item.answer, item.quality, limits, item.dogs) for item in these]
-        unsure = [may_need_advice(item.answer) for item in these]
+        these = _reasons(looked, condition, limits)
+        reasons = [why for _, why in these]
+        unsure = [may_need_advice(item.answer) for item, _ in these]
         rates[condition] = {
             "photos": len(these), "unsure": sum(unsure),
             "advised": sum(why is not None for why in reasons),
@@ -120,9 +120,14 @@ def advice_rates(looked: Sequence[Looked], limits: Limits) -> dict[str, dict[str
 def advised(looked: Sequence[Looked], condition: str, limits: Limits
             ) -> list[tuple[Looked, str]]:
     """The photos of ``condition`` that get advice, each with the reason."""
-    reasons = ((item, reason(item.answer, item.quality, limits, item.dogs))
-               for item in looked if item.condition == condition)
-    return [(item, why) for item, why in reasons if why is not None]
+    return [(item, why) for item, why in _reasons(looked, condition, limits) if why is not None]
+
+
+def _reasons(looked: Sequence[Looked], condition: str, limits: Limits
+             ) -> list[tuple[Looked, str | None]]:
+    """The photos of ``condition``, each with the reason for its advice (None: no advice)."""
+    return [(item, reason(item.answer, item.quality, limits, item.dogs))
+            for item in looked if item.condition == condition]
 
 
 def sweep(looked: Sequence[Looked], limits: Limits, field: str,

@@ -86,10 +86,15 @@ def score(variant: Variant, examples: Sequence[Example]) -> Score:
             if isinstance(result, PhotoAnswer):
                 twice = (twice or 0) + result.looked_twice
                 result = result.answer
-            labels = [p.label for p in result.predictions[:5]]
-            top1 += labels[0] == example.label
-            top5 += example.label in labels
+            first, in_five = _hits(example.label, result)
+            top1, top5 = top1 + first, top5 + in_five
     return Score(len(examples), top1, top5, twice)
+
+
+def _hits(label: str, answer: Answer) -> tuple[bool, bool]:
+    """Whether ``answer`` names ``label`` first, and among its first five."""
+    labels = [p.label for p in answer.predictions[:5]]
+    return labels[0] == label, label in labels
 
 
 def median_ms(variants: Sequence[Variant], photos: Sequence[bytes]) -> list[float]:
@@ -279,10 +284,12 @@ class ViewBank:
         dogs = self.dogs(view.variant, view.map_mirror) if view.square == "dog" else None
         pixels = np.stack([view.pixels(image, dogs[i][0] if dogs else None)
                            for i, image in enumerate(self._images)])
-        as_is, mirrored = (predictor.whole_probabilities(p, mirror=False)
-                           for p in (pixels, pixels[:, :, ::-1]))
+        # Only the whole photo at the model's own resolution gives the dog maps (``look``'s).
+        has_maps = view == View("whole", predictor.resolution, view.variant)
+        run = predictor.whole_probabilities if has_maps else predictor.probabilities
+        as_is, mirrored = (run(p, mirror=False) for p in (pixels, pixels[:, :, ::-1]))
         self._probs[view] = np.stack([as_is[0], mirrored[0]], axis=1)
-        if view == View("whole", predictor.resolution, view.variant):
+        if has_maps:
             # the mirror's maps mirrored back and averaged, as ``look`` does with a mirror
             both = [(a + m[:, :, ::-1]) / 2 for a, m in zip(as_is[2:], mirrored[2:], strict=True)]
             for mirror, maps in ((False, as_is[2:]), (True, both)):
@@ -346,9 +353,8 @@ def score_sweep(sweep: Sweep, bank: ViewBank) -> Score:
     breeds = imagenet_breeds()
     top1 = top5 = 0
     for label, photo in zip(bank.labels, bank.photos(), strict=True):
-        labels = [p.label for p in make_answer(*sweep.answer(photo), breeds).predictions[:5]]
-        top1 += labels[0] == label
-        top5 += label in labels
+        first, in_five = _hits(label, make_answer(*sweep.answer(photo), breeds))
+        top1, top5 = top1 + first, top5 + in_five
     return Score(len(bank.labels), top1, top5, None)
 
 
