@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 from flax import serialization
 
+from model import POOLINGS
 from model.efficientnet import VARIANTS
 from model.files import replace_durably
 from model.preprocess import PREPROCESS_VERSION
 
 MAGIC = b"WHATBREED-MODEL\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the features' pooling (older code would read dog-pooled heads wrong)
 
 
 class ArtifactError(ValueError):
@@ -46,6 +47,7 @@ class Artifact:
     code_version: str = ""
     created_at: str = ""
     preprocess_version: int = PREPROCESS_VERSION
+    pooling: str = "mean"  # how the features the head was fitted on were pooled (POOLINGS)
 
     @property
     def version(self) -> str:
@@ -99,7 +101,9 @@ def load_artifact(path: Path) -> Artifact:
                             f"{params['classifier']['bias'].shape[0]} outputs")
     fields_ = {k: meta[k] for k in ("variant", "head_config", "metrics", "manifest_sha256",
                                     "code_version", "created_at", "preprocess_version")}
-    return Artifact(labels=labels, head_params=params, **fields_)
+    # Files from before the dog-pooled features hold no pooling: theirs was the mean.
+    return Artifact(labels=labels, head_params=params, pooling=meta.get("pooling", "mean"),
+                    **fields_)
 
 
 def _check_compatible(path: Path, meta: dict) -> None:
@@ -109,6 +113,9 @@ def _check_compatible(path: Path, meta: dict) -> None:
     if meta["variant"] not in VARIANTS or meta["variant"] == "tiny":
         raise ArtifactError(f"{path} needs backbone {meta['variant']!r}, which this code "
                             "does not have")
+    if meta.get("pooling", "mean") not in POOLINGS:
+        raise ArtifactError(f"{path} reads features pooled as {meta['pooling']!r}, which this "
+                            "code does not make")
     if meta["preprocess_version"] != PREPROCESS_VERSION:
         raise ArtifactError(f"{path} was trained with preprocessing version "
                             f"{meta['preprocess_version']}, this code uses "

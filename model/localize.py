@@ -27,6 +27,7 @@ from PIL import Image
 from scipy import ndimage
 
 from model.answers import Box, dog_probability
+from model.efficientnet import EfficientNetLite
 from model.labels import CANID_CLASSES
 from model.preprocess import Square
 
@@ -44,6 +45,31 @@ def dog_maps(cell_logits: jax.Array) -> tuple[jax.Array, jax.Array]:
     each cell, both (B, h, w)."""
     evidence = jax.nn.logsumexp(cell_logits[..., list(CANID_CLASSES)], axis=-1)
     return dog_probability(jax.nn.softmax(cell_logits)), evidence
+
+
+def dog_pooled(feature_map: jax.Array, cell_logits: jax.Array) -> jax.Array:
+    """(B, h, w, C) cell features and their (B, h, w, 1000) ImageNet logits -> (B, C): the
+    cells' mean weighted by each one's dog probability, so the background counts little in
+    what the breed is told from. Where no cell shows a dog, the likeliest cells still lead.
+
+    ImageNet's classifier was fitted on the plain mean; on the dog's cells its logits are about
+    twice as large, hence ``model.head.TEMPERATURE`` (README, "Looking closer").
+    """
+    # The weights say where the dog is, not which breed: Grad-CAM (the only gradient taken
+    # through the backbone) asks which cells' features make the breed.
+    weights = jax.lax.stop_gradient(dog_maps(cell_logits)[0])[..., None] + 1e-6  # (B, h, w, 1)
+    return (feature_map * weights).sum((1, 2)) / weights.sum((1, 2))
+
+
+def pooled_features(backbone: EfficientNetLite, params: dict, feature_map: jax.Array,
+                    pooling: str) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(B, h, w, 1280) feature map -> the features heads read, pooled as ``pooling`` says
+    (``model.POOLINGS``: "mean" or "dog"), (B, 1280); ImageNet's logits of the whole photo
+    (B, 1000: dog or not, and what else it looks like); and each cell's (B, h, w, 1000)."""
+    mean, logits = backbone.apply(params, feature_map, method="pool")
+    cell_logits = backbone.apply(params, feature_map, method="cell_logits")
+    features = dog_pooled(feature_map, cell_logits) if pooling == "dog" else mean
+    return features, logits, cell_logits
 
 
 def find_dogs(probability: np.ndarray, evidence: np.ndarray) -> list[Box]:

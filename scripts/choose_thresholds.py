@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from model.answers import dog_probability, imagenet_breed_probs, imagenet_breeds
+from model.answers import dog_probability, imagenet_breeds
 from model.evaluation.metrics import dog_threshold_sweep, mix_threshold_sweep
-from model.evaluation.scoring import imagenet_probabilities, load_data, select_examples
+from model.evaluation.scoring import load_data, score_every_file, select_examples
 from model.predictor import Predictor
 
 try:
@@ -63,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     predictor = Predictor()
     dogs = select_examples(load_data(args.data), "val", args.limit)
-    dog_probs = imagenet_probabilities(predictor, [d.path for d in dogs])
+    dogs_scores = score_every_file(predictor, [d.path for d in dogs])
     others = photos_as_bytes(non_dog_arrays())
     other_answers = predictor.classify(list(others.values()))
     other_probs = np.array([a.dog_probability for a in other_answers])
@@ -72,14 +72,14 @@ def main() -> None:
     for name, answer in zip(others, other_answers, strict=True):
         print(f"  {name:<22} dog {answer.dog_probability:6.1%}  looks like {answer.looks_like}")
     print("\nthreshold  dogs kept  non-dogs refused")
-    for row in dog_threshold_sweep(dog_probability(dog_probs), other_probs,
+    for row in dog_threshold_sweep(dog_probability(dogs_scores.imagenet_probs), other_probs,
                                    np.arange(0.05, 0.96, 0.05)):
         print(f"  {row['threshold']:.2f}     {row['dogs_kept']:7.1%}  {row['others_refused']:7.1%}")
 
     index = {b.label: i for i, b in enumerate(imagenet_breeds())}
     truth = np.array([index[d.label] for d in dogs])
     print("\nthreshold  one breed named  it is right  true breed among a mix's three")
-    for row in mix_threshold_sweep(imagenet_breed_probs(dog_probs), truth,
+    for row in mix_threshold_sweep(dogs_scores.breed_probs, truth,
                                    np.arange(0.2, 0.91, 0.05)):
         print(f"  {row['threshold']:.2f}     {row['single_breed']:7.1%}"
               f"  {row['single_right']:12.1%}  {row['mix_has_truth']:12.1%}")

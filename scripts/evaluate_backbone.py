@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from model.evaluation.metrics import imagenet_accuracy
-from model.evaluation.scoring import imagenet_probabilities, load_data, select_examples
+from model.evaluation.scoring import load_data, score_every_file, select_examples
 from model.predictor import MODELS, Predictor
 
 SHARED = Path("../shared/datasets")
@@ -38,7 +38,7 @@ def evaluate(variant: str, limit: int | None) -> dict:
                          ("dogs-dev val", SHARED / "dogs-dev")):
         examples = select_examples(load_data(folder), "val", limit)  # 121: all (no splits)
         started = time.perf_counter()
-        probs = imagenet_probabilities(predictor, [e.path for e in examples])
+        probs = score_every_file(predictor, [e.path for e in examples]).imagenet_probs
         row[name] = imagenet_accuracy(probs, [e.label for e in examples])
         row[name]["photos_per_s"] = len(examples) / (time.perf_counter() - started)
     row["ms_b1"] = latency_ms(predictor)

@@ -24,7 +24,7 @@ from bot.handlers import Services
 from bot.inference import BatchingClassifier
 from bot.ratelimit import RateLimiter
 from bot.storage import Store
-from model import DEFAULT_VARIANT
+from model import DEFAULT_VARIANT, POOLING
 from model.artifact import Artifact, BreedLabel, save_artifact
 from model.predictor import Predictor
 from tests.postgres import PostgresServer, Unavailable
@@ -214,8 +214,10 @@ async def bot_env(tmp_path: Path, classifier: BatchingClassifier,
 
 def save_model_file(path: Path, labels: list[BreedLabel], classifier: dict[str, np.ndarray],
                     metrics: dict | None = None, created_at: str = "2026-11-30T10:00:00") -> str:
-    """A linear head of the default variant saved (atomically) at ``path``; its version."""
+    """A linear head of the default variant, on its features, saved (atomically) at ``path``;
+    its version."""
     artifact = Artifact(DEFAULT_VARIANT, labels, {"hidden": 0, "dropout": 0.2},
-                        {"classifier": classifier}, metrics or {}, created_at=created_at)
+                        {"classifier": classifier}, metrics or {}, created_at=created_at,
+                        pooling=POOLING[DEFAULT_VARIANT])
     save_artifact(artifact, path)
     return artifact.version

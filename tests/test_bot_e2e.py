@@ -392,7 +392,8 @@ async def test_a_promoted_model_is_served_without_a_restart(
     # It appears: the next answer comes from it, and hosts and guests see how it improved.
     labels = [BreedLabel("n02110958", "pug"), BreedLabel("n02085620", "Chihuahua"),
               BreedLabel("n02099601", "golden retriever")]
-    rows = imagenet_rows([b.label for b in labels], classifier.predictor._params["backbone"])
+    rows = imagenet_rows([b.label for b in labels], classifier.predictor._params["backbone"],
+                         classifier.predictor.pooling)
     promoted = tmp_path / "model.whatbreed"
     version = save_model_file(promoted, labels, rows, {"promotion": PROMOTION})
     assert await eventually(lambda: classifier.version == version, timeout=60)

@@ -22,8 +22,8 @@ from model.evaluation.metrics import (
     restricted_confusion,
 )
 from model.evaluation.scoring import (
-    imagenet_probabilities,
     load_data,
+    score_every_file,
     score_files,
     select_examples,
 )
@@ -70,7 +70,7 @@ def test_score_files_keeps_going_past_bad_files(shared_datasets: Path, tmp_path:
     assert scores.breed_probs.shape == (2, len(predictor.breeds))
     assert scores.imagenet_probs[0].argmax() == 254  # pug
     with pytest.raises(ImageError, match="missing.jpg"):
-        imagenet_probabilities(predictor, paths)
+        score_every_file(predictor, paths)
 
 
 def test_breed_metrics_by_hand() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from model.answers import Box
 from model.labels import CANID_CLASSES
-from model.localize import box_in_photo, crop_square, dog_maps, find_dogs
+from model.localize import box_in_photo, crop_square, dog_maps, dog_pooled, find_dogs
 from model.preprocess import Square, whole_square
 
 
@@ -22,6 +22,21 @@ def test_dog_maps_are_each_cells_dog_probability_and_evidence() -> None:
     assert probability[0, 0, 0] == pytest.approx(len(CANID_CLASSES) / 1000, abs=1e-6)  # uniform
     assert evidence[0, 1, 2] == pytest.approx(20.0, abs=1e-5)
     assert evidence[0, 0, 0] == pytest.approx(np.log(len(CANID_CLASSES)), abs=1e-5)
+
+
+def test_dog_pooling_weighs_each_cell_by_its_dog_probability() -> None:
+    logits = np.zeros((2, 2, 2, 1000), np.float32)
+    logits[0, ..., 0] = 20.0  # photo 0: sure of a fish (class 0) everywhere but one cell,
+    logits[0, 0, 0, CANID_CLASSES[0]] = 40.0  # which is sure of a dog
+    logits[1, ..., 0] = np.arange(4, dtype=np.float32).reshape(2, 2)  # photo 1: no dog at all
+    features = np.zeros((2, 2, 2, 3), np.float32)
+    features[..., 0] = 1.0  # every cell the same in channel 0
+    features[:, 0, 0, 1] = 8.0  # what only the top-left cell shows
+    pooled = np.asarray(dog_pooled(jnp.asarray(features), jnp.asarray(logits)))
+    assert pooled.shape == (2, 3)
+    assert pooled[0] == pytest.approx([1.0, 8.0, 0.0], abs=1e-3)  # the dog's cell alone
+    # No dog anywhere: the weights are the cells' faint dog probabilities, still a mean.
+    assert pooled[1, 0] == pytest.approx(1.0) and 0.0 < pooled[1, 1] < 8.0
 
 
 def maps(*dogs: tuple[slice, slice, float]) -> tuple[np.ndarray, np.ndarray]:

@@ -115,7 +115,8 @@ def test_trained_head(predictor: Predictor, dataset: Path, tmp_path: Path) -> No
     """A head on exactly the data's breeds (started from ImageNet's rows for them): restricted
     top-1 equals top-1, and Grad-CAM scores with the head's logits."""
     labels = [BreedLabel(*b.split("-", 1)) for b in BREEDS]
-    head = {"classifier": imagenet_rows([b.label for b in labels], from_pretrained("lite0")[1])}
+    head = {"classifier": imagenet_rows([b.label for b in labels], from_pretrained("lite0")[1],
+                                        "mean")}
     path = tmp_path / "head.whatbreed"
     save_artifact(Artifact("lite0", labels, {"hidden": 0, "dropout": 0.2}, head,
                            created_at="2026-11-25T00:00:00"), path)

@@ -71,7 +71,7 @@ def test_a_corrected_dog_trains_as_the_crop_the_bot_answered_it_from(
     features = cached_features(predictor.variant, 0, 0, [], {"votes": [*examples, whole]},
                                tmp_path / "cache")
     assert len(features) == len(list((tmp_path / "cache").rglob("*.npy"))) == 3
-    base = imagenet_base(from_pretrained(predictor.variant)[1])
+    base = imagenet_base(from_pretrained(predictor.variant)[1], predictor.pooling)
     for dog, example in zip(dogs, examples, strict=True):
         assert score(base, [example], features).top1 == 1.0  # the right dog, its right label
         logits = (features[example.key][0].astype(np.float32) @ base.classifier["kernel"]

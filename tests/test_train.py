@@ -1,5 +1,6 @@
 """Training the head: one step on fake data, a short fit, resume, data parallelism, export."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -10,9 +11,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import serialization
 
 from model.answers import Box, imagenet_breeds
-from model.artifact import Artifact, ArtifactError, BreedLabel, load_artifact, save_artifact
+from model.artifact import (
+    MAGIC,
+    Artifact,
+    ArtifactError,
+    BreedLabel,
+    load_artifact,
+    save_artifact,
+)
 from model.data.dataset import Example, load_examples
 from model.head import BreedHead, init_rows, prototype, rows_by_label
 from model.predictor import Predictor
@@ -188,6 +197,25 @@ def test_artifact_round_trip_and_refusals(tmp_path: Path) -> None:
     save_artifact(replace(small_artifact(), preprocess_version=0), tmp_path / "old")
     with pytest.raises(ArtifactError, match="preprocessing version 0.*train it again"):
         load_artifact(tmp_path / "old")
+
+
+def test_model_files_say_how_their_features_were_pooled(tmp_path: Path) -> None:
+    """A new file keeps its pooling; one from before pooling was recorded read the mean, and
+    is served so; one that names a pooling this code does not make is refused."""
+    save_artifact(replace(small_artifact(), pooling="dog"), tmp_path / "new")
+    assert load_artifact(tmp_path / "new").pooling == "dog"
+    payload = serialization.msgpack_restore((tmp_path / "new").read_bytes()[len(MAGIC) + 32:])
+    meta = json.loads(payload["meta"])
+    for name, changes in (("old", {"format_version": 1}), ("odd", {"pooling": "max"})):
+        content = {**payload, "meta": json.dumps(
+            {k: v for k, v in meta.items() if name != "old" or k != "pooling"} | changes)}
+        written = serialization.msgpack_serialize(content)
+        (tmp_path / name).write_bytes(MAGIC + hashlib.sha256(written).digest() + written)
+    assert load_artifact(tmp_path / "old").pooling == "mean"
+    with pytest.raises(ArtifactError, match="pooled as 'max'"):
+        load_artifact(tmp_path / "odd")
+    assert FeatureCache(tmp_path, "lite2").folder.name == "lite2-p1-dog-s0"  # not the mean's
+    assert FeatureCache(tmp_path, "lite0").folder.name == "lite0-p1-s0"
 
 
 def test_train_export_and_classify_real_photos(tmp_path: Path, tiny_dogs_dev: Path) -> None:

@@ -10,18 +10,20 @@ from pathlib import Path
 
 import numpy as np
 
+from model import POOLING
 from model.preprocess import PREPROCESS_VERSION
 
 
 class FeatureCache:
-    """``<root>/<variant>-p<preprocess>-s<seed>/<key[:2]>/<key>.npy``: (1 + views, 1280)
-    float16, by ``Example.key`` (a photo's sha256, or a dog's key beside it).
+    """``<root>/<variant>-p<preprocess>[-dog]-s<seed>/<key[:2]>/<key>.npy``: (1 + views,
+    1280) float16, by ``Example.key`` (a photo's sha256, or a dog's key beside it).
 
     The seed is in the key because it picks the augmented views.
     """
 
     def __init__(self, root: Path, variant: str, seed: int = 0):
-        self.folder = root / f"{variant}-p{PREPROCESS_VERSION}-s{seed}"
+        pooled = "-dog" if POOLING.get(variant) == "dog" else ""
+        self.folder = root / f"{variant}-p{PREPROCESS_VERSION}{pooled}-s{seed}"
 
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.npy"

@@ -31,7 +31,6 @@ from model.answers import (
     Answer,
     Box,
     PhotoAnswer,
-    imagenet_breed_probs,
     imagenet_breeds,
     make_answer,
 )
@@ -251,9 +250,9 @@ def sweeps() -> list[Sweep]:
 class ViewBank:
     """The views of labelled photos, each computed once for all of them and kept.
 
-    Zero-training models only: a view keeps ImageNet's probabilities of each photo as it is
-    and mirrored, and the breeds' follow from them. Photos are decoded once, with a short side
-    of at least ``detail`` px.
+    Zero-training models only (their breeds are ImageNet's): a view keeps the ImageNet and breed
+    probabilities of each photo as it is and mirrored. Photos are decoded once, with a short
+    side of at least ``detail`` px.
     """
 
     def __init__(self, predictors: dict[str, Predictor], examples: Sequence[Example],
@@ -261,14 +260,15 @@ class ViewBank:
         self._predictors = predictors
         self.labels = [example.label for example in examples]
         self._images = [load_rgb(example.path.read_bytes(), detail) for example in examples]
-        self._probs: dict[View, np.ndarray] = {}  # (P, 2, 1000)
+        self._probs: dict[View, tuple[np.ndarray, np.ndarray]] = {}  # (P, 2, 1000), (P, 2, N)
         self._dogs: dict[tuple[str, bool], list[tuple[Box, float]]] = {}
 
     def photos(self) -> list[Photo]:
         return [_BankPhoto(self, index) for index in range(len(self.labels))]
 
-    def probs(self, view: View) -> np.ndarray:
-        """(P, 2, 1000): ImageNet's probabilities of ``view`` of each photo, as is and mirrored."""
+    def probs(self, view: View) -> tuple[np.ndarray, np.ndarray]:
+        """ImageNet's (P, 2, 1000) and the breeds' (P, 2, N) probabilities of ``view`` of each
+        photo, as is and mirrored."""
         if view not in self._probs:
             self._compute(view)
         return self._probs[view]
@@ -288,7 +288,8 @@ class ViewBank:
         has_maps = view == View("whole", predictor.resolution, view.variant)
         run = predictor.whole_probabilities if has_maps else predictor.probabilities
         as_is, mirrored = (run(p, mirror=False) for p in (pixels, pixels[:, :, ::-1]))
-        self._probs[view] = np.stack([as_is[0], mirrored[0]], axis=1)
+        self._probs[view] = tuple(np.stack([a, m], axis=1) for a, m in zip(as_is[:2], mirrored[:2],
+                                                                          strict=True))
         if has_maps:
             # the mirror's maps mirrored back and averaged, as ``look`` does with a mirror
             both = [(a + m[:, :, ::-1]) / 2 for a, m in zip(as_is[2:], mirrored[2:], strict=True)]
@@ -304,8 +305,8 @@ class _BankPhoto:
     index: int
 
     def probs(self, view: View, mirror: bool) -> Probs:
-        imagenet = self.bank.probs(view)[self.index][: 2 if mirror else 1]  # (V, 1000)
-        return imagenet.mean(0), imagenet_breed_probs(imagenet).mean(0)
+        imagenet, breeds = (p[self.index][: 2 if mirror else 1] for p in self.bank.probs(view))
+        return imagenet.mean(0), breeds.mean(0)  # (1000,), (N,)
 
     def first_dog(self, variant: str, mirror: bool) -> tuple[Box, float]:
         return self.bank.dogs(variant, mirror)[self.index]

@@ -124,13 +124,13 @@ def _decode_files(predictor: Predictor, paths: list[Path], indices: range
     return pixels, failed
 
 
-def imagenet_probabilities(predictor: Predictor, paths: list[Path]) -> np.ndarray:
-    """(N, 1000) ImageNet softmax for photos that must all be readable."""
+def score_every_file(predictor: Predictor, paths: list[Path]) -> FileScores:
+    """``score_files`` for photos that must all be readable."""
     scores = score_files(predictor, paths)
     if scores.unreadable:
         raise ImageError("unreadable evaluation photos: "
                          f"{[str(paths[i]) for i, _ in scores.unreadable]}")
-    return scores.imagenet_probs
+    return scores
 
 
 @dataclass

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model import POOLING
 from model.data.dataset import Example
 from model.training.retrain import score
 from model.training.train import Base, TrainConfig, imagenet_base, train_base
@@ -38,7 +39,7 @@ def compare_settings(config: TrainConfig, splits: dict[str, list[Example]],
     a head trained on ``splits`` with each of ``SETTINGS``. Restricted top-1 (the best of the
     data's breeds) is given for sets whose breeds are all in the data."""
     data_breeds = {e.label for e in splits["train"]}
-    zero = imagenet_base(backbone_params)
+    zero = imagenet_base(backbone_params, POOLING[config.variant])
 
     def row(model: Base) -> dict[str, tuple]:
         return {name: (score(model, photos, features).top1,
@@ -59,8 +60,8 @@ def learn_back(config: TrainConfig, splits: dict[str, list[Example]], breed: str
     """(row name, the breed's recall on val, top-1 on the other breeds' val photos): the
     zero-training model, the base without ``breed``'s row, the usual training knowing it, and
     the breed learnt back as a new one from each of ``counts`` photos."""
-    zero = imagenet_base(backbone_params)
-    base = imagenet_base(backbone_params, (breed,))
+    zero = imagenet_base(backbone_params, POOLING[config.variant])
+    base = imagenet_base(backbone_params, POOLING[config.variant], (breed,))
     val_breed = [e for e in splits["val"] if e.label == breed]
     val_others = [e for e in splits["val"] if e.label != breed]
     photos = [e for e in splits["train"] if e.label == breed]

@@ -9,6 +9,7 @@ answers a dog of several from) and, for training photos, a few augmented views.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Iterator
@@ -21,9 +22,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from model import POOLING
 from model.data.dataset import Example, sha256_hex
 from model.data.feature_cache import FeatureCache
-from model.efficientnet import from_pretrained, run_backbone
+from model.efficientnet import EfficientNetLite, from_pretrained, run_backbone
+from model.localize import pooled_features
 from model.predictor import crop_image, dog_square
 from model.preprocess import (
     ImageError,
@@ -51,6 +54,14 @@ def served_square(example: Example, resolution: int) -> tuple[Image.Image, Squar
     return image, dog_square(image, example.box, several=True)
 
 
+def backbone_features(backbone: EfficientNetLite, params: dict, pixels: jax.Array,
+                      pooling: str) -> jax.Array:
+    """(B, S, S, 3) -> (B, 1280): the features a head is fitted on, pooled as ``pooling`` says
+    (``POOLINGS``), as ``Predictor`` pools them."""
+    feature_map = run_backbone(backbone, params, pixels, method="feature_map")  # (B, h, w, 1280)
+    return pooled_features(backbone, params, feature_map, pooling)[0]
+
+
 class FeatureExtractor:
     """Runs the frozen backbone over photos: the clean view plus ``views`` augmented ones."""
 
@@ -58,9 +69,9 @@ class FeatureExtractor:
         self.backbone, self._params = from_pretrained(variant)
         self.seed = seed
         resolution = self.backbone.resolution
-        self._clean = jax.jit(lambda p, x: run_backbone(self.backbone, p, x)[0])
-        self._augmented = jax.jit(lambda p, k, s: run_backbone(
-            self.backbone, p, random_views(k, s, resolution))[0])
+        features = functools.partial(backbone_features, self.backbone, pooling=POOLING[variant])
+        self._clean = jax.jit(features)
+        self._augmented = jax.jit(lambda p, k, s: features(p, random_views(k, s, resolution)))
 
     def _decode(self, example: Example) -> tuple[np.ndarray, np.ndarray] | None:
         """The example's square at the model's resolution and, for crops, a little larger."""

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model import POOLING
 from model.artifact import Artifact, ArtifactError, load_artifact
 from model.data.dataset import Example
 from model.efficientnet import from_pretrained
@@ -64,7 +65,7 @@ def served_model(model_path: Path, variant: str) -> ServedModel:
     if not model_path.exists():
         _, backbone_params = from_pretrained(variant)
         return ServedModel(f"efficientnet-{variant}-imagenet", variant,
-                           imagenet_base(backbone_params))
+                           imagenet_base(backbone_params, POOLING[variant]))
     artifact = load_artifact(model_path)
     if artifact.head_config.get("hidden"):
         raise ArtifactError(f"{model_path} has a hidden layer: retraining extends linear heads")

@@ -34,7 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
-from model import DEFAULT_VARIANT
+from model import DEFAULT_VARIANT, POOLING
 from model.artifact import Artifact, BreedLabel, code_version, save_artifact
 from model.data.dataset import Example
 from model.efficientnet import from_pretrained
@@ -86,12 +86,13 @@ class Base:
     classifier: dict  # {"kernel": (1280, L), "bias": (L,)}
 
 
-def imagenet_base(backbone_params: dict, exclude: tuple[str, ...] = ()) -> Base:
-    """The zero-training model: ImageNet's dog breeds (less ``exclude``) and their rows."""
+def imagenet_base(backbone_params: dict, pooling: str, exclude: tuple[str, ...] = ()) -> Base:
+    """The zero-training model: ImageNet's dog breeds (less ``exclude``) and their rows, for
+    features pooled as ``pooling`` says."""
     classes = imagenet_classes()
     labels = tuple(BreedLabel(classes[i].wnid, classes[i].name, classes[i].names[1:])
                    for i in BREED_CLASSES if classes[i].wnid not in exclude)
-    return Base(labels, imagenet_rows([b.label for b in labels], backbone_params))
+    return Base(labels, imagenet_rows([b.label for b in labels], backbone_params, pooling))
 
 
 def label_table(examples: list[Example], base: tuple[BreedLabel, ...] = ()) -> list[BreedLabel]:
@@ -401,7 +402,8 @@ def train_head(config: TrainConfig, labels: list[BreedLabel], data: dict[str, Sp
     if base is None:
         imagenet = {c.wnid for c in imagenet_classes()}
         base_names = [label for label in names if label in imagenet]
-        known = rows_by_label(imagenet_rows(base_names, backbone_params), base_names)
+        rows = imagenet_rows(base_names, backbone_params, POOLING[config.variant])
+        known = rows_by_label(rows, base_names)
     else:
         known = rows_by_label(base.classifier, [b.label for b in base.labels])
     train = data["train"]
@@ -446,7 +448,7 @@ def train_and_export(config: TrainConfig, examples: list[Example], out: Path,
     """
     splits = split_examples(examples)
     _, backbone_params = from_pretrained(config.variant)
-    base = imagenet_base(backbone_params) if config.extend else None
+    base = imagenet_base(backbone_params, POOLING[config.variant]) if config.extend else None
     labels = label_table(examples, base.labels if base else ())
     index = {b.label: i for i, b in enumerate(labels)}
     started = time.perf_counter()
@@ -477,7 +479,8 @@ def make_artifact(config: TrainConfig, labels: list[BreedLabel], state: TrainSta
         head_params=jax.tree_util.tree_map(np.asarray, jax.device_get(state.params)),
         metrics=metrics | {"config": dataclasses.asdict(config)},
         manifest_sha256=manifest_digest(examples), code_version=code_version(),
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"))
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        pooling=POOLING[config.variant])
 
 
 def train_baseline(config: TrainConfig, examples: list[Example], out: Path) -> dict:
