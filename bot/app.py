@@ -187,7 +187,7 @@ async def serve(application: Application, stop: asyncio.Event,
     if model_file is not None:
         spawn(watch_model_file(model_file, services))
     refused: list[Conflict] = []
-    polling = {} if webhook else {"error_callback": second_poller(loop.time(), refused, stop)}
+    polling = {} if webhook else {"error_callback": second_poller(refused, stop)}
     async with running(application, webhook, **polling):
         log.info("bot @%s is running", application.bot.username)
         await stop.wait()
@@ -197,13 +197,15 @@ async def serve(application: Application, stop: asyncio.Event,
         raise refused[0]
 
 
-def second_poller(started: float, refused: list[Conflict],
-                  stop: asyncio.Event) -> Callable[[TelegramError], None]:
+def second_poller(refused: list[Conflict], stop: asyncio.Event
+                  ) -> Callable[[TelegramError], None]:
     """PTB's polling error callback. Telegram serves one poller a token and ends the older
     request with 409 Conflict. Met within NEWCOMER_S of starting, that means another process
     was polling first: this one records it in ``refused`` and stops. An older poller logs the
-    conflict and polls on (the newcomer leaves, and its last request also ends ours)."""
+    conflict and polls on (the newcomer leaves, and its last request also ends ours). Made as
+    polling starts."""
     loop = asyncio.get_running_loop()
+    started = loop.time()
 
     def polling_failed(error: TelegramError) -> None:
         if isinstance(error, Conflict) and loop.time() - started < NEWCOMER_S:

@@ -9,6 +9,7 @@ been delivered, and sending it again would answer twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -47,19 +48,15 @@ class RetryingRateLimiter(AIORateLimiter):
     async def process_request(self, callback: Callable[..., Coroutine[Any, Any, Any]],
                               args: Any, kwargs: dict[str, Any], endpoint: str,
                               data: dict[str, Any], rate_limit_args: Any) -> Any:
-        call = (callback, args, kwargs, endpoint, data, rate_limit_args)
+        once = (functools.partial(callback, *args, **kwargs) if endpoint in NOT_RATE_LIMITED
+                else functools.partial(super().process_request, callback, args, kwargs,
+                                       endpoint, data, rate_limit_args))
         for delay in self.backoff_s:
             try:
-                return await self._once(call)
+                return await once()
             except NetworkError as error:
                 if not worth_retrying(error, endpoint):
                     raise
                 log.warning("%s failed (%s): again in %.1f s", endpoint, error, delay)
                 await asyncio.sleep(delay)
-        return await self._once(call)
-
-    async def _once(self, call: tuple) -> Any:
-        callback, args, kwargs, endpoint, *_ = call
-        if endpoint in NOT_RATE_LIMITED:
-            return await callback(*args, **kwargs)
-        return await super().process_request(*call)
+        return await once()

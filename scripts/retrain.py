@@ -106,10 +106,10 @@ def print_decisions(decisions: Decisions, outcomes_file: Path) -> None:
           f"photos, {dogs} dogs of several")
     for breed in decisions.new_breeds:
         print(f"new breed {breed.name} ({breed.label}): {breed.voters} people, "
-              f"{breed.photos} photos")
+              f"{breed.photos} photos or dogs")
     for breed in decisions.candidates:
         print(f"candidate breed {breed.name} ({breed.label}): {breed.voters} people, "
-              f"{breed.photos} photos; more photos: {breed.suggestion()}")
+              f"{breed.photos} photos or dogs; more photos: {breed.suggestion()}")
 
 
 def print_candidate(candidate: Candidate, current: str) -> None:

@@ -90,7 +90,7 @@ class Candidate:
     label: str
     name: str
     voters: int
-    photos: int
+    photos: int  # decided items: whole photos and dogs of several
 
     def suggestion(self) -> str:
         return (f'python scripts/collect_flickr.py --breed {self.label} --query "{self.name}" '
