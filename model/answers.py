@@ -107,12 +107,6 @@ def dog_probability(imagenet_probs: np.ndarray) -> np.ndarray:
     return imagenet_probs[..., list(CANID_CLASSES)].sum(-1)
 
 
-def imagenet_breed_probs(imagenet_probs: np.ndarray) -> np.ndarray:
-    """(..., 1000) softmax -> (..., 121): the ImageNet head restricted to breeds, renormalised."""
-    breed_mass = imagenet_probs[..., list(BREED_CLASSES)]
-    return breed_mass / breed_mass.sum(-1, keepdims=True)
-
-
 def make_answer(imagenet_probs: np.ndarray, breed_probs: np.ndarray,
                 breeds: tuple[Breed, ...], top_k: int = 5) -> Answer:
     """One photo's answer from its (1000,) ImageNet softmax and (N,) breed probabilities."""

@@ -93,9 +93,9 @@ class Look:
     By default it looks once, at the whole photo, adding its mirror image only where unsure
     (the same top-1 as always on wiki-dogs-dev and imagewoof-val-dev). Lite2 tells the breed
     from features pooled over the dog (``model.localize.dog_pooled``), which took it from 118
-    to 124 of wiki-dogs-dev's 182 photos at no extra cost. A second look (``LOOK_TWICE``) was
-    measured before that, when it gained 4 of 182 over looking once; the other settings are
-    the measured best for a second look (``scripts/evaluate_looks.py``).
+    to 124 of wiki-dogs-dev's 182 photos at no extra cost. A second look (``LOOK_TWICE``)
+    gains 1 more of those and loses 3 of imagewoof-val-dev's 170, for twice the time; its
+    settings are the measured best for a second look (``scripts/evaluate_looks.py``).
     """
 
     # When the whole photo's mirror image is averaged in (probabilities and dog maps): one of

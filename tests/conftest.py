@@ -26,6 +26,7 @@ from bot.ratelimit import RateLimiter
 from bot.storage import Store
 from model import DEFAULT_VARIANT, POOLING
 from model.artifact import Artifact, BreedLabel, save_artifact
+from model.labels import BREED_CLASSES
 from model.predictor import Predictor
 from tests.postgres import PostgresServer, Unavailable
 
@@ -210,6 +211,13 @@ async def bot_env(tmp_path: Path, classifier: BatchingClassifier,
     """The bot on SQLite, and again on PostgreSQL."""
     async with running_bot(tmp_path, classifier, database_url=database_url) as env:
         yield env
+
+
+def breed_probs_on_the_mean(imagenet_probs: np.ndarray) -> np.ndarray:
+    """(..., 1000) softmax -> (..., 121): the zero-training breeds' probabilities when the
+    features are the mean of the frame, ImageNet's head restricted to breeds, renormalised."""
+    breed_mass = imagenet_probs[..., list(BREED_CLASSES)]
+    return breed_mass / breed_mass.sum(-1, keepdims=True)
 
 
 def save_model_file(path: Path, labels: list[BreedLabel], classifier: dict[str, np.ndarray],

@@ -16,10 +16,10 @@ from model.answers import (
     PhotoAnswer,
     dog_probability,
     headline,
-    imagenet_breed_probs,
     imagenet_breeds,
     make_answer,
 )
+from tests.conftest import breed_probs_on_the_mean
 
 TABBY, TENCH, CHIHUAHUA, GOLDEN_RETRIEVER, TIMBER_WOLF, DINGO = 281, 0, 151, 207, 269, 273
 DOG_CLASSES = slice(151, 276)  # ImageNet's breeds, wolves, coyote, dingo, dhole, hunting dog
@@ -39,7 +39,7 @@ def probabilities(peaks: dict[int, float]) -> np.ndarray:
 
 
 def answer_for(probs: np.ndarray, top_k: int = 5) -> Answer:
-    return make_answer(probs, imagenet_breed_probs(probs), imagenet_breeds(), top_k)
+    return make_answer(probs, breed_probs_on_the_mean(probs), imagenet_breeds(), top_k)
 
 
 def test_not_a_dog_names_what_it_looks_like() -> None:

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from model.answers import Answer, Box, BreedGuess, Dog, PhotoAnswer, imagenet_breed_probs
+from model.answers import Answer, Box, BreedGuess, Dog, PhotoAnswer
 from model.data.dataset import Example
 from model.evaluation.looking import Probs, Variant, View, describe, looked, score
 from model.labels import BREED_CLASSES
 from model.predictor import LOOK, LOOK_TWICE, Look
+from tests.conftest import breed_probs_on_the_mean
 
 
 def test_names_say_what_is_looked_at() -> None:
@@ -65,7 +66,7 @@ def probs(breeds: dict[int, float], dog: float = 0.9) -> Probs:
     imagenet[0] = 1 - dog
     for index, share in breeds.items():
         imagenet[BREED_CLASSES[index]] = dog * share
-    return imagenet, imagenet_breed_probs(imagenet)
+    return imagenet, breed_probs_on_the_mean(imagenet)
 
 
 class FakePhoto:

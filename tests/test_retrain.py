@@ -195,7 +195,8 @@ async def test_an_event_teaches_the_bot(event_bot: BotEnv, tmp_path: Path,
     assert trained.returncode == 0, trained.stderr[-3000:]
     print(trained.stdout)
     assert "promoted: better on the corrected breeds" in trained.stdout
-    assert "candidate breed Korean Jindo (korean-jindo): 3 people, 6 photos or dogs;" in trained.stdout
+    assert ("candidate breed Korean Jindo (korean-jindo): 3 people, 6 photos or dogs;"
+            in trained.stdout)
     assert "collect_flickr.py --breed korean-jindo" in trained.stdout
     [outcomes] = (tmp_path / "model.whatbreed.history").glob("votes-*.csv")
     with open(outcomes, newline="") as f:

@@ -36,7 +36,7 @@ from model.answers import (
 )
 from model.data.dataset import Example
 from model.localize import DOG_LEVEL, box_in_photo, crop_square, find_dogs
-from model.predictor import CROP_DETAIL, LOOK_TWICE, Look, Predictor, combined
+from model.predictor import CROP_DETAIL, LOOK, LOOK_TWICE, Look, Predictor, combined
 from model.preprocess import centre_square, load_rgb, square_pixels, whole_square
 
 BATCH = 32  # photos per call when scoring accuracy
@@ -50,10 +50,11 @@ class Variant:
 
 
 def looking_variants(predictor: Predictor) -> list[Variant]:
-    """The product's own ways of looking: today's centre crop and ``look`` looking twice
-    (``look`` once is the sweep's "whole 260 px + mirror")."""
+    """The product's own ways of looking: the centre crop (``classify``, the way of the issue's
+    "today"), ``look`` as the bot looks, and ``look`` looking twice."""
     return [Variant("today: centre crop + mirror", predictor.classify),
-            Variant(describe(LOOK_TWICE), functools.partial(predictor.look, how=LOOK_TWICE))]
+            *(Variant(describe(how), functools.partial(predictor.look, how=how))
+              for how in (LOOK, LOOK_TWICE))]
 
 
 def describe(how: Look) -> str:
