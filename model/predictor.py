@@ -314,10 +314,8 @@ class Predictor:
                                                           how.mirror)
         wholes = list(zip(imagenet, breeds, strict=True))
         firsts = [make_answer(*whole, self.breeds, self.top_k) for whole in wholes]
-        # Dogs where the first answer saw one, or where the map does (a dog too small for it).
-        dogs = [[box_in_photo(box, view, *image.size) for box in find_dogs(*cells)]
-                if first.is_dog or cells[0].max() >= DOG_LEVEL else []
-                for image, view, first, *cells in zip(images, views, firsts, *maps, strict=True)]
+        dogs = [dogs_in_photo(*image.size, *cells) if sees_dogs(first, cells[0].max()) else []
+                for image, first, *cells in zip(images, firsts, *maps, strict=True)]
         twice = [bool(found) and how.looks_twice(first, found[0])
                  for first, found in zip(firsts, dogs, strict=True)]
         wanted = [(i, j) for i, found in enumerate(dogs) for j in range(len(found))
@@ -382,6 +380,20 @@ class Predictor:
         """The squares of the images as model input (B, S, S, 3) uint8, resized in parallel."""
         resize = functools.partial(square_pixels, size=self.resolution)
         return np.stack(list(self._decoders.map(resize, images, squares)))
+
+
+def sees_dogs(first: Answer, map_peak: float) -> bool:
+    """Whether ``look`` looks for dogs in a photo whose first answer is ``first`` and whose dog
+    map peaks at ``map_peak``: the answer saw one, or the map does (a dog too small for it)."""
+    return first.is_dog or map_peak >= DOG_LEVEL
+
+
+def dogs_in_photo(width: int, height: int, probability: np.ndarray, evidence: np.ndarray
+                  ) -> list[Box]:
+    """The dogs on the (h, w) dog maps of the whole photo, letterboxed as ``look`` sees it, as
+    boxes in the photo (``width`` × ``height``), the most evident first."""
+    view = whole_square(width, height)
+    return [box_in_photo(box, view, width, height) for box in find_dogs(probability, evidence)]
 
 
 def crop_image(photo_bytes: bytes, resolution: int) -> Image.Image:

@@ -35,8 +35,17 @@ from model.answers import (
     make_answer,
 )
 from model.data.dataset import Example
-from model.localize import DOG_LEVEL, box_in_photo, crop_square, find_dogs
-from model.predictor import CROP_DETAIL, LOOK, LOOK_TWICE, Look, Predictor, combined
+from model.localize import crop_square
+from model.predictor import (
+    CROP_DETAIL,
+    LOOK,
+    LOOK_TWICE,
+    Look,
+    Predictor,
+    combined,
+    dogs_in_photo,
+    sees_dogs,
+)
 from model.preprocess import centre_square, load_rgb, square_pixels, whole_square
 
 BATCH = 32  # photos per call when scoring accuracy
@@ -205,7 +214,7 @@ def looked(name: str, wholes: Sequence[tuple[View, bool]],
             return first
         box, peak = photo.first_dog(first_view.variant, first_mirror)
         said = make_answer(*first, imagenet_breeds())
-        if not (said.is_dog or peak >= DOG_LEVEL) or not how.looks_twice(said, box):
+        if not sees_dogs(said, peak) or not how.looks_twice(said, box):
             return first
         return combined([first, photo.probs(*crop)])
 
@@ -296,7 +305,7 @@ class ViewBank:
             both = [(a + m[:, :, ::-1]) / 2 for a, m in zip(as_is[2:], mirrored[2:], strict=True)]
             for mirror, maps in ((False, as_is[2:]), (True, both)):
                 self._dogs[view.variant, mirror] = [
-                    (first_dog(image, *cells), float(cells[0].max()))
+                    (dogs_in_photo(*image.size, *cells)[0], float(cells[0].max()))
                     for image, *cells in zip(self._images, *maps, strict=True)]
 
 
@@ -331,8 +340,8 @@ class LivePhoto:
             pixels = view.pixels(self._image, dog)[None]
             if view == View("whole", predictor.resolution, view.variant):  # with its dog map
                 imagenet, breeds, *maps = predictor.whole_probabilities(pixels, mirror)
-                self._dogs[view.variant, mirror] = (first_dog(self._image, *(m[0] for m in maps)),
-                                                    float(maps[0].max()))
+                first = dogs_in_photo(*self._image.size, *(m[0] for m in maps))[0]
+                self._dogs[view.variant, mirror] = first, float(maps[0].max())
             else:
                 imagenet, breeds = predictor.probabilities(pixels, mirror)
             self._seen[view, mirror] = imagenet[0], breeds[0]
@@ -342,12 +351,6 @@ class LivePhoto:
         if (variant, mirror) not in self._dogs:
             self.probs(View("whole", self._predictors[variant].resolution, variant), mirror)
         return self._dogs[variant, mirror]
-
-
-def first_dog(image: Image.Image, probability: np.ndarray, evidence: np.ndarray) -> Box:
-    """The first dog on the dog maps (h, w) of the whole (letterboxed) ``image``, in it."""
-    view = whole_square(*image.size)
-    return box_in_photo(find_dogs(probability, evidence)[0], view, *image.size)
 
 
 def score_sweep(sweep: Sweep, bank: ViewBank) -> Score:
