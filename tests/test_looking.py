@@ -3,6 +3,7 @@ and second look; the variants run on real photos in scripts/evaluate_looks.py.""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ from PIL import Image
 
 from model.answers import Answer, Box, BreedGuess, Dog, PhotoAnswer
 from model.data.dataset import Example
-from model.evaluation.looking import Probs, Variant, View, describe, looked, score
+from model.evaluation.looking import Probs, Variant, View, describe, looked, median_ms, score
 from model.labels import BREED_CLASSES
 from model.predictor import LOOK, LOOK_TWICE, Look
 from tests.conftest import breed_probs_on_the_mean
@@ -107,3 +108,19 @@ def test_views_of_several_models_are_averaged() -> None:
     imagenet, breeds = sweep.answer(TwoModels(*answers.values(), Box(0, 0, 1, 1)))
     np.testing.assert_allclose(breeds[:2], [0.5, 0.5])
     assert sweep.cost == 1.9
+
+
+def test_variants_are_timed_in_turns_one_photo_a_call() -> None:
+    calls = []
+
+    def variant(name: str, seconds: float) -> Variant:
+        def answers(photos: list[bytes]) -> list:
+            calls.append((name, len(photos)))
+            time.sleep(seconds)
+            return []
+        return Variant(name, answers)
+
+    slow_ms, fast_ms = median_ms([variant("slow", 0.02), variant("fast", 0.0)], [b"a", b"b", b"c"])
+    assert slow_ms >= 20 > fast_ms
+    assert calls[:2] == [("slow", 2), ("fast", 2)]  # each warmed first
+    assert calls[2:] == [("slow", 1), ("fast", 1)] * 3  # then in turns, one photo a call

@@ -19,7 +19,6 @@ import functools
 import io
 import itertools
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -35,6 +34,7 @@ from model.answers import (
     make_answer,
 )
 from model.data.dataset import Example
+from model.evaluation.photo_speed import timed_in_turns
 from model.localize import crop_square
 from model.predictor import (
     CROP_DETAIL,
@@ -107,18 +107,10 @@ def _hits(label: str, answer: Answer) -> tuple[bool, bool]:
 
 
 def median_ms(variants: Sequence[Variant], photos: Sequence[bytes]) -> list[float]:
-    """Median photo-to-answer time (ms) of each variant, one photo a call: bytes in, answer
-    out. The variants take turns on each photo, so that a busy moment of the machine falls on
-    all of them alike."""
-    for variant in variants:  # compile and warm every code path first
-        variant.answers(list(photos[:1]))
-    times: list[list[float]] = [[] for _ in variants]
-    for photo in photos:
-        for variant, spent in zip(variants, times, strict=True):
-            started = time.perf_counter()
-            variant.answers([photo])
-            spent.append(time.perf_counter() - started)
-    return [statistics.median(spent) * 1e3 for spent in times]
+    """Median photo-to-answer time (ms) of each variant, one photo a call, taking turns
+    (``timed_in_turns``)."""
+    times = timed_in_turns({variant.name: variant.answers for variant in variants}, photos)
+    return [statistics.median(times[variant.name]) * 1e3 for variant in variants]
 
 
 def telegram_sized(photo: bytes, long_side: int = 1280) -> bytes:

@@ -53,18 +53,23 @@ def answer_ways(predictor: Predictor) -> dict[str, Callable[[list[bytes]], list]
 
 def photo_to_answer(predictor: Predictor, photos: Sequence[bytes],
                     repeats: int) -> dict[str, list[float]]:
-    """Seconds from bytes to answer of each photo, one photo a call, for each way in
-    ``answer_ways``. The ways take turns on each photo, so that a busy moment of the machine
-    falls on all of them alike."""
-    ways = answer_ways(predictor)
+    """``timed_in_turns`` for each way in ``answer_ways``."""
     for mirror in MIRRORS:  # compile every code path first: a photo may take any of them
         predictor.warm_up_look(Look(mirror=mirror), photos=1)
-    for answer in ways.values():
+    return timed_in_turns(answer_ways(predictor), photos, repeats)
+
+
+def timed_in_turns(answers: dict[str, Callable[[list[bytes]], object]], photos: Sequence[bytes],
+                   repeats: int = 1) -> dict[str, list[float]]:
+    """Seconds from bytes to answer of each photo, one photo a call, for each of ``answers``
+    (by name), after a first call each to warm it. They take turns on each photo, so that a
+    busy moment of the machine falls on all of them alike."""
+    for answer in answers.values():
         answer(list(photos[:2]))
-    times: dict[str, list[float]] = {name: [] for name in ways}
+    times: dict[str, list[float]] = {name: [] for name in answers}
     for _ in range(repeats):
         for photo in photos:
-            for name, answer in ways.items():
+            for name, answer in answers.items():
                 started = time.perf_counter()
                 answer([photo])
                 times[name].append(time.perf_counter() - started)
