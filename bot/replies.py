@@ -90,7 +90,7 @@ def numbered_dogs(photo: PhotoAnswer) -> list[Dog]:
     return sorted(dogs, key=lambda dog: _centre(dog.box)[axis])
 
 
-def several_dogs_text(dogs: Sequence[Dog], limit: int = CAPTION_LIMIT) -> str:
+def several_dogs_text(dogs: Sequence[Dog], limit: int) -> str:
     """"I see 2 dogs:", then a line per dog: its number, where it is, and its answer; each
     answer cut to its likeliest breed where the whole would not fit in ``limit`` characters
     (a photo's caption, less what follows the dogs)."""

@@ -328,15 +328,17 @@ def test_a_photo_whose_finer_decode_fails_is_answered_from_the_first_and_fails_n
     small = read_photo(TWO_DOGS)
     photo = Image.open(io.BytesIO(small))
     big = _jpeg(photo.resize((photo.width * 4, photo.height * 4), Image.Resampling.BICUBIC))
-    finer = model.predictor.crop_image
+    finer, asked = model.predictor.crop_image, []
 
     def failing(photo_bytes: bytes, resolution: int) -> Image.Image:
+        asked.append(photo_bytes)
         if photo_bytes == big:
             raise RuntimeError("a decoder bug at this DCT scale")
         return finer(photo_bytes, resolution)
 
     monkeypatch.setattr(model.predictor, "crop_image", failing)
     as_big, as_small = predictor.look([big, small])
+    assert big in asked  # the finer decode was tried, and failed
     assert len(as_big.dogs) == len(as_small.dogs) == 2
     assert [d.answer.predictions[0].label for d in as_big.dogs] == [
         d.answer.predictions[0].label for d in as_small.dogs]

@@ -136,7 +136,7 @@ class Prediction(Base):
 
     def guesses_of(self, dog: int | None) -> tuple[BreedGuess, ...]:
         """The answer for numbered dog ``dog`` (1, 2, …), or for the photo when None."""
-        return self.guesses if dog is None else self.dogs_guesses[dog - 1]
+        return self.guesses if dog is None else _guesses(self.dogs[dog - 1]["predictions"])
 
 
 def _guesses(stored: list[Any]) -> tuple[BreedGuess, ...]:
