@@ -93,6 +93,7 @@ def load_artifact(path: Path) -> Artifact:
         raise ArtifactError(f"{path} is damaged (checksum mismatch): copy or export it again")
     content = serialization.msgpack_restore(payload)
     meta = json.loads(content["meta"])
+    meta.setdefault("pooling", "mean")  # files from before it was recorded: theirs was the mean
     _check_compatible(path, meta)
     labels = [BreedLabel(m["label"], m["name"], tuple(m["aliases"])) for m in meta["labels"]]
     params = {k: {n: np.asarray(a) for n, a in v.items()} for k, v in content["params"].items()}
@@ -100,10 +101,9 @@ def load_artifact(path: Path) -> Artifact:
         raise ArtifactError(f"{path} is inconsistent: {len(labels)} labels but "
                             f"{params['classifier']['bias'].shape[0]} outputs")
     fields_ = {k: meta[k] for k in ("variant", "head_config", "metrics", "manifest_sha256",
-                                    "code_version", "created_at", "preprocess_version")}
-    # Files from before the dog-pooled features hold no pooling: theirs was the mean.
-    return Artifact(labels=labels, head_params=params, pooling=meta.get("pooling", "mean"),
-                    **fields_)
+                                    "code_version", "created_at", "preprocess_version",
+                                    "pooling")}
+    return Artifact(labels=labels, head_params=params, **fields_)
 
 
 def _check_compatible(path: Path, meta: dict) -> None:
@@ -113,7 +113,7 @@ def _check_compatible(path: Path, meta: dict) -> None:
     if meta["variant"] not in VARIANTS or meta["variant"] == "tiny":
         raise ArtifactError(f"{path} needs backbone {meta['variant']!r}, which this code "
                             "does not have")
-    if meta.get("pooling", "mean") not in POOLINGS:
+    if meta["pooling"] not in POOLINGS:
         raise ArtifactError(f"{path} reads features pooled as {meta['pooling']!r}, which this "
                             "code does not make")
     if meta["preprocess_version"] != PREPROCESS_VERSION:

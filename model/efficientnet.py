@@ -319,14 +319,13 @@ def _bfloat16_kernels(params: dict) -> dict:
     return jax.tree_util.tree_map_with_path(cast, params)
 
 
-def from_pretrained(variant: str, depthwise: str = "shifted",
-                    matmul: str = "float32") -> tuple[EfficientNetLite, dict]:
+def from_pretrained(variant: str, matmul: str = "float32") -> tuple[EfficientNetLite, dict]:
     """The frozen ImageNet backbone ``variant`` and its params (``{"params": ...}``);
     ``matmul="bfloat16"`` rounds the 1×1 convolutions' kernels and inputs to bfloat16."""
     if variant not in VARIANTS or variant == "tiny":
         raise ValueError(f"unknown variant {variant!r}; choose lite0, lite1 or lite2")
     if matmul not in _DOT_GENERAL:
         raise ValueError(f"unknown matmul {matmul!r}; choose {' or '.join(_DOT_GENERAL)}")
-    model = VARIANTS[variant](depthwise=depthwise, matmul=matmul)
+    model = VARIANTS[variant](matmul=matmul)
     params = params_from_state_dict(load_state_dict(weights_path(variant)), model)
     return model, {"params": params if matmul == "float32" else _bfloat16_kernels(params)}
