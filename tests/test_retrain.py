@@ -33,14 +33,16 @@ from bot.config import ModelSource
 from bot.fake_telegram import ChatSpec, UserSpec
 from bot.inference import BatchingClassifier
 from bot.replies import numbered_dogs
-from model import DEFAULT_VARIANT
+from model import DEFAULT_VARIANT, POOLING
 from model.answers import Box
+from model.artifact import Artifact, BreedLabel, save_artifact
 from model.data.dataset import Example, load_examples, sha256_hex
 from model.efficientnet import from_pretrained
 from model.evaluation.several_dogs import LAYOUTS, composite
+from model.head import imagenet_rows
 from model.predictor import Predictor
 from model.training.features import cached_features
-from model.training.retrain import score
+from model.training.retrain import score, served_model
 from model.training.train import imagenet_base
 from tests.conftest import DEFAULT_MODEL_VERSION, BotEnv, eventually, running_bot
 from tests.test_bot_e2e import GOLDEN_RETRIEVER
@@ -79,6 +81,31 @@ def test_a_corrected_dog_trains_as_the_crop_the_bot_answered_it_from(
         probabilities = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
         assert probabilities.max() == pytest.approx(dog.answer.predictions[0].probability,
                                                     abs=0.01)  # float16 features
+
+
+def test_a_model_file_from_before_dog_pooling_is_retrained_on_its_own_features(
+        read_photo: Callable[[str], bytes], tmp_path: Path) -> None:
+    """A served file whose head read the mean of the frame (every file from before Lite2
+    pooled over the dog) is extended and compared on the mean's features, the ones it is
+    served on: the cached features give the answer the bot gives with it."""
+    labels = [BreedLabel(GOLDEN, "golden retriever"), BreedLabel(SAMOYED, "Samoyed")]
+    rows = imagenet_rows([b.label for b in labels], from_pretrained(DEFAULT_VARIANT)[1], "mean")
+    path = tmp_path / "model.whatbreed"
+    save_artifact(Artifact(DEFAULT_VARIANT, labels, {"hidden": 0, "dropout": 0.2},
+                           {"classifier": rows}, created_at="2026-11-29T10:00:00"), path)
+    served = served_model(path, DEFAULT_VARIANT)
+    assert served.pooling == "mean" != POOLING[DEFAULT_VARIANT]
+    assert served_model(tmp_path / "none", DEFAULT_VARIANT).pooling == POOLING[DEFAULT_VARIANT]
+    photo = read_photo(GOLDEN_RETRIEVER)
+    (tmp_path / "golden.jpg").write_bytes(photo)
+    example = Example(tmp_path / "golden.jpg", sha256_hex(photo), GOLDEN, GOLDEN, "correction",
+                      "", "")
+    features = cached_features(DEFAULT_VARIANT, 0, 0, [], {"votes": [example]},
+                               tmp_path / "cache", served.pooling)
+    logits = features[example.key][0].astype(np.float32) @ rows["kernel"] + rows["bias"]
+    [answer] = Predictor(str(path), warm_up=False).classify([photo], mirror="never")
+    assert np.exp(logits - logits.max()).max() / np.exp(logits - logits.max()).sum() == \
+        pytest.approx(answer.predictions[0].probability, abs=0.01)  # float16 features
 
 
 def dev_photos(shared: Path, breed: str, count: int) -> list[Path]:

@@ -21,8 +21,9 @@ class FeatureCache:
     The seed is in the key because it picks the augmented views.
     """
 
-    def __init__(self, root: Path, variant: str, seed: int = 0):
-        pooled = "-dog" if POOLING.get(variant) == "dog" else ""
+    def __init__(self, root: Path, variant: str, seed: int = 0, pooling: str | None = None):
+        """``pooling``: how the features were pooled; None: as ``variant``'s are now."""
+        pooled = "-dog" if (pooling or POOLING.get(variant)) == "dog" else ""
         self.folder = root / f"{variant}-p{PREPROCESS_VERSION}{pooled}-s{seed}"
 
     def _path(self, key: str) -> Path:

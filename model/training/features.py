@@ -65,11 +65,14 @@ def backbone_features(backbone: EfficientNetLite, params: dict, pixels: jax.Arra
 class FeatureExtractor:
     """Runs the frozen backbone over photos: the clean view plus ``views`` augmented ones."""
 
-    def __init__(self, variant: str, seed: int = 0):
+    def __init__(self, variant: str, seed: int = 0, pooling: str | None = None):
+        """``pooling``: how the features are pooled (``POOLINGS``); None: as ``variant``'s are
+        now (``POOLING``)."""
         self.backbone, self._params = from_pretrained(variant)
         self.seed = seed
         resolution = self.backbone.resolution
-        features = functools.partial(backbone_features, self.backbone, pooling=POOLING[variant])
+        features = functools.partial(backbone_features, self.backbone,
+                                     pooling=pooling or POOLING[variant])
         self._clean = jax.jit(features)
         self._augmented = jax.jit(lambda p, k, s: features(p, random_views(k, s, resolution)))
 
@@ -136,13 +139,13 @@ class FeatureExtractor:
 
 
 def cached_features(variant: str, seed: int, views: int, train: list[Example],
-                    others: dict[str, list[Example]], cache_root: Path
-                    ) -> dict[str, np.ndarray]:
+                    others: dict[str, list[Example]], cache_root: Path,
+                    pooling: str | None = None) -> dict[str, np.ndarray]:
     """Features by ``Example.key``: the training photos' clean and ``views`` augmented views,
-    and every other photo's clean view; computed once, then read from the cache under
-    ``cache_root``."""
-    extractor = FeatureExtractor(variant, seed)
-    cache = FeatureCache(cache_root, variant, seed)
+    and every other photo's clean view, pooled as ``pooling`` says (None: as ``variant``'s
+    are now); computed once, then read from the cache under ``cache_root``."""
+    extractor = FeatureExtractor(variant, seed, pooling)
+    cache = FeatureCache(cache_root, variant, seed, pooling)
     features = extractor.extract(train, views, cache, "train features")
     for name, photos in others.items():
         features |= extractor.extract(photos, 0, cache, f"{name} features")

@@ -58,6 +58,9 @@ class ServedModel:
     version: str
     variant: str
     base: Base  # its breeds and linear rows: what a candidate extends and is compared with
+    # The features its rows read: a candidate extends it and is compared with it on those, so
+    # a file from before Lite2 pooled over the dog goes on with the mean (``POOLINGS``).
+    pooling: str
 
 
 def served_model(model_path: Path, variant: str) -> ServedModel:
@@ -65,12 +68,13 @@ def served_model(model_path: Path, variant: str) -> ServedModel:
     if not model_path.exists():
         _, backbone_params = from_pretrained(variant)
         return ServedModel(f"efficientnet-{variant}-imagenet", variant,
-                           imagenet_base(backbone_params, POOLING[variant]))
+                           imagenet_base(backbone_params, POOLING[variant]), POOLING[variant])
     artifact = load_artifact(model_path)
     if artifact.head_config.get("hidden"):
         raise ArtifactError(f"{model_path} has a hidden layer: retraining extends linear heads")
     return ServedModel(artifact.version, artifact.variant,
-                       Base(tuple(artifact.labels), artifact.head_params["classifier"]))
+                       Base(tuple(artifact.labels), artifact.head_params["classifier"]),
+                       artifact.pooling)
 
 
 @dataclass(frozen=True)
@@ -140,12 +144,12 @@ def train_candidate(config: TrainConfig, served: ServedModel, examples: list[Exa
     index = {b.label: i for i, b in enumerate(labels)}
     features = cached_features(served.variant, config.seed, config.views, splits["train"],
                                {"held-out": splits["val"] + splits["test"], **checks},
-                               cache_root)
+                               cache_root, served.pooling)
     data = {name: make_split(photos, features, index, config.views if name == "train" else 0)
             for name, photos in splits.items()}
     _, backbone_params = from_pretrained(served.variant)
     state, metrics = train_head(config, labels, data, served.base, backbone_params, logs)
-    artifact = make_artifact(config, labels, state, metrics, examples)
+    artifact = make_artifact(config, labels, state, metrics, examples, served.pooling)
     after = Base(tuple(labels), artifact.head_params["classifier"])
     comparisons = [Comparison(name, score(served.base, photos, features),
                               score(after, photos, features))

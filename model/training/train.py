@@ -465,22 +465,22 @@ def train_and_export(config: TrainConfig, examples: list[Example], out: Path,
     metrics["zero_training"] = zero_training_top1(data, list(index), backbone_params)
     metrics |= {"extraction_s": round(extraction_s, 1),
                 "training_s": round(time.perf_counter() - started, 1)}
-    artifact = make_artifact(config, labels, state, metrics, examples)
+    artifact = make_artifact(config, labels, state, metrics, examples, POOLING[config.variant])
     save_artifact(artifact, out)
     return artifact
 
 
 def make_artifact(config: TrainConfig, labels: list[BreedLabel], state: TrainState,
-                  metrics: dict, examples: list[Example]) -> Artifact:
-    """The model file's content: the trained head, its labels, metrics and provenance."""
+                  metrics: dict, examples: list[Example], pooling: str) -> Artifact:
+    """The model file's content: the trained head, its labels, the pooling of the features
+    it was fitted on, metrics and provenance."""
     return Artifact(
         variant=config.variant, labels=labels,
         head_config={"hidden": config.hidden, "dropout": config.dropout},
         head_params=jax.tree_util.tree_map(np.asarray, jax.device_get(state.params)),
         metrics=metrics | {"config": dataclasses.asdict(config)},
         manifest_sha256=manifest_digest(examples), code_version=code_version(),
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        pooling=POOLING[config.variant])
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"), pooling=pooling)
 
 
 def train_baseline(config: TrainConfig, examples: list[Example], out: Path) -> dict:
