@@ -57,7 +57,8 @@ def make_services(settings: Settings) -> Services:
                   settings.feature_cache)
     use_compilation_cache(settings.compile_cache)
     classifier = BatchingClassifier(
-        lambda: serving_predictor(settings.model.to_load(), settings.max_batch),
+        lambda: serving_predictor(settings.model.to_load(), settings.max_batch,
+                                  settings.matmul),
         max_batch=settings.max_batch)
     breeds = BreedIndex.build(classifier.predictor.breeds, store.known_new_breeds())
     return Services(store, classifier, breeds, RateLimiter())

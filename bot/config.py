@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from model import DEFAULT_VARIANT, MODELS
+from model import DEFAULT_VARIANT, MATMULS, MODELS
 
 DATA_DIR = Path(os.environ.get("WHATBREED_DATA", "var"))
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'whatbreed.db'}")
@@ -70,6 +70,15 @@ def max_batch_setting() -> int:
     """$WHATBREED_MAX_BATCH: photos in one model call at most; ConfigError for a bad one."""
     return _whole_number("WHATBREED_MAX_BATCH", DEFAULT_MAX_BATCH, 1, float("inf"),
                          "a whole number of at least 1 (1: no micro-batching)")
+
+
+def matmul_setting() -> str:
+    """$WHATBREED_MATMUL: the backbone's 1×1 products, "auto" (bfloat16 where the CPU has
+    bfloat16 dot products), "float32" or "bfloat16"; ConfigError for anything else."""
+    text = os.environ.get("WHATBREED_MATMUL") or "auto"
+    if text not in ("auto", *MATMULS):
+        raise ConfigError(f"WHATBREED_MATMUL must be auto, {' or '.join(MATMULS)}, not {text!r}")
+    return text
 
 
 def _webhook_url(url: str) -> str:
@@ -148,6 +157,7 @@ class Settings:
     api_url: str | None = None  # another Bot API server's root, e.g. a local telegram-bot-api
     webhook: Webhook | None = None  # None: long polling
     max_batch: int = DEFAULT_MAX_BATCH  # 1: each photo classified alone (no batching)
+    matmul: str = "auto"  # the backbone's 1×1 products (Predictor's ``matmul``)
     compile_cache: Path = COMPILE_CACHE
     feature_cache: Path = FEATURE_CACHE  # what /forget deletes besides photos and rows
 
@@ -164,5 +174,6 @@ class Settings:
             api_url=os.environ.get("TELEGRAM_API_URL") or None,
             webhook=Webhook.from_env(DATA_DIR),
             max_batch=max_batch_setting(),
+            matmul=matmul_setting(),
             compile_cache=Path(os.environ.get("WHATBREED_COMPILE_CACHE") or COMPILE_CACHE),
         )

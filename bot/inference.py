@@ -25,11 +25,12 @@ from model.preprocess import ImageError
 log = logging.getLogger(__name__)
 
 
-def serving_predictor(model: str, max_batch: int = DEFAULT_MAX_BATCH) -> Predictor:
-    """The predictor the bot serves ``model`` with, compiled for what the bot runs (``look``
-    on up to ``max_batch`` photos) rather than for ``classify``, so that no chat waits for a
-    compilation."""
-    predictor = Predictor(model, warm_up=False)
+def serving_predictor(model: str, max_batch: int = DEFAULT_MAX_BATCH, matmul: str = "auto"
+                      ) -> Predictor:
+    """The predictor the bot serves ``model`` with (``matmul``: see ``Predictor``), compiled
+    for what the bot runs (``look`` on up to ``max_batch`` photos) rather than for
+    ``classify``, so that no chat waits for a compilation."""
+    predictor = Predictor(model, warm_up=False, matmul=matmul)
     started = time.perf_counter()
     predictor.warm_up_look(photos=max_batch)
     log.info("predictor %s compiled for looking in %.1f s", predictor.version,

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from model import MATMULS
 from model.preprocess import normalize
 from model.torch_pickle import load_state_dict
 
@@ -133,6 +134,20 @@ def bfloat16_dot_general(lhs: jax.Array, rhs: jax.Array, dimension_numbers: Any,
 
 # The 1×1 convolutions' (Dense layers') products, by ``EfficientNetLite.matmul``.
 _DOT_GENERAL = {"float32": None, "bfloat16": bfloat16_dot_general}
+assert tuple(_DOT_GENERAL) == MATMULS
+# CPU flags (Linux's /proc/cpuinfo) of bfloat16 dot products, which make the bfloat16 1×1
+# convolutions cheaper than float32's; without them XLA would emulate bfloat16, slower.
+BFLOAT16_DOT_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def fastest_matmul(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """"bfloat16" where the CPU has bfloat16 dot products, else "float32" (README, Speed:
+    serving with bfloat16 products)."""
+    try:
+        flags = set(cpuinfo.read_text().split())
+    except OSError:  # not Linux: stay exact
+        return "float32"
+    return "bfloat16" if flags & BFLOAT16_DOT_FLAGS else "float32"
 
 
 class Stem(nn.Module):
@@ -324,8 +339,8 @@ def from_pretrained(variant: str, matmul: str = "float32") -> tuple[EfficientNet
     ``matmul="bfloat16"`` rounds the 1×1 convolutions' kernels and inputs to bfloat16."""
     if variant not in VARIANTS or variant == "tiny":
         raise ValueError(f"unknown variant {variant!r}; choose lite0, lite1 or lite2")
-    if matmul not in _DOT_GENERAL:
-        raise ValueError(f"unknown matmul {matmul!r}; choose {' or '.join(_DOT_GENERAL)}")
+    if matmul not in MATMULS:
+        raise ValueError(f"unknown matmul {matmul!r}; choose {' or '.join(MATMULS)}")
     model = VARIANTS[variant](matmul=matmul)
     params = params_from_state_dict(load_state_dict(weights_path(variant)), model)
     return model, {"params": params if matmul == "float32" else _bfloat16_kernels(params)}

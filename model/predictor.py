@@ -32,7 +32,7 @@ from model.answers import (
     make_answer,
 )
 from model.artifact import Artifact, ArtifactError, load_artifact
-from model.efficientnet import from_pretrained, run_backbone
+from model.efficientnet import fastest_matmul, from_pretrained, run_backbone
 from model.gradcam import grad_cam
 from model.head import BreedHead, imagenet_rows
 from model.localize import (
@@ -136,14 +136,15 @@ class Predictor:
     always comes from the ImageNet head.
 
     ``classify`` answers each photo from its centre crop; ``look`` looks at the whole photo
-    and closer, and says where each dog is.
+    and closer, and says where each dog is. ``matmul`` is the backbone's 1×1 products: one of
+    MATMULS, or "auto" (see below).
 
     Thread-safe: the compiled function holds no state, and each call works on its own arrays,
     so the bot may call ``classify`` or ``look`` from several worker threads at once.
     """
 
     def __init__(self, model: str = DEFAULT_VARIANT, top_k: int = 5, warm_up: bool = True,
-                 mirror: str = MIRROR):
+                 mirror: str = MIRROR, matmul: str = "auto"):
         started = time.perf_counter()
         self.top_k = top_k
         self.mirror = _checked_mirror(mirror)  # ``classify``'s policy unless a call says
@@ -166,7 +167,14 @@ class Predictor:
             self.promotion = artifact.metrics.get("promotion")
             self.description = _describe(artifact)
         self.variant = variant
-        self.backbone, backbone_params = from_pretrained(variant)
+        # The 1×1 convolutions' products. "auto": for the zero-training models, bfloat16 where
+        # the CPU has bfloat16 dot products (0.6-0.7 of float32's time, the same photos right);
+        # a trained head was fitted on float32 features, and read bfloat16's worse (README,
+        # "Serving with bfloat16 products").
+        if matmul == "auto":
+            matmul = fastest_matmul() if model in MODELS else "float32"
+        self.matmul = matmul
+        self.backbone, backbone_params = from_pretrained(variant, self.matmul)
         if head_params is None:  # the zero-training model: ImageNet's rows of its breeds
             self._head = BreedHead(len(self.breeds))
             head_params = {"params": {"classifier": imagenet_rows(
@@ -180,7 +188,8 @@ class Predictor:
             for size in BATCH_SIZES:
                 self.probabilities(np.zeros((size, self.resolution, self.resolution, 3), np.uint8),
                                    mirror=False)
-        log.info("predictor %s ready in %.1f s", self.version, time.perf_counter() - started)
+        log.info("predictor %s (%s 1×1 products) ready in %.1f s", self.version, self.matmul,
+                 time.perf_counter() - started)
 
     def warm_up_look(self, how: Look = LOOK, photos: int = max(BATCH_SIZES)) -> None:
         """Compile what ``look`` runs with ``how`` on up to ``photos`` photos a call: the

@@ -1,5 +1,6 @@
 """Speed of the JAX backbone against ONNX Runtime on the same weights, in one run; or, with
---photo, of a 12-megapixel phone photo from bytes to answer.
+--photo, of a 12-megapixel phone photo from bytes to answer (float32 beside the served 1×1
+products).
 
     python scripts/benchmark.py [--variant lite0|lite1|lite2] [--json] [--rounds 8]
     python scripts/benchmark.py --profile [--variant lite2] [--matmul bfloat16] [--rounds 3]
@@ -36,6 +37,7 @@ from model.advice import may_need_advice
 from model.efficientnet import (
     VARIANTS,
     EfficientNetLite,
+    fastest_matmul,
     from_pretrained,
     run_backbone,
     weights_path,
@@ -229,14 +231,17 @@ def print_profile(r: dict) -> None:
 
 
 def photo(variant: str, folder: Path, count: int, repeats: int) -> dict:
-    """Photo-to-answer percentiles of each mirror policy over ``count`` photos of ``folder``
-    made 12-megapixel phone JPEGs."""
+    """Photo-to-answer percentiles of each mirror policy, with float32 and the served 1×1
+    products, over ``count`` photos of ``folder`` made 12-megapixel phone JPEGs."""
     paths = sorted(folder.rglob("*.jpg"))
     paths = paths[:: max(1, len(paths) // count)][:count]  # spread over the breeds
     photos = [phone_photo(path.read_bytes(), seed) for seed, path in enumerate(paths)]
-    predictor = Predictor(variant)
+    # The served products beside exact float32, where they differ (``Predictor``'s matmul).
+    predictors = [Predictor(variant, matmul=m) for m in dict.fromkeys(("float32",
+                                                                       fastest_matmul()))]
+    predictor = predictors[-1]  # as served
     share = CpuShare()
-    times = photo_to_answer(predictor, photos, repeats)
+    times = photo_to_answer(predictors, photos, repeats)
     served = np.stack(predictor.decode(photos))  # decoded once for the two answers below
     mirrored = sum(map(may_need_advice, predictor.classify_pixels(served, "never")))
     # Does decoding at a reduced DCT scale change answers? The same photos decoded full size.
@@ -260,9 +265,9 @@ def print_photo(r: dict, folder: Path) -> None:
     print(f"photo to answer, EfficientNet-{r['variant']}, {r['cpus']} CPUs: {r['photos']} photos"
           f" of {folder} as 12-megapixel phone JPEGs ({r['jpeg_mb']:.1f} MB on average),"
           f" {r['repeats']} times each")
-    print("  way, mirror image       p50     p95     p99   fastest (ms)")
+    print("  way, mirror image (1×1 products)     p50     p95     p99   fastest (ms)")
     for name, p in r["ways"].items():
-        print(f"  {name:<18} {p['p50']:8.1f} {p['p95']:7.1f} {p['p99']:7.1f} {p['fastest']:9.1f}")
+        print(f"  {name:<31} {p['p50']:8.1f} {p['p95']:7.1f} {p['p99']:7.1f} {p['fastest']:9.1f}")
     print(f"top-1: {r['top1_draft']} of {r['photos']} decoded as served (reduced DCT scale),"
           f" {r['top1_full_decode']} decoded full size")
     print(f"\"unsure\" mirrored {r['mirrored_when_unsure']:.0%} of the photos; other processes"

@@ -2,7 +2,7 @@
 
     python scripts/evaluate.py --model ARTIFACT_OR_VARIANT --data MANIFEST_OR_DIR
         [--split val] [--out var/reports/<name>] [--limit N] [--gradcam 12] [--gallery 24]
-        [--mirror never|unsure|always]
+        [--mirror never|unsure|always] [--matmul auto|float32|bfloat16]
 
 --model is lite0, lite1 or lite2 (no training) or a trained model file; --data a manifest, a
 Stanford-layout folder with splits/*.txt, or class folders (used whole: they have no splits).
@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from model import DEFAULT_VARIANT
+from model import DEFAULT_VARIANT, MATMULS
 from model.artifact import ArtifactError
 from model.evaluation.report import build_report
 from model.evaluation.scoring import EvaluationError, load_data, select_examples
@@ -34,6 +34,11 @@ def main() -> int:
     parser.add_argument("--gallery", type=int, default=24, help="misclassified photos shown")
     parser.add_argument("--mirror", choices=MIRRORS, default=MIRROR,
                         help="which photos are averaged with their mirror image")
+    parser.add_argument("--matmul", choices=("auto", *MATMULS),
+                        default=os.environ.get("WHATBREED_MATMUL") or "auto",
+                        help="the backbone's 1×1 products (default $WHATBREED_MATMUL or auto, "
+                             "as the bot serves: bfloat16 where the CPU has bfloat16 dot "
+                             "products)")
     args = parser.parse_args()
     if any(n is not None and n < 0 for n in (args.limit, args.gradcam, args.gallery)):
         parser.error("--limit, --gradcam and --gallery must not be negative")
@@ -43,7 +48,8 @@ def main() -> int:
     out = args.out or Path("var/reports") / name
     try:
         examples = select_examples(load_data(args.data), args.split, args.limit)
-        predictor = Predictor(args.model, warm_up=False, mirror=args.mirror)
+        predictor = Predictor(args.model, warm_up=False, mirror=args.mirror,
+                              matmul=args.matmul)
         metrics = build_report(predictor, examples, out, data_name=str(args.data),
                                split=args.split, gradcam=args.gradcam, gallery=args.gallery)
     except (ArtifactError, EvaluationError) as error:

@@ -18,6 +18,7 @@ from bot.config import (
     ConfigError,
     ModelSource,
     Webhook,
+    matmul_setting,
     max_batch_setting,
 )
 from model import DEFAULT_VARIANT
@@ -139,3 +140,17 @@ def test_max_batch_defaults_to_batches_of_8_and_a_bad_one_is_named(
         monkeypatch.setenv("WHATBREED_MAX_BATCH", bad)
         with pytest.raises(ConfigError, match=f"WHATBREED_MAX_BATCH must be .* not '{bad}'"):
             max_batch_setting()
+
+
+def test_matmul_defaults_to_the_cpus_fastest_and_a_bad_one_is_named(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WHATBREED_MATMUL", raising=False)
+    assert matmul_setting() == "auto"
+    for good in ("float32", "bfloat16", "auto"):
+        monkeypatch.setenv("WHATBREED_MATMUL", good)
+        assert matmul_setting() == good
+    for bad in ("float16", "BF16", "int8"):
+        monkeypatch.setenv("WHATBREED_MATMUL", bad)
+        with pytest.raises(ConfigError, match=f"WHATBREED_MATMUL must be auto, float32 or "
+                                              f"bfloat16, not '{bad}'"):
+            matmul_setting()

@@ -24,6 +24,7 @@ from model.efficientnet import (
     VARIANTS,
     EfficientNetLite,
     depthwise_conv,
+    fastest_matmul,
     from_pretrained,
     grouped_depthwise_conv,
     lite_blocks,
@@ -228,6 +229,17 @@ def test_bfloat16_products_keep_lite0s_answers(read_photo: Callable[[str], bytes
     # but they move (float32 stays within 1e-4 of ORT), so the products did run in bfloat16.
     np.testing.assert_allclose(logits, want, rtol=0, atol=0.5)
     assert np.abs(np.asarray(logits) - want).max() > 1e-2
+
+
+def test_bfloat16_products_only_where_the_cpu_has_bfloat16_dot_products(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    for flags, want in (("fpu avx2 avx512f avx512_bf16 avx512_vnni", "bfloat16"),
+                        ("fpu avx2 amx_bf16 amx_tile", "bfloat16"),
+                        ("fpu avx2 avx512f avx512_vnni", "float32")):
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\n"
+                           f"processor\t: 1\nflags\t\t: {flags}\n")
+        assert fastest_matmul(cpuinfo) == want
+    assert fastest_matmul(tmp_path / "no-such-file") == "float32"  # not Linux: stay exact
 
 
 def lite0_record(read_photo: Callable[[str], bytes], forward: Callable,

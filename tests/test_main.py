@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from model.artifact import BreedLabel
+from model.efficientnet import fastest_matmul
 from tests.conftest import DEFAULT_MODEL_VERSION, free_port, save_model_file
 
 PLAYGROUND_TOKEN = "123456:playground"
@@ -79,13 +80,15 @@ def stopped(process: subprocess.Popen, lines: list[str]) -> str:
 def test_playground_process(tmp_path: Path, read_photo) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items()
-           if k not in ("TELEGRAM_BOT_TOKEN", "WHATBREED_MODEL")}  # the defaults are tested
+           if k not in ("TELEGRAM_BOT_TOKEN", "WHATBREED_MODEL", "WHATBREED_MATMUL")
+           }  # the defaults are tested
     env |= {"WHATBREED_DATA": str(tmp_path), "WHATBREED_LOG_LEVEL": "DEBUG"}
     process = subprocess.Popen([sys.executable, "-m", "bot", "--port", str(port)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     try:
-        wait_for_line(process, lines, f"predictor {DEFAULT_MODEL_VERSION} ready")  # none promoted
+        wait_for_line(process, lines, f"predictor {DEFAULT_MODEL_VERSION} "  # none promoted
+                                      f"({fastest_matmul()} 1×1 products) ready")
         wait_for_line(process, lines, f"playground at http://127.0.0.1:{port}")
         wait_for_line(process, lines, "is running")
         ask_for_the_pug(f"http://127.0.0.1:{port}", read_photo)
@@ -171,10 +174,12 @@ def test_webhook_process(tmp_path: Path, stand_in: str, read_photo) -> None:
     api, hook_port = stand_in, free_port()
     hook = f"http://127.0.0.1:{hook_port}/telegram/whatbreed"
     process = subprocess.Popen([sys.executable, "-m", "bot"], stdout=subprocess.PIPE,
-                               env=webhook_env(tmp_path, api, hook, hook_port),
+                               env=webhook_env(tmp_path, api, hook, hook_port)
+                               | {"WHATBREED_MATMUL": "float32"},
                                stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     try:
+        wait_for_line(process, lines, "(float32 1×1 products) ready")
         wait_for_line(process, lines, f"webhook {hook}: serving /telegram/whatbreed on "
                                       f"127.0.0.1:{hook_port}")
         wait_for_line(process, lines, "is running")
@@ -229,6 +234,16 @@ def test_a_busy_webhook_port_is_one_clear_line(tmp_path: Path, stand_in: str) ->
         f"error: cannot serve the webhook on 127.0.0.1:{port}: it is in use; "
         "set WEBHOOK_LISTEN or WEBHOOK_PORT")
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_matmul_is_one_clear_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
+    env |= {"WHATBREED_MATMUL": "float16", "WHATBREED_DATA": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "bot"], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: WHATBREED_MATMUL must be auto, float32 or bfloat16, not 'float16'")
 
 
 def test_a_bad_port_is_one_clear_line(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import model.predictor
 from model.advice import ADVICE
 from model.answers import Answer, Dog, PhotoAnswer, make_answer
 from model.artifact import Artifact, ArtifactError, BreedLabel, save_artifact
+from model.efficientnet import fastest_matmul
 from model.evaluation.advice import CONDITIONS, RIGHT, degrade
 from model.evaluation.photo_speed import photo_to_answer
 from model.evaluation.several_dogs import LAYOUTS, composite
@@ -133,8 +134,9 @@ def test_look_mirrors_the_whole_photo_and_its_dog_map_only_when_unsure(
 
 def test_photo_to_answer_times_every_way_on_every_photo(predictor: Predictor,
                                                        val_photos: list[bytes]) -> None:
-    times = photo_to_answer(predictor, val_photos[:2], repeats=2)
-    assert set(times) == {f"{way}, {m}" for way in ("classify", "look") for m in MIRRORS}
+    times = photo_to_answer([predictor], val_photos[:2], repeats=2)
+    assert set(times) == {f"{way}, {m} ({predictor.matmul})" for way in ("classify", "look")
+                          for m in MIRRORS}
     assert all(len(seconds) == 4 and min(seconds) > 0 for seconds in times.values())
 
 
@@ -169,6 +171,30 @@ def test_concurrent_calls_match_serial(predictor: Predictor, val_photos: list[by
                 assert_same_answer(got, want)
             else:
                 assert type(got) is type(want)
+
+
+def test_bfloat16_products_where_the_cpu_has_them_keep_the_answers(
+        predictor: Predictor, val_photos: list[bytes], tmp_path: Path) -> None:
+    """The default ("auto") serves a zero-training model with the CPU's fastest products, and
+    a trained head with the float32 features it was fitted on; bfloat16's answers are float32's
+    within a few hundredths (README, "Serving with bfloat16 products")."""
+    assert predictor.matmul == fastest_matmul()
+    labels = [BreedLabel(b.label, b.name) for b in predictor.breeds[:3]]
+    rows = imagenet_rows([b.label for b in labels], predictor._params["backbone"], "dog")
+    save_artifact(Artifact("lite2", labels, {"hidden": 0, "dropout": 0.2},
+                           {"classifier": rows}, pooling="dog"), tmp_path / "head.whatbreed")
+    assert Predictor(str(tmp_path / "head.whatbreed"), warm_up=False).matmul == "float32"
+    exact = Predictor(matmul="float32", warm_up=False)
+    fast = Predictor(matmul="bfloat16", warm_up=False)
+    pixels = np.stack(predictor.decode(val_photos))  # 40 photos, every breed
+    imagenet, breeds = exact.probabilities(pixels, mirror=False)
+    imagenet_fast, breeds_fast = fast.probabilities(pixels, mirror=False)
+    assert (breeds.argmax(-1) != breeds_fast.argmax(-1)).sum() <= 1
+    np.testing.assert_allclose(breeds_fast, breeds, rtol=0, atol=0.05)
+    np.testing.assert_allclose(imagenet_fast, imagenet, rtol=0, atol=0.05)
+    assert np.abs(breeds_fast - breeds).max() > 1e-4  # they did run in bfloat16
+    with pytest.raises(ValueError, match="unknown matmul 'float16'"):
+        Predictor(matmul="float16", warm_up=False)
 
 
 def test_an_unknown_model_names_the_choices() -> None:

@@ -3,7 +3,7 @@ that evaluation scores) and ``Predictor.look`` (what the bot and ``classify.py``
 bytes in, answer out.
 
     photos = [phone_photo(path.read_bytes(), seed) for seed, path in enumerate(paths)]
-    times = photo_to_answer(predictor, photos, repeats=3)  # {way: [seconds, ...]}
+    times = photo_to_answer([predictor], photos, repeats=3)  # {way: [seconds, ...]}
 """
 
 from __future__ import annotations
@@ -45,18 +45,22 @@ def phone_photo(photo: bytes, seed: int = 0) -> bytes:
 
 def answer_ways(predictor: Predictor) -> dict[str, Callable[[list[bytes]], list]]:
     """Each way of answering photos that is timed, by name: ``classify`` and ``look`` with each
-    mirror policy."""
-    return {**{f"classify, {m}": functools.partial(predictor.classify, mirror=m) for m in MIRRORS},
+    mirror policy, named with the predictor's 1×1 products, e.g. "look, unsure (bfloat16)"."""
+    ways = {**{f"classify, {m}": functools.partial(predictor.classify, mirror=m)
+               for m in MIRRORS},
             **{f"look, {m}": functools.partial(predictor.look, how=Look(mirror=m))
                for m in MIRRORS}}
+    return {f"{name} ({predictor.matmul})": way for name, way in ways.items()}
 
 
-def photo_to_answer(predictor: Predictor, photos: Sequence[bytes],
+def photo_to_answer(predictors: Sequence[Predictor], photos: Sequence[bytes],
                     repeats: int) -> dict[str, list[float]]:
-    """``timed_in_turns`` for each way in ``answer_ways``."""
-    for mirror in MIRRORS:  # compile every code path first: a photo may take any of them
-        predictor.warm_up_look(Look(mirror=mirror), photos=1)
-    return timed_in_turns(answer_ways(predictor), photos, repeats)
+    """``timed_in_turns`` for each way in ``answer_ways`` of each predictor."""
+    for predictor in predictors:  # compile every code path first: a photo may take any of them
+        for mirror in MIRRORS:
+            predictor.warm_up_look(Look(mirror=mirror), photos=1)
+    return timed_in_turns({name: way for predictor in predictors
+                           for name, way in answer_ways(predictor).items()}, photos, repeats)
 
 
 def timed_in_turns(answers: dict[str, Callable[[list[bytes]], object]], photos: Sequence[bytes],

@@ -66,7 +66,7 @@ def build_report(predictor: Predictor, examples: list[Example], out: Path, *,
     write_reliability(out, bins, ece)
     metrics = {
         "model": predictor.version, "description": predictor.description,
-        "data": data_name, "split": split,
+        "matmul": predictor.matmul, "data": data_name, "split": split,
         "count": len(scored.examples),
         "unknown_to_model": sum(scored.unknown.values()),
         "unknown_labels": dict(sorted(scored.unknown.items())),
