@@ -16,7 +16,7 @@ from model.labels import BREED_CLASSES, CANID_CLASSES, imagenet_classes
 DOG_THRESHOLD = 0.3  # below this mass on the dog classes the photo is "not a dog"
 MIX_THRESHOLD = 0.5  # below this top-breed probability the dog is "probably a mix"
 # A dog whose box on the dog map covers less of the photo than this is small: it gets a second
-# look (``Look``) and, when unsure, the "come closer" advice.
+# look (``Look``; the "come closer" advice has its own limit, ``model.advice.LIMITS``).
 SMALL_DOG = 0.25
 MIX_BREEDS = 3  # how many breeds a "mix of …" answer names at most
 

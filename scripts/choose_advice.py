@@ -52,11 +52,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     examples = select_examples(load_data(args.data), "val")
-    chosen = sorted(np.random.default_rng(args.seed).choice(len(examples), args.photos,
-                                                           replace=False))
+    count = min(args.photos, len(examples))  # all of them: --photos 3764
+    chosen = sorted(np.random.default_rng(args.seed).choice(len(examples), count, replace=False))
     photos = [examples[i].path.read_bytes() for i in chosen]
     looked = list(look_at_conditions(Predictor(), photos, args.seed))
-    print(f"{args.photos} dogs-dev val photos (seed {args.seed}) in each condition; "
+    print(f"{count} dogs-dev val photos (seed {args.seed}) in each condition; "
           f"limits {dataclasses.asdict(LIMITS)}\n")
     print_sweep(looked)
     print("\ngood photos advised, and why:")

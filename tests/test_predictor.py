@@ -451,7 +451,8 @@ def test_lite2_tells_the_breed_from_the_dog_not_the_cat_beside_it(
     save_artifact(Artifact("lite2", labels, {"hidden": 0, "dropout": 0.2},
                            {"classifier": rows}, created_at="2026-11-25T00:00:00"),
                   tmp_path / "mean.whatbreed")
-    on_the_mean = Predictor(str(tmp_path / "mean.whatbreed"), warm_up=False)
+    on_the_mean = Predictor(str(tmp_path / "mean.whatbreed"), warm_up=False,
+                            matmul=predictor.matmul)  # a file alone would be float32
     assert predictor.pooling == "dog" and on_the_mean.pooling == "mean"
     golden = [b.label for b in predictor.breeds].index("n02099601")
     imagenet, over_the_dog = predictor.probabilities(pixels, mirror=False)

@@ -121,7 +121,7 @@ def test_trained_head(predictor: Predictor, dataset: Path, tmp_path: Path) -> No
     path = tmp_path / "head.whatbreed"
     save_artifact(Artifact("lite0", labels, {"hidden": 0, "dropout": 0.2}, head,
                            created_at="2026-11-25T00:00:00"), path)
-    trained = Predictor(str(path), warm_up=False)
+    trained = Predictor(str(path), warm_up=False, matmul=predictor.matmul)  # compared below
     examples = select_examples(load_data(dataset), "val")
     metrics = build_report(trained, examples, tmp_path / "report", gradcam=1, gallery=2)
     assert metrics["count"] == COUNT and metrics["top5"] == 1
