@@ -34,11 +34,9 @@ def main() -> int:
     parser.add_argument("--gallery", type=int, default=24, help="misclassified photos shown")
     parser.add_argument("--mirror", choices=MIRRORS, default=MIRROR,
                         help="which photos are averaged with their mirror image")
-    parser.add_argument("--matmul", choices=("auto", *MATMULS),
-                        default=os.environ.get("WHATBREED_MATMUL") or "auto",
-                        help="the backbone's 1×1 products (default $WHATBREED_MATMUL or auto, "
-                             "as the bot serves: bfloat16 where the CPU has bfloat16 dot "
-                             "products)")
+    parser.add_argument("--matmul", choices=("auto", *MATMULS), default="auto",
+                        help="the backbone's 1×1 products (default auto, as the bot serves "
+                             "by default; see WHATBREED_MATMUL in the README)")
     args = parser.parse_args()
     if any(n is not None and n < 0 for n in (args.limit, args.gradcam, args.gallery)):
         parser.error("--limit, --gradcam and --gallery must not be negative")
