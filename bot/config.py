@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from model import DEFAULT_VARIANT, MATMULS, MODELS
+from model import DEFAULT_VARIANT, MATMUL_SETTINGS, MODELS
 
 DATA_DIR = Path(os.environ.get("WHATBREED_DATA", "var"))
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'whatbreed.db'}")
@@ -76,8 +76,9 @@ def matmul_setting() -> str:
     """$WHATBREED_MATMUL: the backbone's 1×1 products, "auto" (bfloat16 where the CPU has
     bfloat16 dot products), "float32" or "bfloat16"; ConfigError for anything else."""
     text = os.environ.get("WHATBREED_MATMUL") or "auto"
-    if text not in ("auto", *MATMULS):
-        raise ConfigError(f"WHATBREED_MATMUL must be auto, {' or '.join(MATMULS)}, not {text!r}")
+    if text not in MATMUL_SETTINGS:
+        *others, last = MATMUL_SETTINGS
+        raise ConfigError(f"WHATBREED_MATMUL must be {', '.join(others)} or {last}, not {text!r}")
     return text
 
 

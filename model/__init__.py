@@ -16,6 +16,7 @@ POOLING = {"lite0": "mean", "lite1": "mean", "lite2": "dog"}
 # The backbone's 1×1 convolutions' products: exact, or rounded to bfloat16 and summed in
 # float32, which a CPU with bfloat16 dot products runs in 0.6-0.7 of the time (README, Speed).
 MATMULS = ("float32", "bfloat16")
+MATMUL_SETTINGS = ("auto", *MATMULS)  # "auto": Predictor's choice (README, WHATBREED_MATMUL)
 
 # On every machine without a TPU, JAX logs "Unable to initialize backend 'tpu'" at INFO, which
 # reads like an error in our INFO-level logs. Only that line goes: a GPU that fails to start

@@ -3,8 +3,9 @@ dark, washed out, small and blurred.
 
     python scripts/choose_advice.py [--data ../shared/datasets/dogs-dev] [--photos 300] [--seed 0]
 
-The photos are a fixed random sample of dogs-dev val (--seed); each is looked at in every
-condition, as the bot looks. Each table sweeps one limit with the others at model.advice's.
+The photos are a fixed random sample of dogs-dev val (--seed; --photos 3764 or more takes them
+all, and the seed then only draws the degradations); each is looked at in every condition, as
+the bot looks. Each table sweeps one limit with the others at model.advice's.
 """
 
 import argparse
@@ -48,16 +49,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets/dogs-dev"))
-    parser.add_argument("--photos", type=int, default=300, help="val photos sampled")
+    parser.add_argument("--photos", type=int, default=300,
+                        help="val photos sampled (at least 1; as many as there are: all)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.photos < 1:
+        parser.error("--photos must be at least 1")
     examples = select_examples(load_data(args.data), "val")
     count = min(args.photos, len(examples))  # all of them: --photos 3764
     chosen = sorted(np.random.default_rng(args.seed).choice(len(examples), count, replace=False))
     photos = [examples[i].path.read_bytes() for i in chosen]
-    looked = list(look_at_conditions(Predictor(), photos, args.seed))
-    print(f"{count} dogs-dev val photos (seed {args.seed}) in each condition; "
-          f"limits {dataclasses.asdict(LIMITS)}\n")
+    predictor = Predictor()
+    looked = list(look_at_conditions(predictor, photos, args.seed))
+    print(f"{count} dogs-dev val photos (seed {args.seed}) in each condition, {predictor.variant}"
+          f" with {predictor.matmul} 1×1 products; limits {dataclasses.asdict(LIMITS)}\n")
     print_sweep(looked)
     print("\ngood photos advised, and why:")
     for item, why in advised(looked, "good", LIMITS):

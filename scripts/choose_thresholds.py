@@ -68,7 +68,8 @@ def main() -> None:
     other_answers = predictor.classify(list(others.values()))
     other_probs = np.array([a.dog_probability for a in other_answers])
 
-    print(f"dogs: {len(dogs)} dogs-dev val photos; non-dogs: {len(others)}")
+    print(f"dogs: {len(dogs)} dogs-dev val photos; non-dogs: {len(others)} "
+          f"({predictor.variant}, {predictor.matmul} 1×1 products)")
     for name, answer in zip(others, other_answers, strict=True):
         print(f"  {name:<22} dog {answer.dog_probability:6.1%}  looks like {answer.looks_like}")
     print("\nthreshold  dogs kept  non-dogs refused")

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from model import DEFAULT_VARIANT, MATMULS
+from model import DEFAULT_VARIANT, MATMUL_SETTINGS
 from model.artifact import ArtifactError
 from model.evaluation.report import build_report
 from model.evaluation.scoring import EvaluationError, load_data, select_examples
@@ -34,7 +34,7 @@ def main() -> int:
     parser.add_argument("--gallery", type=int, default=24, help="misclassified photos shown")
     parser.add_argument("--mirror", choices=MIRRORS, default=MIRROR,
                         help="which photos are averaged with their mirror image")
-    parser.add_argument("--matmul", choices=("auto", *MATMULS), default="auto",
+    parser.add_argument("--matmul", choices=MATMUL_SETTINGS, default="auto",
                         help="the backbone's 1×1 products (default auto, as the bot serves "
                              "by default; see WHATBREED_MATMUL in the README)")
     args = parser.parse_args()

@@ -33,7 +33,8 @@ def latency_ms(predictor: Predictor, runs: int = 30) -> float:
 
 def evaluate(variant: str, limit: int | None) -> dict:
     predictor = Predictor(variant)
-    row: dict = {"variant": variant, "resolution": predictor.resolution}
+    row: dict = {"variant": variant, "resolution": predictor.resolution,
+                 "matmul": predictor.matmul}
     for name, folder in (("imagenet-dogs-121", SHARED / "imagenet-dogs-121"),
                          ("dogs-dev val", SHARED / "dogs-dev")):
         examples = select_examples(load_data(folder), "val", limit)  # 121: all (no splits)
@@ -61,7 +62,7 @@ def main() -> None:
         a, b = row["imagenet-dogs-121"], row["dogs-dev val"]
         print(f"{variant:<8} {row['resolution']}  {a['top1']:10.3f} {a['dog_top1']:10.3f} |"
               f" {b['top1']:18.3f} {b['dog_top1']:10.3f} {b['photos_per_s']:9.0f} |"
-              f" {row['ms_b1']:5.1f}   (n={a['count']}, {b['count']})")
+              f" {row['ms_b1']:5.1f}   (n={a['count']}, {b['count']}; {row['matmul']} 1×1)")
 
 
 if __name__ == "__main__":

@@ -236,21 +236,16 @@ def test_a_busy_webhook_port_is_one_clear_line(tmp_path: Path, stand_in: str) ->
     assert "Traceback" not in result.stderr
 
 
-def test_a_bad_matmul_is_one_clear_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("setting, message", [
+    ({"PORT": "abc"}, "python -m bot: error: argument --port: invalid int value: 'abc'"),
+    ({"WHATBREED_MATMUL": "float16"},
+     "error: WHATBREED_MATMUL must be auto, float32 or bfloat16, not 'float16'"),
+])
+def test_a_bad_setting_is_one_clear_line(tmp_path: Path, setting: dict[str, str],
+                                         message: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
-    env |= {"WHATBREED_MATMUL": "float16", "WHATBREED_DATA": str(tmp_path)}
+    env |= setting | {"WHATBREED_DATA": str(tmp_path)}
     result = subprocess.run([sys.executable, "-m", "bot"], capture_output=True, text=True,
                             env=env, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
-        "error: WHATBREED_MATMUL must be auto, float32 or bfloat16, not 'float16'")
-
-
-def test_a_bad_port_is_one_clear_line(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
-    env |= {"PORT": "abc", "WHATBREED_DATA": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "bot"], capture_output=True, text=True,
-                            env=env, timeout=120)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
-        "python -m bot: error: argument --port: invalid int value: 'abc'")
+    assert result.stderr.strip().splitlines()[-1] == message
