@@ -6,19 +6,29 @@ Light on purpose (no JAX): the bot's storage imports it.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
+TEMPORARY_PREFIX = ".tmp-"  # files being written; a crash may leave one, never under a real name
 
-def replace_durably(path: Path, data: bytes) -> None:
-    """Put ``data`` at ``path`` so that a reader, a crash or a power cut sees the old file or
-    the whole new one: written aside and fsynced, renamed into place, the folder synced."""
+
+def replace_durably(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Put ``data`` at ``path`` (permissions ``mode``) so that a reader, a crash or a power cut
+    sees the old file or the whole new one: written aside under a name of its own (writers at
+    once never share one; a failed write leaves nothing behind) and fsynced, renamed into
+    place, the folder synced."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())  # on disk before the rename: a power cut leaves old or new
-    temporary.replace(path)  # the bot may be watching this file: never show it half-written
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY_PREFIX)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())  # on disk before the rename: a power cut leaves old or new
+        os.replace(temporary, path)  # the bot may be watching this file: never half-written
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     sync_folder(path.parent)
 
 

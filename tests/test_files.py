@@ -20,3 +20,24 @@ def test_a_file_is_replaced_whole_and_synced_before_its_folder(
     assert path.read_bytes() == b"new" and os.listdir(path.parent) == ["model.whatbreed"]
     # The new bytes reach the disk before the rename that shows them, the rename after it.
     assert synced == [path.stat().st_ino, path.parent.stat().st_ino]
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_nothing_beside_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "model.whatbreed"
+    replace_durably(path, b"old")
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        replace_durably(path, b"new")
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["model.whatbreed"]
+
+
+def test_files_get_the_permissions_asked_for(tmp_path: Path) -> None:
+    replace_durably(tmp_path / "model.whatbreed", b"weights")  # readable by other accounts
+    replace_durably(tmp_path / "photo.jpg", b"someone's dog", mode=0o600)  # the owner's only
+    assert (tmp_path / "model.whatbreed").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "photo.jpg").stat().st_mode & 0o777 == 0o600

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from model.data.dataset import sha256_hex
-from model.files import sync_folder
+from model.files import replace_durably
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 # A suffix is part of a file name, so it must never carry a path separator or "..".
 _SUFFIX_RE = re.compile(r"\.[A-Za-z0-9]{1,8}")
-_TMP_PREFIX = ".tmp-"
 
 
 class PhotoFolder:
@@ -33,18 +30,7 @@ class PhotoFolder:
         path = self.folder / f"{sha256}{suffix}"
         if path.exists():
             return sha256
-        # Readers must never see a half-written photo: write aside, then rename in one step.
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=_TMP_PREFIX)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(photo_bytes)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        sync_folder(self.folder)  # the new name, too, survives a power cut
+        replace_durably(path, photo_bytes, mode=0o600)  # people's photos: the bot's alone
         return sha256
 
     def path(self, sha256: str) -> Path | None:

@@ -25,6 +25,7 @@ from model import POOLING
 from model.artifact import Artifact, ArtifactError, load_artifact
 from model.data.dataset import Example
 from model.efficientnet import from_pretrained
+from model.files import replace_durably
 from model.training.calibration import expected_calibration_error
 from model.training.features import cached_features
 from model.training.train import (
@@ -194,6 +195,4 @@ def read_state(path: Path) -> dict:
 
 
 def write_state(path: Path, state: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(state) + "\n")
-    temporary.replace(path)  # atomic: never half a file
+    replace_durably(path, (json.dumps(state) + "\n").encode())  # never half a file
