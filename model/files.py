@@ -13,15 +13,15 @@ TEMPORARY_PREFIX = ".tmp-"  # files being written; a crash may leave one, never 
 
 
 def replace_durably(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Put ``data`` at ``path`` (permissions ``mode``) so that a reader, a crash or a power cut
-    sees the old file or the whole new one: written aside under a name of its own (writers at
-    once never share one; a failed write leaves nothing behind) and fsynced, renamed into
-    place, the folder synced."""
+    """Put ``data`` at ``path`` so that a reader, a crash or a power cut sees the old file or
+    the whole new one: written aside under a name of its own (writers at once never share one;
+    a failed write leaves nothing behind) and fsynced, renamed into place, the folder synced.
+    The file gets ``mode`` as it is, whatever the umask: 0o600 for what people sent."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY_PREFIX)
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as file:
+        with os.fdopen(fd, "wb") as file:  # closes fd, whatever fails below
+            os.fchmod(file.fileno(), mode)
             file.write(data)
             file.flush()
             os.fsync(file.fileno())  # on disk before the rename: a power cut leaves old or new

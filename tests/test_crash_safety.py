@@ -24,6 +24,7 @@ import pytest
 from PIL import Image
 
 from model.artifact import load_artifact
+from model.files import TEMPORARY_PREFIX
 from model.training.features import FeatureCache
 from model.training.promotion import history_dir, promote, promotions, rollback
 from tests.conftest import free_port
@@ -132,7 +133,8 @@ def test_sigkill_under_load_loses_no_acknowledged_correction(tmp_path: Path, rea
     assert acknowledged <= corrected
     kept = {sha for (sha,) in database.execute("select photo_sha256 from predictions"
                                                " where is_dog")}
-    stored = [p for p in (tmp_path / "photos").iterdir() if not p.name.startswith(".tmp-")]
+    stored = [p for p in (tmp_path / "photos").iterdir()
+              if not p.name.startswith(TEMPORARY_PREFIX)]
     assert {p.stem for p in stored} >= kept  # each answered dog's photo is there
     for photo in stored:  # and whole
         assert hashlib.sha256(photo.read_bytes()).hexdigest() == photo.stem

@@ -22,18 +22,22 @@ def test_a_file_is_replaced_whole_and_synced_before_its_folder(
     assert synced == [path.stat().st_ino, path.parent.stat().st_ino]
 
 
+@pytest.mark.parametrize("failing", ["fchmod", "fsync", "replace"])
 def test_a_failed_write_keeps_the_old_file_and_leaves_nothing_beside_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
     path = tmp_path / "model.whatbreed"
     replace_durably(path, b"old")
 
-    def disk_full(fd: int) -> None:
+    def refused(*args: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "fsync", disk_full)
+    open_files = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, failing, refused)
     with pytest.raises(OSError, match="No space left"):
         replace_durably(path, b"new")
+    monkeypatch.undo()
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["model.whatbreed"]
+    assert len(os.listdir("/proc/self/fd")) == open_files  # the temporary file was closed
 
 
 def test_files_get_the_permissions_asked_for(tmp_path: Path) -> None:

@@ -234,6 +234,7 @@ def test_save_photo_is_content_addressed_atomic_and_idempotent(store: Store) -> 
     assert sha == hashlib.sha256(data).hexdigest()
     path = store.photo_dir / f"{sha}.jpg"
     assert path.read_bytes() == data
+    assert path.stat().st_mode & 0o777 == 0o600  # people's photos: the bot's account alone
     assert store.save_photo(data) == sha
     assert sorted(p.name for p in store.photo_dir.iterdir()) == [path.name]  # no temp files
     assert store.photo_path(sha) == path

@@ -16,8 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
@@ -30,6 +28,7 @@ from bot.storage.photos import PhotoFolder
 from bot.storage.schema import Correction, Event, Prediction
 from model.data.corrections import BOX_FIELDS, VOTE_FIELDS
 from model.data.dataset import Example, write_manifest
+from model.files import replace_durably
 
 log = logging.getLogger(__name__)
 
@@ -221,15 +220,9 @@ def _box_cells(correction: Correction, prediction: Prediction) -> dict[str, str]
 
 
 def _write_votes(rows: list[dict[str, str]], path: Path) -> None:
-    """Write aside, then rename: readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=VOTE_FIELDS, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Readers see the old file or the whole new one; people's votes: the owner's only."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=VOTE_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    replace_durably(path, text.getvalue().encode(), mode=0o600)
