@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 TEMPORARY_PREFIX = ".tmp-"  # files being written; a crash may leave one, never under a real name
@@ -30,6 +31,22 @@ def replace_durably(path: Path, data: bytes, mode: int = 0o644) -> None:
         Path(temporary).unlink(missing_ok=True)
         raise
     sync_folder(path.parent)
+
+
+def sweep_leftovers(folder: Path, older_than_s: float = 3600) -> int:
+    """Remove what killed writes left in ``folder`` (temporary files older than
+    ``older_than_s``; a younger one may be another process's write still going on), and return
+    how many went. Nothing else knows whose they were: a left photo would outlive /forget."""
+    cutoff = time.time() - older_than_s
+    swept = 0
+    for leftover in folder.glob(f"{TEMPORARY_PREFIX}*"):
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+                swept += 1
+        except FileNotFoundError:  # another process swept it first
+            pass
+    return swept
 
 
 def sync_folder(folder: Path) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
-from model.files import replace_durably
+from model.files import TEMPORARY_PREFIX, replace_durably, sweep_leftovers
 
 
 def test_a_file_is_replaced_whole_and_synced_before_its_folder(
@@ -45,3 +46,14 @@ def test_files_get_the_permissions_asked_for(tmp_path: Path) -> None:
     replace_durably(tmp_path / "photo.jpg", b"someone's dog", mode=0o600)  # the owner's only
     assert (tmp_path / "model.whatbreed").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "photo.jpg").stat().st_mode & 0o777 == 0o600
+
+
+def test_leftovers_of_killed_writes_are_swept_but_not_writes_going_on(tmp_path: Path) -> None:
+    old, young = tmp_path / f"{TEMPORARY_PREFIX}killed", tmp_path / f"{TEMPORARY_PREFIX}writing"
+    kept = tmp_path / "photo.jpg"
+    for path in (old, young, kept):
+        path.write_bytes(b"part of a photo")
+    os.utime(old, (time.time() - 7200,) * 2)  # two hours ago: its writer is long gone
+    os.utime(kept, (time.time() - 7200,) * 2)
+    assert sweep_leftovers(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([young.name, kept.name])

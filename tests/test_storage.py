@@ -7,10 +7,12 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
 import sqlite3
 import subprocess
 import sys
+import time
 from argparse import Namespace
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +46,7 @@ from model.answers import Answer, Box, BreedGuess, Dog
 from model.data.corrections import BOX_FIELDS, read_votes
 from model.data.dataset import load_examples, read_manifest, sha256_of
 from model.data.feature_cache import FeatureCache
+from model.files import TEMPORARY_PREFIX
 
 REPO = Path(__file__).resolve().parents[1]
 SALT = "test-salt"
@@ -226,6 +229,16 @@ def test_in_memory_sqlite_and_empty_salt_are_refused(tmp_path: Path) -> None:
 
 
 # Photos
+
+
+def test_opening_the_store_sweeps_photos_a_killed_write_left(tmp_path: Path) -> None:
+    """Nobody knows whose photo a leftover is, so /forget could not remove it: it goes."""
+    open_store(tmp_path).close()
+    leftover = tmp_path / "photos" / f"{TEMPORARY_PREFIX}abc"
+    leftover.write_bytes(b"half a photo")
+    os.utime(leftover, (time.time() - 7200,) * 2)
+    open_store(tmp_path).close()
+    assert not leftover.exists()
 
 
 def test_save_photo_is_content_addressed_atomic_and_idempotent(store: Store) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from collections import Counter
@@ -29,6 +30,9 @@ from bot.storage.schema import EVENT_NAME_MAX, Correction, Event, EventMember, P
 from model.answers import Answer, BreedGuess, Dog
 from model.data.dataset import sha256_hex
 from model.data.feature_cache import forget_features
+from model.files import sweep_leftovers
+
+log = logging.getLogger(__name__)
 
 CHAT_TYPES = frozenset({"private", "group", "supergroup"})
 CORRECTION_KINDS = frozenset({"confirmed", "corrected", "new_breed"})
@@ -127,6 +131,8 @@ class Store:
         self._photos = PhotoFolder(photo_dir)
         self._feature_cache = feature_cache
         self.photo_dir.mkdir(parents=True, exist_ok=True)
+        if swept := sweep_leftovers(self.photo_dir):
+            log.info("removed %d partly written photos a killed process left", swept)
         self._engine = make_engine(database_url)
         upgrade(self._engine, database_url)
         self._read = sessionmaker(self._engine, expire_on_commit=False)
