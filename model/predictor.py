@@ -181,13 +181,12 @@ class Predictor:
                 [b.label for b in self.breeds], backbone_params, self.pooling)}}
         self.resolution = self.backbone.resolution
         self._params = {"backbone": backbone_params, "head": head_params}
-        self._forward = jax.jit(self._forward_fn, static_argnames=("mirror", "with_map"))
+        self._forward = jax.jit(self._forward_fn, static_argnames=("with_map",))
         self._grad_cam = jax.jit(self._grad_cam_fn)
         self._decoders = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
         if warm_up:  # what ``classify`` runs; ``look`` compiles on first use (Lite2: 12 s)
             for size in BATCH_SIZES:
-                self.probabilities(np.zeros((size, self.resolution, self.resolution, 3), np.uint8),
-                                   mirror=False)
+                self.probabilities(np.zeros((size, self.resolution, self.resolution, 3), np.uint8))
         log.info("predictor %s (%s 1×1 products) ready in %.1f s", self.version, self.matmul,
                  time.perf_counter() - started)
 
@@ -195,50 +194,37 @@ class Predictor:
         """Compile what ``look`` runs with ``how`` on up to ``photos`` photos a call: the
         whole views with their dog maps at the batch sizes those use, and the crops around
         dogs at every size (a photo may show several dogs)."""
-        # ``run_padded`` uses the sizes the photos fill (the smallest for fewer), and "unsure"
-        # mirrors with a second call at mirror=False: only "always" mirrors inside the call.
+        # ``run_padded`` uses the sizes the photos fill (the smallest for fewer); mirror images
+        # go through the same programs in a second call (``_mirrored_as``), whatever ``how``.
         wholes = [size for size in BATCH_SIZES if size <= photos] or [min(BATCH_SIZES)]
         for size in BATCH_SIZES:
             blank = np.zeros((size, self.resolution, self.resolution, 3), np.uint8)
             # Compiled ahead of time, not run: the calls later find it compiled all the same.
             if size in wholes:
-                self._forward.lower(self._params, blank, mirror=how.mirror == "always",
-                                    with_map=True).compile()
-            self._forward.lower(self._params, blank, mirror=how.mirror_crop).compile()
+                self._forward.lower(self._params, blank, with_map=True).compile()
+            self._forward.lower(self._params, blank).compile()
 
-    def _forward_fn(self, params: dict, pixels: jax.Array, mirror: bool = True,
-                    with_map: bool = False) -> tuple[jax.Array, ...]:
+    def _forward_fn(self, params: dict, pixels: jax.Array, with_map: bool = False
+                    ) -> tuple[jax.Array, ...]:
         """(B, S, S, 3) -> ImageNet softmax (B, 1000) and breed probabilities (B, N); with
         ``with_map`` also the dog maps (probability and evidence, (B, h, w) each)."""
-        # Each photo and its mirror image, probabilities averaged: +1.3 points of dog top-1 on
-        # dogs-dev val for twice the backbone work (see README).
-        batch = pixels.shape[0]
-        views = jnp.concatenate([pixels, pixels[:, :, ::-1]]) if mirror else pixels  # (VB, S, S, 3)
-        feature_map = run_backbone(self.backbone, params["backbone"], views,
-                                   method="feature_map")  # (VB, h, w, 1280)
+        feature_map = run_backbone(self.backbone, params["backbone"], pixels,
+                                   method="feature_map")  # (B, h, w, 1280)
         logits, breed_logits, cell_logits = self._logits(params, feature_map)
-        probs = tuple(jax.nn.softmax(p).reshape(-1, batch, p.shape[-1]).mean(0)
-                      for p in (logits, breed_logits))  # (B, 1000), (B, N)
-        if not with_map:
-            return probs
-        maps = [m.reshape(-1, batch, *m.shape[1:]) for m in dog_maps(cell_logits)]
-        # A mirror image's map, mirrored back, is a second look at the same photo: averaged,
-        # the boxes move less with chance details (4 more wiki-dogs-dev photos right).
-        return (*probs, *((m[0] + m[-1][:, :, ::-1]) / 2 if mirror else m[0] for m in maps))
+        probs = (jax.nn.softmax(logits), jax.nn.softmax(breed_logits))  # (B, 1000), (B, N)
+        return (*probs, *dog_maps(cell_logits)) if with_map else probs
 
-    def probabilities(self, pixels: np.ndarray, mirror: bool = True
-                      ) -> tuple[np.ndarray, np.ndarray]:
-        """(B, S, S, 3) uint8 -> ImageNet softmax (B, 1000) and breed probabilities (B, N), by
-        default averaged with those of each photo's mirror image."""
-        return run_padded(functools.partial(self._forward, self._params, mirror=mirror),
-                          [pixels], BATCH_SIZES)
+    def probabilities(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, S, S, 3) uint8 -> ImageNet softmax (B, 1000) and breed probabilities (B, N) of
+        the photos as they are (``classify_probabilities`` adds mirror images)."""
+        return run_padded(functools.partial(self._forward, self._params), [pixels], BATCH_SIZES)
 
-    def whole_probabilities(self, pixels: np.ndarray, mirror: bool
+    def whole_probabilities(self, pixels: np.ndarray
                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``probabilities``, and the dog maps (probability and evidence, (B, h, w) each) of
-        the photos (B, S, S, 3)."""
-        return run_padded(functools.partial(self._forward, self._params, mirror=mirror,
-                                            with_map=True), [pixels], BATCH_SIZES)
+        the photos (B, S, S, 3) (``look_probabilities`` adds mirror images)."""
+        return run_padded(functools.partial(self._forward, self._params, with_map=True),
+                          [pixels], BATCH_SIZES)
 
     def look_probabilities(self, pixels: np.ndarray, mirror: str) -> list[np.ndarray]:
         """``whole_probabilities`` of photos (B, S, S, 3), with their mirror images' averaged in
@@ -370,8 +356,9 @@ class Predictor:
         detailed = dict(zip(photos, self._decoders.map(self._detailed,
                                                        [decoded[i] for i in photos]), strict=True))
         squares = [dog_square(detailed[i], dogs[i][j], len(dogs[i]) > 1, how) for i, j in wanted]
-        imagenet, breeds = self.probabilities(self._pixels([detailed[i] for i, _ in wanted],
-                                                           squares), how.mirror_crop)
+        imagenet, breeds = _mirrored_as("always" if how.mirror_crop else "never",
+                                        self.probabilities,
+                                        self._pixels([detailed[i] for i, _ in wanted], squares))
         return {key: (a, b) for key, a, b in zip(wanted, imagenet, breeds, strict=True)}
 
     def _detailed(self, photo: tuple[bytes, Image.Image]) -> Image.Image:
@@ -428,17 +415,24 @@ def combined(views: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np
     return imagenet.mean(0), (weights * breeds).sum(0) / max(float(weights.sum()), 1e-9)
 
 
-def _mirrored_as(mirror: str, run: Callable[[np.ndarray, bool], Sequence[np.ndarray]],
+def _mirrored_as(mirror: str, run: Callable[[np.ndarray], Sequence[np.ndarray]],
                  pixels: np.ndarray) -> list[np.ndarray]:
-    """``run(pixels, mirror_too)``'s outputs (ImageNet (B, 1000) and breed (B, N) probabilities,
-    then any dog maps (B, h, w)), averaged with the mirror images' as ``mirror`` (one of
-    MIRRORS) says: "unsure" for the photos ``_unsure`` picks, paid for where it may count."""
-    outputs = list(run(pixels, mirror == "always"))
-    unsure = np.flatnonzero(_unsure(*outputs[:2])) if mirror == "unsure" else []
-    if len(unsure):  # the same average "always" takes; a map is mirrored back first
-        mirrored = run(pixels[unsure, :, ::-1], False)
+    """``run(pixels)``'s outputs (ImageNet (B, 1000) and breed (B, N) probabilities, then any
+    dog maps (B, h, w)), averaged with the mirror images' as ``mirror`` (one of MIRRORS) says:
+    "unsure" for the photos ``_unsure`` picks, paid for where it may count.
+
+    A photo and its mirror image averaged: +1.3 points of dog top-1 on dogs-dev val for twice
+    the backbone work (README, Speed). A mirror image's map, mirrored back, is a second look
+    at the same photo: averaged, the boxes move less with chance details."""
+    outputs = list(run(pixels))
+    if mirror == "unsure":
+        rows = np.flatnonzero(_unsure(*outputs[:2]))
+    else:
+        rows = np.arange(len(pixels) if mirror == "always" else 0)
+    if len(rows):
+        mirrored = run(pixels[rows, :, ::-1])
         for output, more in zip(outputs, mirrored, strict=True):
-            output[unsure] = (output[unsure] + (more if more.ndim == 2 else more[..., ::-1])) / 2
+            output[rows] = (output[rows] + (more if more.ndim == 2 else more[..., ::-1])) / 2
     return outputs
 
 

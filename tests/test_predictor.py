@@ -97,8 +97,8 @@ def test_batch_larger_than_compiled_sizes(predictor: Predictor, val_photos: list
 def test_mirror_image_only_when_unsure(predictor: Predictor, val_photos: list[bytes]) -> None:
     noise = np.random.default_rng(0).integers(0, 256, (predictor.resolution,) * 2 + (3,), np.uint8)
     pixels = np.stack([*predictor.decode(val_photos[:7]), noise])
-    first = predictor.probabilities(pixels, mirror=False)
-    mirrored = predictor.probabilities(pixels[:, :, ::-1], mirror=False)
+    first = predictor.probabilities(pixels)
+    mirrored = predictor.probabilities(pixels[:, :, ::-1])
     answers = [make_answer(*probs, predictor.breeds) for probs in zip(*first, strict=True)]
     unsure = np.array([a.mixed or not a.is_dog for a in answers])
     assert unsure[-1] and not unsure.all()  # the noise is no dog; most dogs-dev photos are sure
@@ -117,8 +117,10 @@ def test_look_mirrors_the_whole_photo_and_its_dog_map_only_when_unsure(
         predictor: Predictor, val_photos: list[bytes]) -> None:
     noise = np.random.default_rng(0).integers(0, 256, (predictor.resolution,) * 2 + (3,), np.uint8)
     pixels = np.stack([*predictor.decode(val_photos[:7]), noise])
-    first = predictor.whole_probabilities(pixels, mirror=False)
-    both = predictor.whole_probabilities(pixels, mirror=True)  # maps mirrored back, averaged
+    first = predictor.whole_probabilities(pixels)
+    mirrored = predictor.whole_probabilities(pixels[:, :, ::-1])
+    both = [(alone + (flipped if flipped.ndim == 2 else flipped[..., ::-1])) / 2  # maps turned
+            for alone, flipped in zip(first, mirrored, strict=True)]             # back first
     answers = [make_answer(*probs, predictor.breeds) for probs in zip(*first[:2], strict=True)]
     unsure = np.array([a.mixed or not a.is_dog for a in answers])
     assert unsure[-1] and not unsure.all()
@@ -188,8 +190,8 @@ def test_bfloat16_products_where_the_cpu_has_them_keep_the_answers(
                       warm_up=False)
     exact, fast = sorted((predictor, other), key=lambda p: p.matmul != "float32")
     pixels = np.stack(predictor.decode(val_photos))  # 40 photos, every breed
-    imagenet, breeds = exact.probabilities(pixels, mirror=False)
-    imagenet_fast, breeds_fast = fast.probabilities(pixels, mirror=False)
+    imagenet, breeds = exact.probabilities(pixels)
+    imagenet_fast, breeds_fast = fast.probabilities(pixels)
     assert (breeds.argmax(-1) != breeds_fast.argmax(-1)).sum() <= 1
     np.testing.assert_allclose(breeds_fast, breeds, rtol=0, atol=0.05)
     np.testing.assert_allclose(imagenet_fast, imagenet, rtol=0, atol=0.05)
@@ -456,8 +458,8 @@ def test_lite2_tells_the_breed_from_the_dog_not_the_cat_beside_it(
                             matmul=predictor.matmul)  # a file alone would be float32
     assert predictor.pooling == "dog" and on_the_mean.pooling == "mean"
     golden = [b.label for b in predictor.breeds].index("n02099601")
-    imagenet, over_the_dog = predictor.probabilities(pixels, mirror=False)
-    same, over_the_frame = on_the_mean.probabilities(pixels, mirror=False)
+    imagenet, over_the_dog = predictor.probabilities(pixels)
+    same, over_the_frame = on_the_mean.probabilities(pixels)
     np.testing.assert_allclose(same, imagenet, atol=1e-6)  # dog or not: the whole frame's
     np.testing.assert_allclose(over_the_frame[0], breed_probs_on_the_mean(imagenet)[0], atol=1e-5)
     assert over_the_dog[0].argmax() == over_the_frame[0].argmax() == golden

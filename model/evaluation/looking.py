@@ -289,7 +289,7 @@ class ViewBank:
         # Only the whole photo at the model's own resolution gives the dog maps (``look``'s).
         has_maps = view == View("whole", predictor.resolution, view.variant)
         run = predictor.whole_probabilities if has_maps else predictor.probabilities
-        as_is, mirrored = (run(p, mirror=False) for p in (pixels, pixels[:, :, ::-1]))
+        as_is, mirrored = (run(p) for p in (pixels, pixels[:, :, ::-1]))
         self._probs[view] = tuple(np.stack([a, m], axis=1) for a, m in zip(as_is[:2], mirrored[:2],
                                                                           strict=True))
         if has_maps:
@@ -330,12 +330,13 @@ class LivePhoto:
             dog = (self.first_dog(view.variant, view.map_mirror)[0] if view.square == "dog"
                    else None)
             pixels = view.pixels(self._image, dog)[None]
+            mirror_as = "always" if mirror else "never"
             if view == View("whole", predictor.resolution, view.variant):  # with its dog map
-                imagenet, breeds, *maps = predictor.whole_probabilities(pixels, mirror)
+                imagenet, breeds, *maps = predictor.look_probabilities(pixels, mirror_as)
                 first = dogs_in_photo(*self._image.size, *(m[0] for m in maps))[0]
                 self._dogs[view.variant, mirror] = first, float(maps[0].max())
             else:
-                imagenet, breeds = predictor.probabilities(pixels, mirror)
+                imagenet, breeds = predictor.classify_probabilities(pixels, mirror_as)
             self._seen[view, mirror] = imagenet[0], breeds[0]
         return self._seen[view, mirror]
 
