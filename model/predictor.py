@@ -190,12 +190,12 @@ class Predictor:
         log.info("predictor %s (%s 1×1 products) ready in %.1f s", self.version, self.matmul,
                  time.perf_counter() - started)
 
-    def warm_up_look(self, how: Look = LOOK, photos: int = max(BATCH_SIZES)) -> None:
-        """Compile what ``look`` runs with ``how`` on up to ``photos`` photos a call: the
-        whole views with their dog maps at the batch sizes those use, and the crops around
-        dogs at every size (a photo may show several dogs)."""
+    def warm_up_look(self, photos: int = max(BATCH_SIZES)) -> None:
+        """Compile what ``look`` runs, however it looks (``Look``), on up to ``photos`` photos a
+        call: the whole views with their dog maps at the batch sizes those use, and the crops
+        around dogs at every size (a photo may show several dogs)."""
         # ``run_padded`` uses the sizes the photos fill (the smallest for fewer); mirror images
-        # go through the same programs in a second call (``_mirrored_as``), whatever ``how``.
+        # go through the same programs in a second call (``_mirrored_as``).
         wholes = [size for size in BATCH_SIZES if size <= photos] or [min(BATCH_SIZES)]
         for size in BATCH_SIZES:
             blank = np.zeros((size, self.resolution, self.resolution, 3), np.uint8)

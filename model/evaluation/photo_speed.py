@@ -57,8 +57,7 @@ def photo_to_answer(predictors: Sequence[Predictor], photos: Sequence[bytes],
                     repeats: int) -> dict[str, list[float]]:
     """``timed_in_turns`` for each way in ``answer_ways`` of each predictor."""
     for predictor in predictors:  # compile every code path first: a photo may take any of them
-        for mirror in MIRRORS:
-            predictor.warm_up_look(Look(mirror=mirror), photos=1)
+        predictor.warm_up_look(photos=1)
     return timed_in_turns({name: way for predictor in predictors
                            for name, way in answer_ways(predictor).items()}, photos, repeats)
 
