@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from flax import serialization
 
-from model import POOLINGS
+from model import MATMULS, POOLINGS
 from model.efficientnet import VARIANTS
 from model.files import replace_durably
 from model.preprocess import PREPROCESS_VERSION
@@ -48,6 +48,7 @@ class Artifact:
     created_at: str = ""
     preprocess_version: int = PREPROCESS_VERSION
     pooling: str = "mean"  # how the features the head was fitted on were pooled (POOLINGS)
+    matmul: str = "float32"  # the backbone's 1×1 products that computed them (MATMULS)
 
     @property
     def version(self) -> str:
@@ -94,6 +95,7 @@ def load_artifact(path: Path) -> Artifact:
     content = serialization.msgpack_restore(payload)
     meta = json.loads(content["meta"])
     meta.setdefault("pooling", "mean")  # files from before it was recorded: theirs was the mean
+    meta.setdefault("matmul", "float32")  # likewise: exact products
     _check_compatible(path, meta)
     labels = [BreedLabel(m["label"], m["name"], tuple(m["aliases"])) for m in meta["labels"]]
     params = {k: {n: np.asarray(a) for n, a in v.items()} for k, v in content["params"].items()}
@@ -102,7 +104,7 @@ def load_artifact(path: Path) -> Artifact:
                             f"{params['classifier']['bias'].shape[0]} outputs")
     fields_ = {k: meta[k] for k in ("variant", "head_config", "metrics", "manifest_sha256",
                                     "code_version", "created_at", "preprocess_version",
-                                    "pooling")}
+                                    "pooling", "matmul")}
     return Artifact(labels=labels, head_params=params, **fields_)
 
 
@@ -116,6 +118,9 @@ def _check_compatible(path: Path, meta: dict) -> None:
     if meta["pooling"] not in POOLINGS:
         raise ArtifactError(f"{path} reads features pooled as {meta['pooling']!r}, which this "
                             "code does not make")
+    if meta["matmul"] not in MATMULS:
+        raise ArtifactError(f"{path} was fitted on features of {meta['matmul']!r} products, "
+                            "which this code does not make")
     if meta["preprocess_version"] != PREPROCESS_VERSION:
         raise ArtifactError(f"{path} was trained with preprocessing version "
                             f"{meta['preprocess_version']}, this code uses "

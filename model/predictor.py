@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from model import DEFAULT_VARIANT, MODELS, POOLING
+from model import DEFAULT_VARIANT, MATMUL_SETTINGS, MODELS, POOLING
 from model.advice import Quality, advise, may_need_advice, measure
 from model.answers import (
     DOG_THRESHOLD,
@@ -146,10 +146,13 @@ class Predictor:
     def __init__(self, model: str = DEFAULT_VARIANT, top_k: int = 5, warm_up: bool = True,
                  mirror: str = MIRROR, matmul: str = "auto"):
         started = time.perf_counter()
+        if matmul not in MATMUL_SETTINGS:
+            raise ValueError(f"matmul must be one of {MATMUL_SETTINGS}, not {matmul!r}")
         self.top_k = top_k
         self.mirror = _checked_mirror(mirror)  # ``classify``'s policy unless a call says
         if model in MODELS:
             variant, head_params, self.pooling = model, None, POOLING[model]
+            fitted_on = None  # ImageNet's head: the same photos right with either products
             self.promotion: dict | None = None  # how retraining last improved it
             self.breeds = imagenet_breeds()
             self.version = f"efficientnet-{variant}-imagenet"
@@ -161,18 +164,18 @@ class Predictor:
             artifact = load_artifact(Path(model))
             variant, head_params = artifact.variant, {"params": artifact.head_params}
             self._head = BreedHead(len(artifact.labels), **artifact.head_config)
-            self.pooling = artifact.pooling  # what its head was fitted on
+            self.pooling, fitted_on = artifact.pooling, artifact.matmul  # what its head read
             self.breeds = tuple(Breed(b.label, b.name) for b in artifact.labels)
             self.version = artifact.version
             self.promotion = artifact.metrics.get("promotion")
             self.description = _describe(artifact)
         self.variant = variant
-        # The 1×1 convolutions' products. "auto": for the zero-training models, bfloat16 where
-        # the CPU has bfloat16 dot products (0.6-0.7 of float32's time, the same photos right);
-        # a trained head was fitted on float32 features, and read bfloat16's worse (README,
-        # "Serving with bfloat16 products").
+        # The 1×1 convolutions' products. "auto": bfloat16 where the CPU has bfloat16 dot
+        # products (0.6-0.7 of float32's time; the answers it changes are near-ties, README,
+        # "Serving with bfloat16 products"), unless the head was fitted on float32 features:
+        # a model file from before training used the served products is served as before.
         if matmul == "auto":
-            matmul = fastest_matmul() if model in MODELS else "float32"
+            matmul = "float32" if fitted_on == "float32" else fastest_matmul()
         self.matmul = matmul
         self.backbone, backbone_params = from_pretrained(variant, self.matmul)
         if head_params is None:  # the zero-training model: ImageNet's rows of its breeds

@@ -16,6 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
+from model import MATMUL_SETTINGS
 from model.data.dataset import load_examples
 from model.predictor import MODELS
 from model.training.train import TrainConfig, train_and_export, train_baseline
@@ -62,6 +63,9 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=Path("var/cache/features"),
                         help="where backbone features are cached")
     parser.add_argument("--variant", choices=MODELS, default=defaults.variant, help="backbone")
+    parser.add_argument("--matmul", choices=MATMUL_SETTINGS, default=defaults.matmul,
+                        help="the backbone's 1×1 products for the features; auto: those the "
+                             "bot serves the head with on this machine (README, Training)")
     for name, help_text in CONFIG_FLAGS.items():
         default = getattr(defaults, name)
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default,
@@ -76,7 +80,7 @@ def main() -> int:
                         help="instead, train a small CNN from scratch on the same photos")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config = TrainConfig(variant=args.variant, balance=not args.no_balance,
+    config = TrainConfig(variant=args.variant, matmul=args.matmul, balance=not args.no_balance,
                          extend=not args.only_data_breeds,
                          distill_non_target=args.distill_non_target,
                          **{name: getattr(args, name) for name in CONFIG_FLAGS})
@@ -89,7 +93,8 @@ def main() -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     metrics = artifact.metrics
-    print(f"wrote {args.out} ({len(artifact.labels)} breeds, {artifact.version})")
+    print(f"wrote {args.out} ({len(artifact.labels)} breeds, {artifact.version}, fitted on "
+          f"features of {artifact.matmul} 1×1 products)")
     for split in ("train", "val", "test"):
         if split in metrics:
             m = metrics[split]

@@ -177,15 +177,18 @@ def test_concurrent_calls_match_serial(predictor: Predictor, val_photos: list[by
 
 def test_bfloat16_products_where_the_cpu_has_them_keep_the_answers(
         predictor: Predictor, val_photos: list[bytes], tmp_path: Path) -> None:
-    """The default ("auto") serves a zero-training model with the CPU's fastest products, and
-    a trained head with the float32 features it was fitted on; bfloat16's answers are float32's
-    within a few hundredths (README, "Serving with bfloat16 products")."""
+    """The default ("auto") serves a zero-training model, and a head fitted on bfloat16
+    features, with the CPU's fastest products, and a head fitted on float32 features with
+    those; bfloat16's answers are float32's within a few hundredths (README, "Serving with
+    bfloat16 products")."""
     assert predictor.matmul == fastest_matmul()
     labels = [BreedLabel(b.label, b.name) for b in predictor.breeds[:3]]
     rows = imagenet_rows([b.label for b in labels], predictor._params["backbone"], "dog")
-    save_artifact(Artifact("lite2", labels, {"hidden": 0, "dropout": 0.2},
-                           {"classifier": rows}, pooling="dog"), tmp_path / "head.whatbreed")
-    assert Predictor(str(tmp_path / "head.whatbreed"), warm_up=False).matmul == "float32"
+    for fitted_on, served in (("float32", "float32"), ("bfloat16", fastest_matmul())):
+        save_artifact(Artifact("lite2", labels, {"hidden": 0, "dropout": 0.2},
+                               {"classifier": rows}, pooling="dog", matmul=fitted_on),
+                      tmp_path / "head.whatbreed")
+        assert Predictor(str(tmp_path / "head.whatbreed"), warm_up=False).matmul == served
     other = Predictor(matmul="float32" if predictor.matmul == "bfloat16" else "bfloat16",
                       warm_up=False)
     exact, fast = sorted((predictor, other), key=lambda p: p.matmul != "float32")
@@ -196,7 +199,8 @@ def test_bfloat16_products_where_the_cpu_has_them_keep_the_answers(
     np.testing.assert_allclose(breeds_fast, breeds, rtol=0, atol=0.05)
     np.testing.assert_allclose(imagenet_fast, imagenet, rtol=0, atol=0.05)
     assert np.abs(breeds_fast - breeds).max() > 1e-4  # they did run in bfloat16
-    with pytest.raises(ValueError, match="unknown matmul 'float16'"):
+    with pytest.raises(ValueError, match=r"^matmul must be one of \('auto', 'float32', "
+                                         r"'bfloat16'\), not 'float16'$"):
         Predictor(matmul="float16", warm_up=False)
 
 

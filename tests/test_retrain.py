@@ -258,6 +258,7 @@ async def test_an_event_teaches_the_bot(event_bot: BotEnv, tmp_path: Path,
     # trained on (ImageNet validation photos), and breeds nobody corrected answer as before.
     before = await asyncio.to_thread(Predictor, DEFAULT_VARIANT, warm_up=False)
     after = classifier.predictor
+    assert after.matmul == before.matmul  # fitted on the served products: as fast as before
     foxhounds = [e.path for e in load_examples(shared_datasets / "imagewoof-val-dev")
                  if e.label == FOXHOUND]
     right = {name: sum(label == FOXHOUND for label in await top1(model, foxhounds))

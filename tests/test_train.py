@@ -23,6 +23,7 @@ from model.artifact import (
     save_artifact,
 )
 from model.data.dataset import Example, load_examples
+from model.efficientnet import fastest_matmul
 from model.head import BreedHead, init_rows, prototype, rows_by_label
 from model.predictor import Predictor
 from model.training.augment import random_views
@@ -199,24 +200,31 @@ def test_artifact_round_trip_and_refusals(tmp_path: Path) -> None:
         load_artifact(tmp_path / "old")
 
 
-def test_model_files_say_how_their_features_were_pooled(tmp_path: Path) -> None:
-    """A new file keeps its pooling; one from before pooling was recorded read the mean, and
-    is served so; one that names a pooling this code does not make is refused."""
-    save_artifact(replace(small_artifact(), pooling="dog"), tmp_path / "new")
-    assert load_artifact(tmp_path / "new").pooling == "dog"
-    # A format-1 file, written by hand: this code always writes a pooling.
+def test_model_files_say_how_their_features_were_pooled_and_computed(tmp_path: Path) -> None:
+    """A new file keeps its pooling and products; one from before they were recorded read the
+    mean of exact features, and is served so; one that names a pooling or products this code
+    does not make is refused. Features of other products are cached apart."""
+    save_artifact(replace(small_artifact(), pooling="dog", matmul="bfloat16"), tmp_path / "new")
+    loaded = load_artifact(tmp_path / "new")
+    assert (loaded.pooling, loaded.matmul) == ("dog", "bfloat16")
+    # A format-1 file, written by hand: this code always writes both.
     payload = serialization.msgpack_restore((tmp_path / "new").read_bytes()[len(MAGIC) + 32:])
     meta = json.loads(payload["meta"])
-    del meta["pooling"]
+    del meta["pooling"], meta["matmul"]
     written = serialization.msgpack_serialize(
         {**payload, "meta": json.dumps(meta | {"format_version": 1})})
     (tmp_path / "old").write_bytes(MAGIC + hashlib.sha256(written).digest() + written)
-    assert load_artifact(tmp_path / "old").pooling == "mean"
+    old = load_artifact(tmp_path / "old")
+    assert (old.pooling, old.matmul) == ("mean", "float32")
     save_artifact(replace(small_artifact(), pooling="max"), tmp_path / "odd")
     with pytest.raises(ArtifactError, match="pooled as 'max'"):
         load_artifact(tmp_path / "odd")
+    save_artifact(replace(small_artifact(), matmul="float16"), tmp_path / "odd")
+    with pytest.raises(ArtifactError, match="features of 'float16' products"):
+        load_artifact(tmp_path / "odd")
     assert FeatureCache(tmp_path, "lite2").folder.name == "lite2-p1-dog-s0"  # not the mean's
     assert FeatureCache(tmp_path, "lite0").folder.name == "lite0-p1-s0"
+    assert FeatureCache(tmp_path, "lite2", matmul="bfloat16").folder.name == "lite2-p1-dog-bf16-s0"
 
 
 def test_train_export_and_classify_real_photos(tmp_path: Path, tiny_dogs_dev: Path) -> None:
@@ -232,6 +240,10 @@ def test_train_export_and_classify_real_photos(tmp_path: Path, tiny_dogs_dev: Pa
     assert [b.label for b in artifact.labels] == [b.label for b in imagenet_breeds()]
     cached = sorted(p.stat().st_mtime_ns for p in cache.rglob("*.npy"))
     assert len(cached) == 27
+    # "auto": fitted on the products the bot serves it with here, and served with them.
+    assert artifact.matmul == fastest_matmul()
+    assert [p.name for p in cache.iterdir()] == [
+        FeatureCache(cache, "lite2", matmul=artifact.matmul).folder.name]
 
     again = train_and_export(FAST, examples, tmp_path / "again.whatbreed", cache)
     assert sorted(p.stat().st_mtime_ns for p in cache.rglob("*.npy")) == cached  # reused
@@ -244,7 +256,7 @@ def test_train_export_and_classify_real_photos(tmp_path: Path, tiny_dogs_dev: Pa
     samoyed = (root / "Images" / "n02111889-Samoyed").iterdir().__next__().read_bytes()
     [answer] = predictor.classify([samoyed])
     assert answer.predictions[0].label == "n02111889" and len(answer.predictions) == 5
-    assert predictor.version == artifact.version
+    assert (predictor.version, predictor.matmul) == (artifact.version, artifact.matmul)
 
 
 def test_the_train_and_classify_commands(tmp_path: Path, tiny_dogs_dev: Path) -> None:
@@ -254,9 +266,11 @@ def test_the_train_and_classify_commands(tmp_path: Path, tiny_dogs_dev: Path) ->
 
     out = tmp_path / "dev.whatbreed"
     trained = run("train.py", "--data", tiny_dogs_dev, "--out", out, "--cache",
-                  tmp_path / "cache", "--views", 1, "--epochs", 4, "--batch-size", 32)
+                  tmp_path / "cache", "--views", 1, "--epochs", 4, "--batch-size", 32,
+                  "--matmul", "float32")
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert f"wrote {out} (121 breeds" in trained.stdout
+    assert "fitted on features of float32 1×1 products)" in trained.stdout
     assert "calibrated: temperature" in trained.stdout
     assert json.loads(trained.stdout.splitlines()[-1])["val"]["top1"] >= 2 / 3
 

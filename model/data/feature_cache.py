@@ -15,16 +15,19 @@ from model.preprocess import PREPROCESS_VERSION
 
 
 class FeatureCache:
-    """``<root>/<variant>-p<preprocess>[-dog]-s<seed>/<key[:2]>/<key>.npy``: (1 + views,
+    """``<root>/<variant>-p<preprocess>[-dog][-bf16]-s<seed>/<key[:2]>/<key>.npy``: (1 + views,
     1280) float16, by ``Example.key`` (a photo's sha256, or a dog's key beside it).
 
     The seed is in the key because it picks the augmented views.
     """
 
-    def __init__(self, root: Path, variant: str, seed: int = 0, pooling: str | None = None):
-        """``pooling``: how the features were pooled; None: as ``variant``'s are now."""
+    def __init__(self, root: Path, variant: str, seed: int = 0, pooling: str | None = None,
+                 matmul: str = "float32"):
+        """``pooling``: how the features were pooled, None: as ``variant``'s are now;
+        ``matmul``: the backbone's 1×1 products that computed them (``MATMULS``)."""
         pooled = "-dog" if (pooling or POOLING.get(variant)) == "dog" else ""
-        self.folder = root / f"{variant}-p{PREPROCESS_VERSION}{pooled}-s{seed}"
+        rounded = "-bf16" if matmul == "bfloat16" else ""
+        self.folder = root / f"{variant}-p{PREPROCESS_VERSION}{pooled}{rounded}-s{seed}"
 
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.npy"

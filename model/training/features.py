@@ -1,10 +1,11 @@
 """Backbone features, computed once per photo (or dog in one) and cached on disk.
 
 The cache key is the example's key (the photo's sha256, with the box for one dog of several
-in it), the backbone variant and PREPROCESS_VERSION, so a new photo, dog, variant or
-preprocessing never reuses stale features, and a dog never reuses its photo's. Each entry holds
-the clean view (the serving preprocessing: the centre crop of a photo, the square ``look``
-answers a dog of several from) and, for training photos, a few augmented views.
+in it), the backbone variant, its 1×1 products and PREPROCESS_VERSION, so a new photo, dog,
+variant, products or preprocessing never reuses stale features, and a dog never reuses its
+photo's. Each entry holds the clean view (the serving preprocessing: the centre crop of a
+photo, the square ``look`` answers a dog of several from) and, for training photos, a few
+augmented views.
 """
 
 from __future__ import annotations
@@ -65,10 +66,11 @@ def backbone_features(backbone: EfficientNetLite, params: dict, pixels: jax.Arra
 class FeatureExtractor:
     """Runs the frozen backbone over photos: the clean view plus ``views`` augmented ones."""
 
-    def __init__(self, variant: str, seed: int = 0, pooling: str | None = None):
-        """``pooling``: how the features are pooled (``POOLINGS``); None: as ``variant``'s are
-        now (``POOLING``)."""
-        self.backbone, self._params = from_pretrained(variant)
+    def __init__(self, variant: str, seed: int = 0, pooling: str | None = None,
+                 matmul: str = "float32"):
+        """``pooling``: how the features are pooled (``POOLINGS``), None: as ``variant``'s are
+        now (``POOLING``); ``matmul``: the backbone's 1×1 products (``MATMULS``)."""
+        self.backbone, self._params = from_pretrained(variant, matmul)
         self.seed = seed
         resolution = self.backbone.resolution
         features = functools.partial(backbone_features, self.backbone,
@@ -140,12 +142,14 @@ class FeatureExtractor:
 
 def cached_features(variant: str, seed: int, views: int, train: list[Example],
                     others: dict[str, list[Example]], cache_root: Path,
-                    pooling: str | None = None) -> dict[str, np.ndarray]:
+                    pooling: str | None = None, matmul: str = "float32"
+                    ) -> dict[str, np.ndarray]:
     """Features by ``Example.key``: the training photos' clean and ``views`` augmented views,
     and every other photo's clean view, pooled as ``pooling`` says (None: as ``variant``'s
-    are now); computed once, then read from the cache under ``cache_root``."""
-    extractor = FeatureExtractor(variant, seed, pooling)
-    cache = FeatureCache(cache_root, variant, seed, pooling)
+    are now) from a backbone with ``matmul`` 1×1 products; computed once, then read from the
+    cache under ``cache_root``."""
+    extractor = FeatureExtractor(variant, seed, pooling, matmul)
+    cache = FeatureCache(cache_root, variant, seed, pooling, matmul)
     features = extractor.extract(train, views, cache, "train features")
     for name, photos in others.items():
         features |= extractor.extract(photos, 0, cache, f"{name} features")

@@ -31,6 +31,7 @@ from model.training.features import cached_features
 from model.training.train import (
     Base,
     TrainConfig,
+    feature_matmul,
     imagenet_base,
     label_table,
     make_artifact,
@@ -143,14 +144,15 @@ def train_candidate(config: TrainConfig, served: ServedModel, examples: list[Exa
                            f"({', '.join(f'{k} {len(v)}' for k, v in splits.items())})")
     labels = label_table(examples, served.base.labels)
     index = {b.label: i for i, b in enumerate(labels)}
+    matmul = feature_matmul(config.matmul)
     features = cached_features(served.variant, config.seed, config.views, splits["train"],
                                {"held-out": splits["val"] + splits["test"], **checks},
-                               cache_root, served.pooling)
+                               cache_root, served.pooling, matmul)
     data = {name: make_split(photos, features, index, config.views if name == "train" else 0)
             for name, photos in splits.items()}
     _, backbone_params = from_pretrained(served.variant)
     state, metrics = train_head(config, labels, data, served.base, backbone_params, logs)
-    artifact = make_artifact(config, labels, state, metrics, examples, served.pooling)
+    artifact = make_artifact(config, labels, state, metrics, examples, served.pooling, matmul)
     after = Base(tuple(labels), artifact.head_params["classifier"])
     comparisons = [Comparison(name, score(served.base, photos, features),
                               score(after, photos, features))

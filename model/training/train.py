@@ -37,7 +37,7 @@ from tqdm import tqdm
 from model import DEFAULT_VARIANT, POOLING
 from model.artifact import Artifact, BreedLabel, code_version, save_artifact
 from model.data.dataset import Example
-from model.efficientnet import from_pretrained
+from model.efficientnet import fastest_matmul, from_pretrained
 from model.head import BreedHead, imagenet_rows, init_rows, prototype, rows_by_label
 from model.labels import BREED_CLASSES, imagenet_classes
 from model.training.baseline import SmallCNN, load_pixels
@@ -66,6 +66,9 @@ class TrainConfig:
     distill_weight: float = 10.0  # how strongly the base breeds keep the base model's answers
     distill_temperature: float = 2.0  # softens both answers, so the runners-up count too
     distill_non_target: bool = False  # distil only the other breeds: learns more, forgets more
+    # The backbone's 1×1 products for the features (MATMUL_SETTINGS); "auto": those the bot
+    # serves with on this machine, so that the head reads what it was fitted on.
+    matmul: str = "auto"
 
 
 # Data
@@ -452,8 +455,10 @@ def train_and_export(config: TrainConfig, examples: list[Example], out: Path,
     labels = label_table(examples, base.labels if base else ())
     index = {b.label: i for i, b in enumerate(labels)}
     started = time.perf_counter()
+    matmul = feature_matmul(config.matmul)
     features = cached_features(config.variant, config.seed, config.views, splits["train"],
-                               {name: splits[name] for name in ("val", "test")}, cache_root)
+                               {name: splits[name] for name in ("val", "test")}, cache_root,
+                               matmul=matmul)
     extraction_s = time.perf_counter() - started
     data = {name: make_split(split, features, index, config.views if name == "train" else 0)
             for name, split in splits.items() if split}
@@ -465,22 +470,31 @@ def train_and_export(config: TrainConfig, examples: list[Example], out: Path,
     metrics["zero_training"] = zero_training_top1(data, list(index), backbone_params)
     metrics |= {"extraction_s": round(extraction_s, 1),
                 "training_s": round(time.perf_counter() - started, 1)}
-    artifact = make_artifact(config, labels, state, metrics, examples, POOLING[config.variant])
+    artifact = make_artifact(config, labels, state, metrics, examples, POOLING[config.variant],
+                             matmul)
     save_artifact(artifact, out)
     return artifact
 
 
+def feature_matmul(setting: str) -> str:
+    """The 1×1 products (``MATMULS``) to compute a head's features with: ``setting``, or for
+    "auto" the fastest this CPU has, which the bot will serve the head with (``Predictor``)."""
+    return fastest_matmul() if setting == "auto" else setting
+
+
 def make_artifact(config: TrainConfig, labels: list[BreedLabel], state: TrainState,
-                  metrics: dict, examples: list[Example], pooling: str) -> Artifact:
-    """The model file's content: the trained head, its labels, the pooling of the features
-    it was fitted on, metrics and provenance."""
+                  metrics: dict, examples: list[Example], pooling: str, matmul: str
+                  ) -> Artifact:
+    """The model file's content: the trained head, its labels, how the features it was fitted
+    on were pooled and computed (``matmul`` products), metrics and provenance."""
     return Artifact(
         variant=config.variant, labels=labels,
         head_config={"hidden": config.hidden, "dropout": config.dropout},
         head_params=jax.tree_util.tree_map(np.asarray, jax.device_get(state.params)),
         metrics=metrics | {"config": dataclasses.asdict(config)},
         manifest_sha256=manifest_digest(examples), code_version=code_version(),
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"), pooling=pooling)
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"), pooling=pooling,
+        matmul=matmul)
 
 
 def train_baseline(config: TrainConfig, examples: list[Example], out: Path) -> dict:
