@@ -29,7 +29,13 @@ from model import MODELS
 from model.artifact import ArtifactError
 from model.data.corrections import BOX_FIELDS, Decisions, Rules, decide, read_votes
 from model.data.dataset import load_examples
-from model.training.promotion import PromotionError, history_dir, promote, rollback
+from model.training.promotion import (
+    PromotionError,
+    history_dir,
+    promote,
+    rollback,
+    sweep_killed_writes,
+)
 from model.training.retrain import (
     Candidate,
     RetrainError,
@@ -128,6 +134,8 @@ def print_candidate(candidate: Candidate, current: str) -> None:
 
 def retrain_once(args: argparse.Namespace) -> int:
     """One round: export, decide, train, compare, promote. 0 also when nothing is new."""
+    if swept := sweep_killed_writes(args.model):
+        print(f"removed {swept} partly written files that killed runs left")
     served = served_model(args.model, args.variant)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     with tempfile.TemporaryDirectory(prefix="votes-") as scratch:

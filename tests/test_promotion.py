@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 
 from model.artifact import Artifact, BreedLabel, load_artifact, save_artifact
+from model.files import TEMPORARY_PREFIX
 from model.training.promotion import (
     PromotionError,
     history_dir,
     promote,
     promotions,
     rollback,
+    sweep_killed_writes,
 )
 
 
@@ -81,3 +83,21 @@ def test_a_rollback_survives_a_power_cut(tmp_path: Path, monkeypatch: pytest.Mon
     synced.clear()
     rollback(served)  # to the zero-training model: the file's removal is made durable too
     assert not served.exists() and tmp_path.stat().st_ino in synced
+
+
+def test_what_killed_writes_left_beside_the_model_is_swept(tmp_path: Path) -> None:
+    """A promotion or a state write killed mid-way leaves a hidden temporary file beside the
+    served model or in its history; the next round removes those an hour old, not a write
+    that may still be going on, nor the files themselves."""
+    served = tmp_path / "model.whatbreed"
+    promote(artifact(1), served, "efficientnet-lite2-imagenet", {"after": 0.8})
+    killed = [folder / f"{TEMPORARY_PREFIX}killed" for folder in (tmp_path, history_dir(served))]
+    going_on = tmp_path / f"{TEMPORARY_PREFIX}writing"
+    for leftover in [*killed, going_on]:
+        leftover.write_bytes(b"half a model")
+    for leftover in killed:
+        os.utime(leftover, (leftover.stat().st_atime, leftover.stat().st_mtime - 7200))
+    kept = sorted(p for p in tmp_path.rglob("*") if p not in killed)
+    assert sweep_killed_writes(served) == 2
+    assert sorted(tmp_path.rglob("*")) == kept
+    assert sweep_killed_writes(tmp_path / "nowhere" / "model.whatbreed") == 0

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from model.artifact import Artifact, load_artifact, save_artifact
-from model.files import replace_durably, sync_folder
+from model.files import replace_durably, sweep_leftovers, sync_folder
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,13 @@ class PromotionError(RuntimeError):
 
 def history_dir(model_path: Path) -> Path:
     return model_path.with_name(model_path.name + ".history")
+
+
+def sweep_killed_writes(model_path: Path) -> int:
+    """Remove what killed writes left beside the served file and in its history (model files,
+    retraining's state; an hour old or more), and return how many went."""
+    folders = (model_path.parent, history_dir(model_path))
+    return sum(sweep_leftovers(folder) for folder in folders if folder.is_dir())
 
 
 def promotions(model_path: Path) -> list[dict]:
