@@ -150,6 +150,17 @@ def fastest_matmul(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return "bfloat16" if flags & BFLOAT16_DOT_FLAGS else "float32"
 
 
+def served_matmul(setting: str, fitted_on: str | None = None) -> str:
+    """The products a head is served with: ``setting`` (``MATMUL_SETTINGS``) where it names
+    them; for "auto" the fastest this CPU has, unless the head was fitted on float32 features
+    (``fitted_on``; None for ImageNet's own head, the same photos right with either). The
+    answers bfloat16 changes are near-ties (README, "Serving with bfloat16 products"), and a
+    model file from before training used the served products is served as before."""
+    if setting != "auto":
+        return setting
+    return "float32" if fitted_on == "float32" else fastest_matmul()
+
+
 class Stem(nn.Module):
     """The 3×3 stride-2 convolution on the photo (``nn.Conv``'s parameters), by ``patch_conv``."""
 

@@ -32,7 +32,7 @@ from model.answers import (
     make_answer,
 )
 from model.artifact import Artifact, ArtifactError, load_artifact
-from model.efficientnet import fastest_matmul, from_pretrained, run_backbone
+from model.efficientnet import from_pretrained, run_backbone, served_matmul
 from model.gradcam import grad_cam
 from model.head import BreedHead, imagenet_rows
 from model.localize import (
@@ -152,7 +152,7 @@ class Predictor:
         self.mirror = _checked_mirror(mirror)  # ``classify``'s policy unless a call says
         if model in MODELS:
             variant, head_params, self.pooling = model, None, POOLING[model]
-            fitted_on = None  # ImageNet's head: the same photos right with either products
+            fitted_on = None  # ImageNet's head (``served_matmul``)
             self.promotion: dict | None = None  # how retraining last improved it
             self.breeds = imagenet_breeds()
             self.version = f"efficientnet-{variant}-imagenet"
@@ -170,13 +170,7 @@ class Predictor:
             self.promotion = artifact.metrics.get("promotion")
             self.description = _describe(artifact)
         self.variant = variant
-        # The 1×1 convolutions' products. "auto": bfloat16 where the CPU has bfloat16 dot
-        # products (0.6-0.7 of float32's time; the answers it changes are near-ties, README,
-        # "Serving with bfloat16 products"), unless the head was fitted on float32 features:
-        # a model file from before training used the served products is served as before.
-        if matmul == "auto":
-            matmul = "float32" if fitted_on == "float32" else fastest_matmul()
-        self.matmul = matmul
+        self.matmul = served_matmul(matmul, fitted_on)  # bfloat16: 0.6-0.7 of float32's time
         self.backbone, backbone_params = from_pretrained(variant, self.matmul)
         if head_params is None:  # the zero-training model: ImageNet's rows of its breeds
             self._head = BreedHead(len(self.breeds))

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from model import DEFAULT_VARIANT, MODELS
 from model.data.dataset import load_examples
-from model.efficientnet import from_pretrained
+from model.efficientnet import from_pretrained, served_matmul
 from model.evaluation.training_experiments import compare_settings, learn_back
 from model.training.features import cached_features
-from model.training.train import TrainConfig, feature_matmul, split_examples
+from model.training.train import TrainConfig, split_examples
 
 
 def main() -> int:
@@ -55,7 +55,7 @@ def main() -> int:
     config = TrainConfig(variant=args.variant)
     _, backbone_params = from_pretrained(args.variant)
     features = cached_features(args.variant, config.seed, config.views, splits["train"], sets,
-                               args.cache, matmul=feature_matmul(config.matmul))
+                               args.cache, matmul=served_matmul(config.matmul))
     if args.learn_back:
         print(f"learning {args.learn_back} back{'':<23}recall  others top-1")
         for name, recall, others in learn_back(config, splits, args.learn_back, args.photos,

@@ -23,7 +23,14 @@ from dataclasses import astuple
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.config import DATABASE_URL, FEATURE_CACHE, PHOTO_DIR, PROMOTED_MODEL, ModelSource
+from bot.config import (
+    DATABASE_URL,
+    FEATURE_CACHE,
+    PHOTO_DIR,
+    PROMOTED_MODEL,
+    ModelSource,
+    matmul_setting,
+)
 from bot.storage import UnreadableDatabase, export_votes
 from model import MODELS
 from model.artifact import ArtifactError
@@ -136,7 +143,7 @@ def retrain_once(args: argparse.Namespace) -> int:
     """One round: export, decide, train, compare, promote. 0 also when nothing is new."""
     if swept := sweep_killed_writes(args.model):
         print(f"removed {swept} partly written files that killed runs left")
-    served = served_model(args.model, args.variant)
+    served = served_model(args.model, args.variant, matmul_setting())  # as the bot serves it
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     with tempfile.TemporaryDirectory(prefix="votes-") as scratch:
         export_votes(args.database, args.photos, Path(scratch) / "votes.csv")
@@ -153,7 +160,7 @@ def retrain_once(args: argparse.Namespace) -> int:
     write_outcomes(decisions, outcomes_file)
     print_decisions(decisions, outcomes_file)
     checks = {folder.name: load_examples(folder) for folder in args.check}
-    config = TrainConfig(variant=served.variant)
+    config = TrainConfig(variant=served.variant, matmul=served.matmul)
     try:
         candidate = train_candidate(config, served, decisions.examples, checks, args.cache,
                                     history_dir(args.model) / f"logs-{stamp}", args.tolerance)

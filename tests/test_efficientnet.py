@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import model.efficientnet
 from model.efficientnet import (
     VARIANTS,
     EfficientNetLite,
@@ -31,6 +32,7 @@ from model.efficientnet import (
     params_from_state_dict,
     patch_conv,
     run_backbone,
+    served_matmul,
     weights_path,
 )
 from model.preprocess import load_image, normalize
@@ -240,6 +242,18 @@ def test_bfloat16_products_only_where_the_cpu_has_bfloat16_dot_products(tmp_path
                            f"processor\t: 1\nflags\t\t: {flags}\n")
         assert fastest_matmul(cpuinfo) == want
     assert fastest_matmul(tmp_path / "no-such-file") == "float32"  # not Linux: stay exact
+
+
+@pytest.mark.parametrize("cpu", ["float32", "bfloat16"])
+def test_auto_serves_the_fastest_products_but_not_to_a_head_fitted_on_exact_features(
+        cpu: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(model.efficientnet, "fastest_matmul", lambda: cpu)
+    for setting, fitted_on, want in (("auto", None, cpu),  # ImageNet's head
+                                     ("auto", "bfloat16", cpu),
+                                     ("auto", "float32", "float32"),  # a file from before
+                                     ("bfloat16", "float32", "bfloat16"),  # as the setting says
+                                     ("float32", "bfloat16", "float32")):
+        assert served_matmul(setting, fitted_on) == want
 
 
 def lite0_record(read_photo: Callable[[str], bytes], forward: Callable,

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import model.efficientnet
 import model.predictor
 from model.advice import ADVICE
 from model.answers import Answer, Dog, PhotoAnswer, make_answer
@@ -176,7 +177,8 @@ def test_concurrent_calls_match_serial(predictor: Predictor, val_photos: list[by
 
 
 def test_bfloat16_products_where_the_cpu_has_them_keep_the_answers(
-        predictor: Predictor, val_photos: list[bytes], tmp_path: Path) -> None:
+        predictor: Predictor, val_photos: list[bytes], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The default ("auto") serves a zero-training model, and a head fitted on bfloat16
     features, with the CPU's fastest products, and a head fitted on float32 features with
     those; bfloat16's answers are float32's within a few hundredths (README, "Serving with
@@ -184,11 +186,13 @@ def test_bfloat16_products_where_the_cpu_has_them_keep_the_answers(
     assert predictor.matmul == fastest_matmul()
     labels = [BreedLabel(b.label, b.name) for b in predictor.breeds[:3]]
     rows = imagenet_rows([b.label for b in labels], predictor._params["backbone"], "dog")
-    for fitted_on, served in (("float32", "float32"), ("bfloat16", fastest_matmul())):
-        save_artifact(Artifact("lite2", labels, {"hidden": 0, "dropout": 0.2},
-                               {"classifier": rows}, pooling="dog", matmul=fitted_on),
-                      tmp_path / "head.whatbreed")
-        assert Predictor(str(tmp_path / "head.whatbreed"), warm_up=False).matmul == served
+    with monkeypatch.context() as cpu:  # a CPU with bfloat16 dot products, wherever this runs
+        cpu.setattr(model.efficientnet, "fastest_matmul", lambda: "bfloat16")
+        for fitted_on in ("float32", "bfloat16"):
+            save_artifact(Artifact("lite2", labels, {"hidden": 0, "dropout": 0.2},
+                                   {"classifier": rows}, pooling="dog", matmul=fitted_on),
+                          tmp_path / "head.whatbreed")
+            assert Predictor(str(tmp_path / "head.whatbreed"), warm_up=False).matmul == fitted_on
     other = Predictor(matmul="float32" if predictor.matmul == "bfloat16" else "bfloat16",
                       warm_up=False)
     exact, fast = sorted((predictor, other), key=lambda p: p.matmul != "float32")

@@ -37,7 +37,7 @@ from model import DEFAULT_VARIANT, POOLING
 from model.answers import Box
 from model.artifact import Artifact, BreedLabel, save_artifact
 from model.data.dataset import Example, load_examples, sha256_hex
-from model.efficientnet import from_pretrained
+from model.efficientnet import fastest_matmul, from_pretrained
 from model.evaluation.several_dogs import LAYOUTS, composite
 from model.head import imagenet_rows
 from model.predictor import Predictor
@@ -71,7 +71,7 @@ def test_a_corrected_dog_trains_as_the_crop_the_bot_answered_it_from(
                         "", box) for label, box in zip((GOLDEN, SAMOYED), stored, strict=True)]
     whole = replace(examples[0], box=None)
     features = cached_features(predictor.variant, 0, 0, [], {"votes": [*examples, whole]},
-                               tmp_path / "cache")
+                               tmp_path / "cache", matmul=predictor.matmul)
     assert len(features) == len(list((tmp_path / "cache").rglob("*.npy"))) == 3
     base = imagenet_base(from_pretrained(predictor.variant)[1], predictor.pooling)
     for dog, example in zip(dogs, examples, strict=True):
@@ -94,14 +94,18 @@ def test_a_model_file_from_before_dog_pooling_is_retrained_on_its_own_features(
     save_artifact(Artifact(DEFAULT_VARIANT, labels, {"hidden": 0, "dropout": 0.2},
                            {"classifier": rows}, created_at="2026-11-29T10:00:00"), path)
     served = served_model(path, DEFAULT_VARIANT)
-    assert served.pooling == "mean" != POOLING[DEFAULT_VARIANT]
-    assert served_model(tmp_path / "none", DEFAULT_VARIANT).pooling == POOLING[DEFAULT_VARIANT]
+    assert (served.pooling, served.matmul) == ("mean", "float32")  # as the bot serves it
+    assert POOLING[DEFAULT_VARIANT] != "mean"
+    zero_training = served_model(tmp_path / "none", DEFAULT_VARIANT)
+    assert (zero_training.pooling, zero_training.matmul) == (POOLING[DEFAULT_VARIANT],
+                                                             fastest_matmul())
+    assert served_model(path, DEFAULT_VARIANT, "bfloat16").matmul == "bfloat16"  # the setting
     photo = read_photo(GOLDEN_RETRIEVER)
     (tmp_path / "golden.jpg").write_bytes(photo)
     example = Example(tmp_path / "golden.jpg", sha256_hex(photo), GOLDEN, GOLDEN, "correction",
                       "", "")
     features = cached_features(DEFAULT_VARIANT, 0, 0, [], {"votes": [example]},
-                               tmp_path / "cache", served.pooling)
+                               tmp_path / "cache", served.pooling, matmul=served.matmul)
     logits = features[example.key][0].astype(np.float32) @ rows["kernel"] + rows["bias"]
     [answer] = Predictor(str(path), warm_up=False).classify([photo], mirror="never")
     assert np.exp(logits - logits.max()).max() / np.exp(logits - logits.max()).sum() == \

@@ -433,8 +433,10 @@ def test_forget_user_removes_their_rows_and_only_unreferenced_photos(store: Stor
     store.join_event(ALICE, bobs.code)
     alices = store.create_event(ALICE, "Alice's party")
     # What retraining learnt from each photo, and from a dog in Alice's own photo.
-    cache = {key: FeatureCache(tmp_path / "features", variant) for key, variant in (
-        (shared, "lite2"), (own, "lite2"), (f"{own}-dog-0.1000-0.1000-0.5000-0.9000", "lite0"))}
+    cache = {key: FeatureCache(tmp_path / "features", variant, matmul=matmul)
+             for key, variant, matmul in ((shared, "lite2", "bfloat16"), (own, "lite2", "float32"),
+                                          (f"{own}-dog-0.1000-0.1000-0.5000-0.9000", "lite0",
+                                           "bfloat16"))}
     for key, features in cache.items():
         features.put(key, np.zeros((1, 1280)))
 

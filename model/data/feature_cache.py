@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model import POOLING
+from model import MATMULS, POOLING
 from model.preprocess import PREPROCESS_VERSION
 
 
@@ -25,6 +25,8 @@ class FeatureCache:
                  matmul: str = "float32"):
         """``pooling``: how the features were pooled, None: as ``variant``'s are now;
         ``matmul``: the backbone's 1×1 products that computed them (``MATMULS``)."""
+        if matmul not in MATMULS:
+            raise ValueError(f"matmul must be one of {MATMULS}, not {matmul!r}")
         pooled = "-dog" if (pooling or POOLING.get(variant)) == "dog" else ""
         rounded = "-bf16" if matmul == "bfloat16" else ""
         self.folder = root / f"{variant}-p{PREPROCESS_VERSION}{pooled}{rounded}-s{seed}"
@@ -49,7 +51,8 @@ class FeatureCache:
 
 def forget_features(root: Path, sha256s: Iterable[str]) -> int:
     """Delete every cached feature of these photos under ``root``: the photo's own and its
-    dogs', for any variant, seed and preprocessing. Returns how many files went."""
+    dogs', for any variant, pooling, products, seed and preprocessing. Returns how many files
+    went."""
     files = [path for sha256 in sha256s
              for path in root.glob(f"*/{sha256[:2]}/{sha256}*.npy")]
     for path in files:

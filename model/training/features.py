@@ -66,8 +66,8 @@ def backbone_features(backbone: EfficientNetLite, params: dict, pixels: jax.Arra
 class FeatureExtractor:
     """Runs the frozen backbone over photos: the clean view plus ``views`` augmented ones."""
 
-    def __init__(self, variant: str, seed: int = 0, pooling: str | None = None,
-                 matmul: str = "float32"):
+    def __init__(self, variant: str, seed: int = 0, pooling: str | None = None, *,
+                 matmul: str):
         """``pooling``: how the features are pooled (``POOLINGS``), None: as ``variant``'s are
         now (``POOLING``); ``matmul``: the backbone's 1×1 products (``MATMULS``)."""
         self.backbone, self._params = from_pretrained(variant, matmul)
@@ -142,13 +142,12 @@ class FeatureExtractor:
 
 def cached_features(variant: str, seed: int, views: int, train: list[Example],
                     others: dict[str, list[Example]], cache_root: Path,
-                    pooling: str | None = None, matmul: str = "float32"
-                    ) -> dict[str, np.ndarray]:
+                    pooling: str | None = None, *, matmul: str) -> dict[str, np.ndarray]:
     """Features by ``Example.key``: the training photos' clean and ``views`` augmented views,
     and every other photo's clean view, pooled as ``pooling`` says (None: as ``variant``'s
     are now) from a backbone with ``matmul`` 1×1 products; computed once, then read from the
     cache under ``cache_root``."""
-    extractor = FeatureExtractor(variant, seed, pooling, matmul)
+    extractor = FeatureExtractor(variant, seed, pooling, matmul=matmul)
     cache = FeatureCache(cache_root, variant, seed, pooling, matmul)
     features = extractor.extract(train, views, cache, "train features")
     for name, photos in others.items():

@@ -24,14 +24,13 @@ import numpy as np
 from model import POOLING
 from model.artifact import Artifact, ArtifactError, load_artifact
 from model.data.dataset import Example
-from model.efficientnet import from_pretrained
+from model.efficientnet import from_pretrained, served_matmul
 from model.files import replace_durably
 from model.training.calibration import expected_calibration_error
 from model.training.features import cached_features
 from model.training.train import (
     Base,
     TrainConfig,
-    feature_matmul,
     imagenet_base,
     label_table,
     make_artifact,
@@ -61,22 +60,26 @@ class ServedModel:
     variant: str
     base: Base  # its breeds and linear rows: what a candidate extends and is compared with
     # The features its rows read: a candidate extends it and is compared with it on those, so
-    # a file from before Lite2 pooled over the dog goes on with the mean (``POOLINGS``).
+    # a file from before Lite2 pooled over the dog goes on with the mean (``POOLINGS``), and
+    # one fitted on float32 features with those (``served_matmul``): as the bot serves it.
     pooling: str
+    matmul: str
 
 
-def served_model(model_path: Path, variant: str) -> ServedModel:
-    """The model the bot serves: ``model_path`` if it exists, else zero-training ``variant``."""
+def served_model(model_path: Path, variant: str, matmul: str = "auto") -> ServedModel:
+    """The model the bot serves, with ``matmul`` products (``MATMUL_SETTINGS``):
+    ``model_path`` if it exists, else zero-training ``variant``."""
     if not model_path.exists():
         _, backbone_params = from_pretrained(variant)
         return ServedModel(f"efficientnet-{variant}-imagenet", variant,
-                           imagenet_base(backbone_params, POOLING[variant]), POOLING[variant])
+                           imagenet_base(backbone_params, POOLING[variant]), POOLING[variant],
+                           served_matmul(matmul))
     artifact = load_artifact(model_path)
     if artifact.head_config.get("hidden"):
         raise ArtifactError(f"{model_path} has a hidden layer: retraining extends linear heads")
     return ServedModel(artifact.version, artifact.variant,
                        Base(tuple(artifact.labels), artifact.head_params["classifier"]),
-                       artifact.pooling)
+                       artifact.pooling, served_matmul(matmul, artifact.matmul))
 
 
 @dataclass(frozen=True)
@@ -144,15 +147,15 @@ def train_candidate(config: TrainConfig, served: ServedModel, examples: list[Exa
                            f"({', '.join(f'{k} {len(v)}' for k, v in splits.items())})")
     labels = label_table(examples, served.base.labels)
     index = {b.label: i for i, b in enumerate(labels)}
-    matmul = feature_matmul(config.matmul)
     features = cached_features(served.variant, config.seed, config.views, splits["train"],
                                {"held-out": splits["val"] + splits["test"], **checks},
-                               cache_root, served.pooling, matmul)
+                               cache_root, served.pooling, matmul=served.matmul)
     data = {name: make_split(photos, features, index, config.views if name == "train" else 0)
             for name, photos in splits.items()}
     _, backbone_params = from_pretrained(served.variant)
     state, metrics = train_head(config, labels, data, served.base, backbone_params, logs)
-    artifact = make_artifact(config, labels, state, metrics, examples, served.pooling, matmul)
+    artifact = make_artifact(config, labels, state, metrics, examples, served.pooling,
+                             served.matmul)
     after = Base(tuple(labels), artifact.head_params["classifier"])
     comparisons = [Comparison(name, score(served.base, photos, features),
                               score(after, photos, features))

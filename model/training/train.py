@@ -37,7 +37,7 @@ from tqdm import tqdm
 from model import DEFAULT_VARIANT, POOLING
 from model.artifact import Artifact, BreedLabel, code_version, save_artifact
 from model.data.dataset import Example
-from model.efficientnet import fastest_matmul, from_pretrained
+from model.efficientnet import from_pretrained, served_matmul
 from model.head import BreedHead, imagenet_rows, init_rows, prototype, rows_by_label
 from model.labels import BREED_CLASSES, imagenet_classes
 from model.training.baseline import SmallCNN, load_pixels
@@ -67,7 +67,7 @@ class TrainConfig:
     distill_temperature: float = 2.0  # softens both answers, so the runners-up count too
     distill_non_target: bool = False  # distil only the other breeds: learns more, forgets more
     # The backbone's 1×1 products for the features (MATMUL_SETTINGS); "auto": those the bot
-    # serves with on this machine, so that the head reads what it was fitted on.
+    # will serve the head with on this machine (``served_matmul``).
     matmul: str = "auto"
 
 
@@ -455,7 +455,7 @@ def train_and_export(config: TrainConfig, examples: list[Example], out: Path,
     labels = label_table(examples, base.labels if base else ())
     index = {b.label: i for i, b in enumerate(labels)}
     started = time.perf_counter()
-    matmul = feature_matmul(config.matmul)
+    matmul = served_matmul(config.matmul)  # what the bot will serve the head with
     features = cached_features(config.variant, config.seed, config.views, splits["train"],
                                {name: splits[name] for name in ("val", "test")}, cache_root,
                                matmul=matmul)
@@ -474,12 +474,6 @@ def train_and_export(config: TrainConfig, examples: list[Example], out: Path,
                              matmul)
     save_artifact(artifact, out)
     return artifact
-
-
-def feature_matmul(setting: str) -> str:
-    """The 1×1 products (``MATMULS``) to compute a head's features with: ``setting``, or for
-    "auto" the fastest this CPU has, which the bot will serve the head with (``Predictor``)."""
-    return fastest_matmul() if setting == "auto" else setting
 
 
 def make_artifact(config: TrainConfig, labels: list[BreedLabel], state: TrainState,
