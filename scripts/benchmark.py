@@ -140,7 +140,7 @@ def backbone(variant: str, rounds: int) -> dict:
                      rounds, per_round)
 
     # JAX and bfloat16 JAX each take turns with ORT alone: three-way, whoever follows ORT
-    # pays for the caches it left cold (up to 1.2× the CPU time of a warm run, on Lite0).
+    # pays for ORT's spinning pool (up to 1.5× the time of its own turn; README, Speed).
     b1, b1_cpu, b32, b32_cpu = {}, {}, {}, {}
     for name, run in (("jax", functools.partial(forward, params)),
                       ("bf16", functools.partial(bf16, bf16_params))):
