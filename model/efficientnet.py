@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from model import MATMULS
+from model import MATMUL_SETTINGS, MATMULS
 from model.preprocess import normalize
 from model.torch_pickle import load_state_dict
 
@@ -156,6 +156,8 @@ def served_matmul(setting: str, fitted_on: str | None = None) -> str:
     (``fitted_on``; None for ImageNet's own head, the same photos right with either). The
     answers bfloat16 changes are near-ties (README, "Serving with bfloat16 products"), and a
     model file from before training used the served products is served as before."""
+    if setting not in MATMUL_SETTINGS:
+        raise ValueError(f"matmul must be one of {MATMUL_SETTINGS}, not {setting!r}")
     if setting != "auto":
         return setting
     return "float32" if fitted_on == "float32" else fastest_matmul()

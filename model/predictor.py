@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from model import DEFAULT_VARIANT, MATMUL_SETTINGS, MODELS, POOLING
+from model import DEFAULT_VARIANT, MODELS, POOLING
 from model.advice import Quality, advise, may_need_advice, measure
 from model.answers import (
     DOG_THRESHOLD,
@@ -146,8 +146,6 @@ class Predictor:
     def __init__(self, model: str = DEFAULT_VARIANT, top_k: int = 5, warm_up: bool = True,
                  mirror: str = MIRROR, matmul: str = "auto"):
         started = time.perf_counter()
-        if matmul not in MATMUL_SETTINGS:
-            raise ValueError(f"matmul must be one of {MATMUL_SETTINGS}, not {matmul!r}")
         self.top_k = top_k
         self.mirror = _checked_mirror(mirror)  # ``classify``'s policy unless a call says
         if model in MODELS:

@@ -254,6 +254,9 @@ def test_auto_serves_the_fastest_products_but_not_to_a_head_fitted_on_exact_feat
                                      ("bfloat16", "float32", "bfloat16"),  # as the setting says
                                      ("float32", "bfloat16", "float32")):
         assert served_matmul(setting, fitted_on) == want
+    with pytest.raises(ValueError, match=r"^matmul must be one of \('auto', 'float32', "
+                                         r"'bfloat16'\), not 'float16'$"):
+        served_matmul("float16")
 
 
 def lite0_record(read_photo: Callable[[str], bytes], forward: Callable,
