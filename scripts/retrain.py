@@ -160,7 +160,7 @@ def retrain_once(args: argparse.Namespace) -> int:
     write_outcomes(decisions, outcomes_file)
     print_decisions(decisions, outcomes_file)
     checks = {folder.name: load_examples(folder) for folder in args.check}
-    config = TrainConfig(variant=served.variant, matmul=served.matmul)
+    config = TrainConfig(variant=served.variant)
     try:
         candidate = train_candidate(config, served, decisions.examples, checks, args.cache,
                                     history_dir(args.model) / f"logs-{stamp}", args.tolerance)

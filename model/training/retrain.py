@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +139,9 @@ class Candidate:
 def train_candidate(config: TrainConfig, served: ServedModel, examples: list[Example],
                     checks: dict[str, list[Example]], cache_root: Path, logs: Path,
                     tolerance: float) -> Candidate:
-    """Train a candidate on the corrected photos and compare it with the served model."""
+    """Train a candidate on the corrected photos and compare it with the served model, on
+    the features the bot serves it with (its pooling and products, which ``config`` records)."""
+    config = replace(config, matmul=served.matmul)
     splits = {name: [e for e in examples if corrections_split(e.sha256) == name]
               for name in ("train", "val", "test")}
     if not splits["train"] or not splits["val"] or not splits["test"]:
@@ -149,13 +151,13 @@ def train_candidate(config: TrainConfig, served: ServedModel, examples: list[Exa
     index = {b.label: i for i, b in enumerate(labels)}
     features = cached_features(served.variant, config.seed, config.views, splits["train"],
                                {"held-out": splits["val"] + splits["test"], **checks},
-                               cache_root, served.pooling, matmul=served.matmul)
+                               cache_root, served.pooling, matmul=config.matmul)
     data = {name: make_split(photos, features, index, config.views if name == "train" else 0)
             for name, photos in splits.items()}
     _, backbone_params = from_pretrained(served.variant)
     state, metrics = train_head(config, labels, data, served.base, backbone_params, logs)
     artifact = make_artifact(config, labels, state, metrics, examples, served.pooling,
-                             served.matmul)
+                             config.matmul)
     after = Base(tuple(labels), artifact.head_params["classifier"])
     comparisons = [Comparison(name, score(served.base, photos, features),
                               score(after, photos, features))
